@@ -1,0 +1,51 @@
+"""peerflow.actors: the runtime — actors, mailboxes, controller, executors, panic."""
+
+from __future__ import annotations
+
+from ._actor import Actor
+from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
+from ._controller import CONTROLLER_NAME, Controller, DistOptController
+from ._errors import (
+    ActorDead,
+    ActorError,
+    AskTimeout,
+    MailboxBreach,
+    RemoteError,
+    RunAborted,
+    SyncTimeout,
+    TaskFailed,
+)
+from ._executor import SyncAlgorithmExecutor
+from ._mailbox import IterationMailbox
+from ._result import PanicReport, RunResult
+from ._run import run, simulate
+from ._runtime import Runtime
+
+__all__ = [
+    "CONTROLLER_NAME",
+    "Actor",
+    "ActorDead",
+    "ActorError",
+    "AskTimeout",
+    "Config",
+    "ConfigError",
+    "Controller",
+    "DistOptController",
+    "IterationMailbox",
+    "LocalConfig",
+    "MailboxBreach",
+    "Neighbor",
+    "Network",
+    "Node",
+    "PanicReport",
+    "RemoteError",
+    "RunAborted",
+    "RunResult",
+    "Runtime",
+    "SyncAlgorithmExecutor",
+    "SyncTimeout",
+    "TaskFailed",
+    "local_configs",
+    "run",
+    "simulate",
+]

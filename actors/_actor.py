@@ -1,0 +1,185 @@
+"""Actors: a name, a mailbox and one task that handles its messages.
+
+Replies, and whatever a subclass claims in ``receive_now`` (per-iteration values,
+aborts), are handled on the delivery path without a task switch; everything else
+queues for the actor's task, which handles one message at a time. Pending asks
+fail with ``ActorDead`` when the actor stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from peerflow.transport import Envelope, new_message_id
+
+from ._errors import ActorDead, AskTimeout, RemoteError
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+logger = logging.getLogger("peerflow.actor")
+
+
+class _PendingReply:
+    __slots__ = ("event", "envelope")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.envelope: Envelope | None = None
+
+
+class Actor:
+    """Base class of every actor.
+
+    Subclasses override ``handle`` (and optionally the lifecycle hooks). An actor
+    is started by ``Runtime.spawn`` and stopped when the runtime closes.
+
+    Args:
+        name: the actor's address; the runtime may assign one when None.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or ""
+        self._runtime: Runtime | None = None
+        self._pending: dict[str, _PendingReply] = {}
+        self._inbox_send: MemoryObjectSendStream[Envelope] | None = None
+        self._inbox_receive: MemoryObjectReceiveStream[Envelope] | None = None
+
+    # -- lifecycle hooks --------------------------------------------------
+    async def on_start(self) -> None:
+        """Called in the actor's task before it handles any message."""
+
+    async def on_stop(self) -> None:
+        """Called when the actor stops, whatever the reason."""
+
+    async def on_failure(self, exc: BaseException) -> None:
+        """Called when handling a tell raised ``exc``."""
+        logger.error("actor %r failed: %r", self.name, exc)
+
+    async def handle(self, envelope: Envelope) -> Any:
+        """Handle a tell or an ask; the return value answers an ask.
+
+        Raises:
+            Exception: anything raised answers the ask with an error.
+        """
+        raise NotImplementedError(f"actor {self.name!r} has no handler for {envelope.topic!r}")
+
+    def receive_now(self, envelope: Envelope) -> bool:
+        """Claim an envelope on the delivery path (no task switch); True if consumed."""
+        return False
+
+    # -- messaging --------------------------------------------------------
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise ActorDead(f"actor {self.name!r} is not running")
+        return self._runtime
+
+    def tell(self, recipient: str, topic: str, body: Any = None, *, iteration: int | None = None,
+             kind: str = "tell") -> None:
+        """Send a message and forget it."""
+        runtime = self.runtime
+        runtime.transport.send(Envelope(kind, self.name, recipient, topic, body,  # type: ignore[arg-type]
+                                        iteration, runtime.run_id, new_message_id()))
+
+    async def ask(self, recipient: str, topic: str, body: Any = None, *,
+                  timeout: float | None) -> Any:
+        """Send a message and await its reply.
+
+        Raises:
+            AskTimeout: no reply within ``timeout`` seconds.
+            RemoteError: the recipient failed handling it.
+            ActorDead: this actor stopped while waiting.
+        """
+        runtime = self.runtime
+        message_id = new_message_id()
+        pending = self._pending[message_id] = _PendingReply()
+        try:
+            runtime.transport.send(Envelope("ask", self.name, recipient, topic, body, None,
+                                            runtime.run_id, message_id))
+            with anyio.fail_after(math.inf if timeout is None else timeout):
+                await pending.event.wait()
+        except TimeoutError:
+            raise AskTimeout(f"{self.name!r} got no reply from {recipient!r} to {topic!r} "
+                             f"within {timeout:g}s") from None
+        finally:
+            del self._pending[message_id]
+        return _reply_value(pending.envelope, self.name)
+
+    # -- delivery and the actor's task ------------------------------------
+    def _deliver(self, envelope: Envelope) -> None:
+        if envelope.kind in ("reply", "error"):
+            pending = self._pending.get(envelope.reply_to or "")
+            if pending is None:
+                logger.warning("actor %r dropped a reply to unknown ask %r", self.name,
+                               envelope.reply_to)
+                return
+            pending.envelope = envelope
+            pending.event.set()
+        elif not self.receive_now(envelope) and self._inbox_send is not None:
+            self._inbox_send.send_nowait(envelope)
+
+    async def _main(self, runtime: Runtime, *, task_status: TaskStatus[None]) -> None:
+        self._runtime = runtime
+        self._inbox_send, self._inbox_receive = anyio.create_memory_object_stream[Envelope](
+            math.inf)
+        try:
+            await self.on_start()
+            task_status.started()
+            async with self._inbox_receive:
+                async for envelope in self._inbox_receive:
+                    await self._dispatch(envelope)
+        finally:
+            self._fail_pending()
+            with anyio.CancelScope(shield=True):
+                await self.on_stop()
+
+    def _close_inbox(self) -> None:
+        if self._inbox_send is not None:
+            self._inbox_send.close()
+
+    async def _dispatch(self, envelope: Envelope) -> None:
+        try:
+            value = await self.handle(envelope)
+        except Exception as exc:
+            if envelope.kind == "ask":
+                self._answer(envelope, "error", _describe(exc))
+            else:
+                await self.on_failure(exc)
+            return
+        if envelope.kind == "ask":
+            self._answer(envelope, "reply", value)
+
+    def _answer(self, ask: Envelope, kind: str, body: Any) -> None:
+        runtime = self.runtime
+        runtime.transport.send(Envelope(kind, self.name, ask.sender, ask.topic, body,  # type: ignore[arg-type]
+                                        ask.iteration, runtime.run_id, new_message_id(), ask.id))
+
+    def _fail_pending(self) -> None:
+        for pending in self._pending.values():
+            pending.envelope = None
+            pending.event.set()
+
+
+def _reply_value(envelope: Envelope | None, asker: str) -> Any:
+    if envelope is None:
+        raise ActorDead(f"actor {asker!r} stopped while waiting for a reply")
+    if envelope.kind == "error":
+        raise RemoteError(f"{envelope.sender!r} failed handling {envelope.topic!r}: "
+                          f"{envelope.body}")
+    return envelope.body
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an exception: its own message for ours, type and message otherwise."""
+    from ._errors import ActorError
+
+    if isinstance(exc, ActorError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,163 @@
+"""The controller side: tasks sent to nodes, and the panic-abort protocol.
+
+``Controller`` gives NVFlare's ``send_and_wait`` / ``broadcast_and_wait``.
+``DistOptController`` sends each node its local config ("config"), then starts
+the algorithm everywhere ("run"). The first panic a node reports wins: the
+controller tells every node to abort and the run ends as ``aborted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import anyio
+
+from peerflow.transport import Envelope
+
+from ._actor import Actor
+from ._config import Config, local_configs
+from ._errors import ActorError, TaskFailed
+from ._result import PanicReport, RunResult
+
+logger = logging.getLogger("peerflow.controller")
+
+CONTROLLER_NAME = "controller"
+
+
+class Controller(Actor):
+    """An actor that hands tasks to target actors and collects their answers.
+
+    Args:
+        targets: the names tasks go to by default.
+        name: the controller's address.
+    """
+
+    def __init__(self, targets: Iterable[str] = (), name: str = CONTROLLER_NAME) -> None:
+        super().__init__(name)
+        self.targets = list(targets)
+        self.panic_report: PanicReport | None = None
+        self._panicked = anyio.Event()
+
+    async def send_and_wait(self, task: str, data: Mapping[str, Any], *,
+                            timeout: float | None, min_responses: int | None = None
+                            ) -> dict[str, Any]:
+        """Send ``task`` with ``data[target]`` to each target and wait for the answers.
+
+        Returns:
+            ``{target: answer}`` for every target that answered in time.
+
+        Raises:
+            TaskFailed: fewer than ``min_responses`` (default: all) targets answered;
+                the message names the ones that failed and why.
+        """
+        targets = list(data)
+        need = len(targets) if min_responses is None else min_responses
+        answers: dict[str, Any] = {}
+        failures: dict[str, str] = {}
+        enough = anyio.Event()
+
+        async def one(target: str) -> None:
+            try:
+                answers[target] = await self.ask(target, task, data[target], timeout=timeout)
+            except ActorError as exc:
+                failures[target] = str(exc)
+            if len(answers) >= need or len(answers) + len(failures) == len(targets):
+                enough.set()
+
+        async with anyio.create_task_group() as group:
+            for target in targets:
+                group.start_soon(one, target)
+            await enough.wait()
+            group.cancel_scope.cancel()
+        if len(answers) < need:
+            missing = sorted(set(targets) - answers.keys() - failures.keys())
+            raise TaskFailed(f"task {task!r}: {len(answers)} of {need} needed answers; "
+                             f"failed: {failures}; no answer: {missing}")
+        return answers
+
+    async def broadcast_and_wait(self, task: str, data: Any = None, *,
+                                 targets: Iterable[str] | None = None,
+                                 timeout: float | None, min_responses: int | None = None
+                                 ) -> dict[str, Any]:
+        """Send the same ``task`` and ``data`` to every target; see ``send_and_wait``."""
+        chosen = self.targets if targets is None else list(targets)
+        return await self.send_and_wait(task, dict.fromkeys(chosen, data), timeout=timeout,
+                                        min_responses=min_responses)
+
+    def receive_now(self, envelope: Envelope) -> bool:
+        if envelope.kind != "panic":
+            return False
+        self._on_panic(PanicReport.from_body(envelope.body, envelope.sender))
+        return True
+
+    def _on_panic(self, report: PanicReport) -> None:
+        if self.panic_report is not None:
+            logger.info("later panic ignored: %s", report.reason)
+            return
+        self.panic_report = report
+        logger.error("panic at node %r iteration %s: %s", report.node, report.iteration,
+                     report.reason)
+        for target in self.targets:
+            self.tell(target, "abort", report.to_body(), kind="abort")
+        self._panicked.set()
+
+
+class DistOptController(Controller):
+    """Runs a distributed optimization job: "config" to each node, then "run" to all.
+
+    Args:
+        config: the network and the algorithm's ``extra`` parameters.
+        config_timeout: how long each node may take to accept its config.
+        run_timeout: how long the whole run may take (None: bounded by the nodes'
+            own sync timeouts, which panic on any stall).
+    """
+
+    def __init__(self, config: Config, *, config_timeout: float = 10.0,
+                 run_timeout: float | None = None, name: str = CONTROLLER_NAME) -> None:
+        config.network.validate()
+        super().__init__(config.network.node_ids, name)
+        self.config = config
+        self.config_timeout = config_timeout
+        self.run_timeout = run_timeout
+
+    async def run_job(self) -> RunResult:
+        """Configure every node, run the algorithm, and report how it ended."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        answers: dict[str, Any] = {}
+        failure: str | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._cancel_on_panic, group.cancel_scope)
+            try:
+                answers = await self._configure_and_run(timings)
+            except TaskFailed as exc:
+                failure = str(exc)
+            group.cancel_scope.cancel()
+        timings["total"] = time.perf_counter() - started
+        return self._result(answers, failure, timings)
+
+    async def _configure_and_run(self, timings: dict[str, float]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        configs = {node: lc.to_dict() for node, lc in local_configs(self.config).items()}
+        await self.send_and_wait("config", configs, timeout=self.config_timeout)
+        t1 = time.perf_counter()
+        timings["config"] = t1 - t0
+        answers = await self.broadcast_and_wait("run", dict(self.config.extra),
+                                                timeout=self.run_timeout)
+        timings["run"] = time.perf_counter() - t1
+        return answers
+
+    async def _cancel_on_panic(self, scope: anyio.CancelScope) -> None:
+        await self._panicked.wait()
+        scope.cancel()
+
+    def _result(self, answers: dict[str, Any], failure: str | None,
+                timings: dict[str, float]) -> RunResult:
+        if self.panic_report is not None:
+            return RunResult.aborted(self.panic_report, timings)
+        if failure is not None:
+            return RunResult.aborted(PanicReport(failure, None, None), timings)
+        return RunResult("completed", results=answers, timings=timings)

@@ -1,0 +1,168 @@
+"""Executors: one per node, running a synchronous algorithm iteration by iteration.
+
+The executor takes two tasks from the controller: "config" (its ``LocalConfig``)
+and "run" (``extra``). ``exchange`` sends this iteration's value to every
+out-neighbour and awaits every in-neighbour's value through the per-iteration
+mailbox. Any failure inside the run — an exception, a sync timeout, a neighbour
+in breach — goes through ``panic``: the controller is told, and it aborts all.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+import anyio
+
+from peerflow.transport import Envelope, new_message_id
+
+from ._actor import Actor, _describe
+from ._config import LocalConfig, Neighbor
+from ._errors import RunAborted
+from ._mailbox import IterationMailbox
+from ._result import PanicReport
+
+logger = logging.getLogger("peerflow.executor")
+
+VALUE_TOPIC = "value"
+
+
+class SyncAlgorithmExecutor(Actor, ABC):
+    """Base class of synchronous peer-to-peer algorithms (NVFlare's name and shape).
+
+    Subclasses implement ``run_algorithm``; they read ``self.id``,
+    ``self.neighbors`` (in-neighbours with weights), ``self.weight`` (the self
+    weight) and ``self.out_neighbors``, and call ``await self.exchange(value, t)``.
+
+    Args:
+        sync_timeout: seconds to wait for all neighbours' values of one iteration.
+        max_ahead: how many iterations ahead a neighbour's values may be buffered.
+    """
+
+    def __init__(self, sync_timeout: float = 10.0, max_ahead: int = 1000) -> None:
+        super().__init__()
+        if sync_timeout <= 0:
+            raise ValueError(f"sync_timeout must be > 0 seconds, got {sync_timeout}")
+        self.sync_timeout = sync_timeout
+        self.max_ahead = max_ahead
+        self.config: LocalConfig | None = None
+        self.neighbors: list[Neighbor] = []
+        self.out_neighbors: list[str] = []
+        self.iteration: int | None = None
+        self._weight = 1.0
+        self._in_ids: frozenset[str] = frozenset()
+        self._mailbox: IterationMailbox | None = None
+        self._controller: str | None = None
+        self._run_scope: anyio.CancelScope | None = None
+        self._abort: PanicReport | None = None
+
+    @property
+    def id(self) -> str:
+        """This node's id (its actor name)."""
+        return self.name
+
+    @property
+    def weight(self) -> float:
+        """The self weight: 1 minus the sum of the in-neighbours' weights."""
+        return self._weight
+
+    @abstractmethod
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Run the algorithm and return this node's result (msgpack-able values)."""
+
+    async def _pre_algorithm_run(self, extra: dict[str, Any]) -> None:
+        """Called before ``run_algorithm`` (NVFlare's hook)."""
+
+    async def _post_algorithm_run(self, extra: dict[str, Any]) -> None:
+        """Called after ``run_algorithm`` returned (NVFlare's hook)."""
+
+    async def exchange(self, value: Any, iteration: int) -> dict[str, Any]:
+        """Send ``value`` to every out-neighbour and return ``{in_neighbour: value}``.
+
+        Send a snapshot (an immutable value or a clone), never live storage that
+        a later in-place update changes: in memory, values travel by reference.
+
+        Raises:
+            SyncTimeout: a neighbour's value did not arrive within ``sync_timeout``.
+            MailboxBreach: a neighbour ran too far ahead.
+        """
+        self.iteration = iteration
+        transport = self.runtime.transport
+        run_id = self.runtime.run_id
+        for target in self.out_neighbors:
+            transport.send(Envelope("tell", self.name, target, VALUE_TOPIC, value, iteration,
+                                    run_id, new_message_id()))
+        assert self._mailbox is not None, "exchange() before the node was configured"
+        return await self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
+
+    def panic(self, reason: str) -> None:
+        """Give up the run: tell the controller, which aborts every node, and stop here."""
+        report = PanicReport(reason, self.id, self.iteration)
+        if self._controller is not None and self._abort is None:
+            self.tell(self._controller, "panic", report.to_body(), kind="panic")
+        self._abort = self._abort or report
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+
+    # -- message handling -------------------------------------------------
+    def receive_now(self, envelope: Envelope) -> bool:
+        if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":
+            self._put_value(envelope)
+            return True
+        if envelope.kind == "abort":
+            self._on_abort(PanicReport.from_body(envelope.body, envelope.sender))
+            return True
+        return False
+
+    async def handle(self, envelope: Envelope) -> Any:
+        if envelope.topic == "config":
+            self._configure(envelope.sender, LocalConfig.from_dict(envelope.body))
+            return "ok"
+        if envelope.topic == "run":
+            return await self._run(dict(envelope.body or {}))
+        raise ValueError(f"node {self.id!r} has no task named {envelope.topic!r}")
+
+    def _configure(self, controller: str, config: LocalConfig) -> None:
+        self._controller = controller
+        self.config = config
+        self.neighbors = list(config.neighbors)
+        self.out_neighbors = list(config.out_neighbors)
+        self._weight = 1.0 - sum(n.weight or 0.0 for n in self.neighbors)
+        self._in_ids = frozenset(n.id for n in self.neighbors)
+        self._mailbox = IterationMailbox(self.id, self._in_ids, self.max_ahead)
+        self._abort = None
+
+    async def _run(self, extra: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        with anyio.CancelScope() as scope:
+            self._run_scope = scope
+            if self._abort is not None:
+                scope.cancel()
+            try:
+                await self._pre_algorithm_run(extra)
+                result = await self.run_algorithm(extra)
+                await self._post_algorithm_run(extra)
+            except Exception as exc:
+                self.panic(_panic_reason(self.id, exc))
+        self._run_scope = None
+        if self._abort is not None:
+            raise RunAborted(self._abort.reason)
+        return result
+
+    def _put_value(self, envelope: Envelope) -> None:
+        if self._mailbox is None or envelope.iteration is None:
+            logger.warning("node %r dropped a value from %r: %s", self.name, envelope.sender,
+                           "not configured yet" if self._mailbox is None else "no iteration")
+            return
+        self._mailbox.put(envelope.sender, envelope.iteration, envelope.body)
+
+    def _on_abort(self, report: PanicReport) -> None:
+        self._abort = self._abort or report
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+
+
+def _panic_reason(node: str, exc: BaseException) -> str:
+    text = _describe(exc)
+    return text if repr(node) in text else f"node {node!r}: {text}"

@@ -1,0 +1,67 @@
+"""How a run ended: ``RunResult``, and the panic report a failing node sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class PanicReport:
+    """Why a node gave up: the reason, the node and the iteration it was at."""
+
+    reason: str
+    node: str | None
+    iteration: int | None
+
+    def to_body(self) -> dict[str, Any]:
+        return {"reason": self.reason, "node": self.node, "iteration": self.iteration}
+
+    @classmethod
+    def from_body(cls, body: Any, sender: str) -> PanicReport:
+        """Read a panic envelope's body; a malformed body still yields a report."""
+        if not isinstance(body, dict):
+            return cls(f"node {sender!r} panicked with a malformed report: {body!r:.200}",
+                       sender, None)
+        iteration = body.get("iteration")
+        return cls(str(body.get("reason", "no reason given")), str(body.get("node", sender)),
+                   iteration if isinstance(iteration, int) else None)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of a run.
+
+    Attributes:
+        status: "completed" or "aborted".
+        reason: why the run aborted, naming the node and the cause.
+        node: the node that panicked first.
+        iteration: the iteration it was at.
+        results: each node's result dict (completed runs).
+        timings: seconds spent configuring ("config"), running ("run") and in all ("total").
+    """
+
+    status: Literal["completed", "aborted"]
+    reason: str | None = None
+    node: str | None = None
+    iteration: int | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds from the first config task to the last answer."""
+        return self.timings.get("total", 0.0)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    @classmethod
+    def aborted(cls, report: PanicReport, timings: dict[str, float]) -> RunResult:
+        return cls("aborted", report.reason, report.node, report.iteration, timings=timings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "node": self.node,
+                "iteration": self.iteration, "results": self.results,
+                "timings": self.timings, "wall_time": self.wall_time}

@@ -1,0 +1,111 @@
+"""Running a whole job: ``run`` (async, for embedding) and ``simulate`` (blocking).
+
+The executors passed in are the very objects that run, so the caller can read
+their state afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from peerflow.transport import MemoryTransport, Transport
+
+from ._config import Config, ConfigError
+from ._controller import DistOptController
+from ._executor import SyncAlgorithmExecutor
+from ._result import RunResult
+from ._runtime import Runtime
+
+Executors = Mapping[str, SyncAlgorithmExecutor] | Sequence[SyncAlgorithmExecutor]
+Progress = Callable[[Mapping[str, int | None]], None]
+
+STRICT_ENV = "PEERFLOW_STRICT"
+"""Set to 1 to run every in-memory envelope through the codec (the test suite does)."""
+
+
+async def run(config: Config, executors: Executors, transport: str | Transport = "memory", *,
+              config_timeout: float = 10.0, run_timeout: float | None = None,
+              on_progress: Progress | None = None, progress_interval: float = 0.1
+              ) -> RunResult:
+    """Run ``config`` with one executor per node and return how it ended.
+
+    Args:
+        config: the network and the algorithm's ``extra`` parameters.
+        executors: ``{node_id: executor}``, or a sequence in the network's node order.
+        transport: "memory", or a ``Transport`` instance.
+        config_timeout: seconds each node may take to accept its config.
+        run_timeout: seconds the whole run may take (None: the nodes' sync timeouts bound it).
+        on_progress: called about every ``progress_interval`` seconds with each node's iteration.
+
+    Raises:
+        ConfigError: the network is invalid or the executors do not match its nodes.
+    """
+    config.network.validate()
+    by_node = _executors_by_node(config, executors)
+    controller = DistOptController(config, config_timeout=config_timeout,
+                                   run_timeout=run_timeout)
+    async with _open_transport(transport) as carrier, Runtime(carrier) as runtime:
+        for node_id, executor in by_node.items():
+            await runtime.spawn(executor, node_id)
+        await runtime.spawn(controller)
+        async with anyio.create_task_group() as group:
+            if on_progress is not None:
+                group.start_soon(_report_progress, by_node, on_progress, progress_interval)
+            result = await controller.run_job()
+            group.cancel_scope.cancel()
+    if on_progress is not None:
+        on_progress({node: ex.iteration for node, ex in by_node.items()})
+    return result
+
+
+def simulate(config: Config, executors: Executors, transport: str | Transport = "memory",
+             **options: Any) -> RunResult:
+    """Blocking ``run``: runs the job in a fresh event loop (uvloop when installed)."""
+    return anyio.run(lambda: run(config, executors, transport, **options), backend="asyncio",
+                     backend_options={"use_uvloop": _have_uvloop()})
+
+
+def _executors_by_node(config: Config, executors: Executors) -> dict[str, SyncAlgorithmExecutor]:
+    ids = config.network.node_ids
+    if isinstance(executors, Mapping):
+        by_node = {str(k): v for k, v in executors.items()}
+    else:
+        if len(executors) != len(ids):
+            raise ConfigError(f"{len(executors)} executors for {len(ids)} nodes")
+        by_node = dict(zip(ids, executors, strict=True))
+    missing, extra = sorted(set(ids) - by_node.keys()), sorted(by_node.keys() - set(ids))
+    if missing or extra:
+        raise ConfigError(f"executors do not match the network: no executor for {missing}, "
+                          f"executors for unknown nodes {extra}")
+    for node_id, executor in by_node.items():
+        if not isinstance(executor, SyncAlgorithmExecutor):
+            raise ConfigError(f"executor for {node_id!r} is a {type(executor).__name__}, "
+                              "not a SyncAlgorithmExecutor")
+    return by_node
+
+
+def _open_transport(transport: str | Transport) -> Transport:
+    if isinstance(transport, Transport):
+        return transport
+    if transport == "memory":
+        return MemoryTransport(strict=os.environ.get(STRICT_ENV) == "1")
+    raise ConfigError(f"unknown transport {transport!r}; expected 'memory'")
+
+
+async def _report_progress(executors: Mapping[str, SyncAlgorithmExecutor], on_progress: Progress,
+                           interval: float) -> None:
+    while True:
+        on_progress({node: ex.iteration for node, ex in executors.items()})
+        await anyio.sleep(interval)
+
+
+def _have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,55 @@
+"""peerflow.algorithms: consensus and learning algorithms, topologies and mixing weights."""
+
+from __future__ import annotations
+
+from ._consensus import ConsensusExecutor
+from ._topology import (
+    TOPOLOGIES,
+    TopologyReport,
+    complete,
+    consensus_rate,
+    describe,
+    directed_ring,
+    graph_of,
+    grid,
+    grid_shape,
+    is_column_stochastic,
+    is_doubly_stochastic,
+    is_row_stochastic,
+    metropolis_hastings,
+    mixing_matrix,
+    network_from_graph,
+    path,
+    random_connected,
+    random_directed,
+    ring,
+    second_largest_eigenvalue_modulus,
+    spectral_gap,
+    star,
+)
+
+__all__ = [
+    "TOPOLOGIES",
+    "ConsensusExecutor",
+    "TopologyReport",
+    "complete",
+    "consensus_rate",
+    "describe",
+    "directed_ring",
+    "graph_of",
+    "grid",
+    "grid_shape",
+    "is_column_stochastic",
+    "is_doubly_stochastic",
+    "is_row_stochastic",
+    "metropolis_hastings",
+    "mixing_matrix",
+    "network_from_graph",
+    "path",
+    "random_connected",
+    "random_directed",
+    "ring",
+    "second_largest_eigenvalue_modulus",
+    "spectral_gap",
+    "star",
+]

@@ -1,0 +1,44 @@
+"""Consensus: x(t+1) = W x(t), NVFlare's ``ConsensusExecutor`` recursion exactly."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from peerflow.actors import SyncAlgorithmExecutor
+
+
+class ConsensusExecutor(SyncAlgorithmExecutor):
+    """Averages a value with its in-neighbours for ``extra["iterations"]`` iterations.
+
+    Args:
+        initial_value: a number, numpy array or torch tensor (random in [0, 1) if None).
+        sync_timeout: seconds to wait for all neighbours' values of one iteration.
+    """
+
+    def __init__(self, initial_value: Any = None, sync_timeout: float = 10.0,
+                 max_ahead: int = 1000) -> None:
+        super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
+        if initial_value is None:
+            initial_value = random.random()
+        self.initial_value = initial_value
+        self.current_value = initial_value
+        self.value_history: list[Any] = [initial_value]
+
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        iterations = _iterations(extra)
+        for t in range(iterations):
+            values = await self.exchange(self.current_value, t)
+            mixed = self.current_value * self.weight
+            for neighbor in self.neighbors:
+                mixed = mixed + values[neighbor.id] * neighbor.weight
+            self.current_value = mixed
+            self.value_history.append(mixed)
+        return {"value_history": self.value_history}
+
+
+def _iterations(extra: dict[str, Any]) -> int:
+    iterations = extra.get("iterations")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"extra['iterations'] must be an integer >= 0, got {iterations!r}")
+    return iterations

@@ -1,0 +1,98 @@
+"""The ``peerflow`` command: thin typer commands that parse, build, run and render."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+import peerflow
+from peerflow.actors import Config, ConfigError, RunResult
+from peerflow.algorithms import describe
+
+from . import _options as opt
+from . import _render as render
+from ._consensus import consensus_executors, report_consensus
+from ._errors import CliInputError
+from ._network import build_network
+
+app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Peer-to-peer distributed optimization on async actors.")
+simulate_app = typer.Typer(no_args_is_help=True,
+                           help="Run a whole job on this host and report it.")
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("consensus")
+def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
+                       seed: opt.Seed = 0, iterations: opt.Iterations = 50,
+                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
+                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0) -> None:
+    """Average random initial values over a network: x(t+1) = W x(t)."""
+    graph = build_network(topology, nodes, seed, network)
+    out_dir = render.prepare_out(out)
+    executors = consensus_executors(graph, seed, sync_timeout)
+    config = Config(graph, {"iterations": iterations})
+    with render.progress_bar(iterations, "consensus") as on_progress:
+        result = _simulate(config, executors, transport, on_progress)
+    report_consensus(result, config, executors, iterations, out_dir)
+    _exit_on_abort(result)
+
+
+@app.command("topology")
+def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
+             network: opt.NetworkFile = None,
+             json_out: Path | None = typer.Option(None, "--json",
+                                                  help="Write the network as JSON here.")
+             ) -> None:
+    """Print a network's weights, stochasticity and spectral gap."""
+    graph = build_network(topology, nodes, seed, network)
+    report = describe(graph)
+    rows = [(k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
+            for k, v in asdict(report).items()]
+    render.print_table("topology", rows)
+    for node in graph.nodes:
+        weights = ", ".join(f"{n.id}: {n.weight:.4g}" for n in node.neighbors)
+        typer.echo(f"{node.id} <- {weights or '(no neighbours)'}")
+    if json_out is not None:
+        render.write_json(json_out, graph.to_dict())
+
+
+def _simulate(config: Config, executors: dict, transport: str, on_progress) -> RunResult:
+    try:
+        return peerflow.simulate(config, executors, transport, on_progress=on_progress)
+    except ConfigError as exc:
+        raise CliInputError(str(exc)) from exc
+
+
+def _exit_on_abort(result: RunResult) -> None:
+    if not result.ok:
+        typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
+                   f"{result.iteration}: {result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
+    try:
+        code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
+                   standalone_mode=False)
+    except typer.TyperException as exc:
+        return _input_error(exc.format_message(), exc.exit_code)
+    except CliInputError as exc:
+        return _input_error(str(exc))
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("peerflow: interrupted", err=True)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _input_error(message: str, code: int = 2) -> int:
+    typer.echo(f"peerflow: error: {message}", err=True)
+    return code

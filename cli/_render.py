@@ -1,0 +1,106 @@
+"""What a run shows and leaves behind: progress bar, summary table, summary.json, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from ._errors import CliInputError
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[Mapping[str, int | None]], None]]:
+    """Yield an ``on_progress`` callback drawing the slowest node's iterations done.
+
+    On a non-terminal the callback does nothing.
+    """
+    if not console.is_terminal:
+        yield lambda iterations: None
+        return
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, auto_refresh=False, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def update(iterations: Mapping[str, int | None]) -> None:
+            done = min((i + 1 if i is not None else 0) for i in iterations.values())
+            bar.update(task, completed=done)
+            bar.refresh()
+
+        yield update
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    """Print a two-column summary table on stdout."""
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def prepare_out(out: Path | None) -> Path | None:
+    """Create the output folder, or say why it cannot be.
+
+    Raises:
+        CliInputError: the path exists and is not a folder, or cannot be created.
+    """
+    if out is None:
+        return None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CliInputError(f"--out {str(out)!r} exists and is not a folder") from None
+    except OSError as exc:
+        raise CliInputError(f"cannot create --out folder {str(out)!r}: {exc}") from exc
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON (numpy and torch values become lists, non-finite floats null)."""
+    path.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
+
+
+def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str, ylabel: str,
+               log: bool = False) -> None:
+    """Plot one line per named series against the iteration index into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for name, values in series.items():
+        axes.plot(np.arange(len(values)), np.asarray(values, dtype=float), label=name, lw=1)
+    axes.set(title=title, xlabel="iteration", ylabel=ylabel)
+    if log:
+        axes.set_yscale("log")
+    if len(series) <= 12:
+        axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

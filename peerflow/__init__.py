@@ -1,0 +1,28 @@
+"""peerflow: an asyncio actor framework for peer-to-peer distributed optimization."""
+
+from __future__ import annotations
+
+from peerflow.actors import (
+    Config,
+    LocalConfig,
+    Neighbor,
+    Network,
+    Node,
+    RunResult,
+    run,
+    simulate,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "LocalConfig",
+    "Neighbor",
+    "Network",
+    "Node",
+    "RunResult",
+    "__version__",
+    "run",
+    "simulate",
+]

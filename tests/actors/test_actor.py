@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from peerflow.actors import Actor, ActorDead, AskTimeout, RemoteError, Runtime
+from peerflow.transport import Envelope, MemoryTransport
+
+
+class Echo(Actor):
+    def __init__(self) -> None:
+        super().__init__("echo")
+        self.told: list[Any] = []
+        self.events: list[str] = []
+
+    async def on_start(self) -> None:
+        self.events.append("start")
+
+    async def on_stop(self) -> None:
+        self.events.append("stop")
+
+    async def handle(self, envelope: Envelope) -> Any:
+        if envelope.topic == "boom":
+            raise ValueError("bad input")
+        if envelope.topic == "slow":
+            await anyio.sleep(10)
+        if envelope.kind == "tell":
+            self.told.append(envelope.body)
+        return {"echo": envelope.body}
+
+
+class Client(Actor):
+    async def handle(self, envelope: Envelope) -> Any:
+        return None
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    return MemoryTransport(strict=True)
+
+
+async def test_ask_returns_the_handlers_answer(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            await runtime.spawn(Echo())
+            client = await runtime.spawn(Client("client"))
+            assert await client.ask("echo", "hi", [1, 2.5], timeout=1) == {"echo": [1, 2.5]}
+
+
+async def test_an_error_in_the_handler_propagates_to_the_asker(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            await runtime.spawn(Echo())
+            client = await runtime.spawn(Client("client"))
+            with pytest.raises(RemoteError, match="ValueError: bad input"):
+                await client.ask("echo", "boom", timeout=1)
+
+
+async def test_an_ask_without_reply_times_out(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            await runtime.spawn(Echo())
+            client = await runtime.spawn(Client("client"))
+            with pytest.raises(AskTimeout, match="no reply from 'echo' to 'slow' within 0.1s"):
+                await client.ask("echo", "slow", timeout=0.1)
+
+
+async def test_tell_is_handled_in_order(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            echo = await runtime.spawn(Echo())
+            client = await runtime.spawn(Client("client"))
+            for i in range(5):
+                client.tell("echo", "note", i)
+            await client.ask("echo", "sync", timeout=1)
+    assert echo.told == [0, 1, 2, 3, 4]
+
+
+async def test_lifecycle_hooks_run_at_start_and_stop(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            echo = await runtime.spawn(Echo())
+            assert echo.events == ["start"]
+    assert echo.events == ["start", "stop"]
+
+
+async def test_a_pending_ask_fails_with_actor_dead_when_the_runtime_closes(
+    transport: MemoryTransport,
+) -> None:
+    outcome: list[BaseException] = []
+
+    async def asker(client: Actor) -> None:
+        try:
+            await client.ask("nobody-answers", "x", timeout=10)
+        except ActorDead as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            runtime.transport.register("nobody-answers", lambda envelope: None)
+            client = await runtime.spawn(Client("client"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(asker, client)
+                await anyio.sleep(0.01)
+                client._fail_pending()
+    assert outcome and "stopped while waiting" in str(outcome[0])
+
+
+async def test_an_envelope_to_an_unknown_actor_is_a_dead_letter(
+    transport: MemoryTransport,
+) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            client = await runtime.spawn(Client("client"))
+            client.tell("ghost", "hello", 1)
+    [(envelope, reason)] = runtime.dead_letters
+    assert envelope.recipient == "ghost" and "no endpoint named 'ghost'" in reason
+
+
+async def test_two_actors_cannot_share_a_name(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            await runtime.spawn(Echo())
+            with pytest.raises(ValueError, match="already running"):
+                await runtime.spawn(Echo())

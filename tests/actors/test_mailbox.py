@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import logging
+import tracemalloc
+
+import anyio
+import pytest
+
+from peerflow.actors import IterationMailbox, MailboxBreach, SyncTimeout
+
+NEIGHBOURS = frozenset({"a", "b"})
+
+
+def mailbox(max_ahead: int = 1000) -> IterationMailbox:
+    return IterationMailbox("me", NEIGHBOURS, max_ahead=max_ahead)
+
+
+async def test_gather_returns_every_expected_value_once_all_are_in() -> None:
+    box = mailbox()
+    box.put("a", 0, 1.0)
+
+    async def late() -> None:
+        await anyio.sleep(0.01)
+        box.put("b", 0, 2.0)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(late)
+            values = await box.gather(0, NEIGHBOURS, timeout=5)
+    assert values == {"a": 1.0, "b": 2.0}
+
+
+async def test_values_for_later_iterations_are_buffered_until_gathered() -> None:
+    box = mailbox()
+    for t in range(3):
+        box.put("a", t, t)
+        box.put("b", t, -t)
+    assert box.buffered == 6
+    for t in range(3):
+        assert await box.gather(t, NEIGHBOURS, timeout=1) == {"a": t, "b": -t}
+    assert box.buffered == 0
+
+
+async def test_a_duplicate_value_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    box = mailbox()
+    box.put("a", 0, 1.0)
+    with caplog.at_level(logging.WARNING, "peerflow.mailbox"):
+        box.put("a", 0, 99.0)
+    box.put("b", 0, 2.0)
+    assert await box.gather(0, NEIGHBOURS, timeout=1) == {"a": 1.0, "b": 2.0}
+    assert box.dropped == 1
+    assert "duplicate" in caplog.text
+
+
+async def test_a_value_from_a_non_neighbour_is_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box = mailbox()
+    with caplog.at_level(logging.WARNING, "peerflow.mailbox"):
+        box.put("stranger", 0, 1.0)
+    assert box.buffered == 0 and box.dropped == 1
+    assert "'stranger'" in caplog.text and "not an in-neighbour" in caplog.text
+
+
+async def test_a_value_for_an_iteration_already_gathered_is_dropped() -> None:
+    box = mailbox()
+    box.put("a", 0, 1.0)
+    box.put("b", 0, 1.0)
+    await box.gather(0, NEIGHBOURS, timeout=1)
+    box.put("a", 0, 5.0)
+    assert box.buffered == 0 and box.dropped == 1
+
+
+async def test_a_timeout_names_the_neighbours_that_never_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box = mailbox()
+    box.put("a", 4, 1.0)
+    with caplog.at_level(logging.WARNING, "peerflow.mailbox"), pytest.raises(SyncTimeout) as info:
+        with anyio.fail_after(5):
+            await box.gather(4, NEIGHBOURS, timeout=0.2)
+    assert info.value.missing == ["b"]
+    assert "iteration 4" in str(info.value) and "['b']" in str(info.value)
+    assert "still waiting for ['b']" in caplog.text
+
+
+async def test_a_sender_too_far_ahead_breaches_the_bound_and_wakes_the_waiter() -> None:
+    box = mailbox(max_ahead=3)
+
+    async def runaway() -> None:
+        await anyio.sleep(0.01)
+        box.put("a", 3, 1.0)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(runaway)
+            with pytest.raises(MailboxBreach, match="'a' sent iteration 3 while 0 is next"):
+                await box.gather(0, NEIGHBOURS, timeout=10)
+
+
+async def test_memory_stays_flat_over_100k_iterations() -> None:
+    box = mailbox()
+    tracemalloc.start()
+    try:
+        for t in range(100_000):
+            box.put("a", t, 1.0)
+            box.put("b", t, 2.0)
+            await box.gather(t, NEIGHBOURS, timeout=1)
+            if t == 1_000:
+                early, _ = tracemalloc.get_traced_memory()
+        late, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert box.buffered == 0
+    assert late - early < 64 * 1024

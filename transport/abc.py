@@ -1,0 +1,79 @@
+"""The transport interface: what actors may rely on, whichever transport carries them.
+
+A transport delivers envelopes to named endpoints. Sending never awaits: the
+per-message path is a plain call, so an iteration's exchange costs no scheduler
+round trip (see shared/baselines). Each local endpoint registers a delivery
+callback; remote endpoints are reached through whatever the transport knows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from ._envelope import Envelope
+
+Deliver = Callable[[Envelope], None]
+"""Called with each envelope addressed to a local endpoint; must not block."""
+
+DeadLetter = Callable[[Envelope, str], None]
+"""Called with an envelope that could not be delivered and the reason why."""
+
+
+class TransportError(Exception):
+    """Base class of the transport layer's own errors."""
+
+
+class DecodeError(TransportError):
+    """A frame or envelope is malformed; the message names what is wrong."""
+
+
+class UnknownEndpoint(TransportError):
+    """An endpoint name is not registered here and no route to it is known."""
+
+
+class Transport(ABC):
+    """Carries envelopes between named endpoints.
+
+    Lifecycle: ``async with transport:`` opens listeners and background tasks;
+    leaving the block closes them. Local endpoints register before they receive.
+    """
+
+    on_dead_letter: DeadLetter | None = None
+
+    @abstractmethod
+    def register(self, name: str, deliver: Deliver) -> None:
+        """Attach a local endpoint.
+
+        Raises:
+            ValueError: the name is already registered.
+        """
+
+    @abstractmethod
+    def unregister(self, name: str) -> None:
+        """Detach a local endpoint; later envelopes to it become dead letters."""
+
+    @abstractmethod
+    def send(self, envelope: Envelope) -> None:
+        """Deliver or queue ``envelope`` for its recipient without awaiting.
+
+        An envelope that cannot be delivered goes to ``on_dead_letter``.
+
+        Raises:
+            anyio.ClosedResourceError: the transport is closed.
+        """
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close listeners and connections; idempotent."""
+
+    def dead_letter(self, envelope: Envelope, reason: str) -> None:
+        """Hand an undeliverable envelope to the dead-letter callback, if any."""
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(envelope, reason)
