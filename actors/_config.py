@@ -9,6 +9,7 @@ directed graphs work. Node ids are opaque strings or ints and are never parsed.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +111,7 @@ class Network:
         if not self.nodes:
             raise ConfigError("network has no nodes")
         ids = self.node_ids
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
         if duplicates:
             raise ConfigError(f"network names nodes more than once: {duplicates}")
         for node in self.nodes:
