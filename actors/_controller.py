@@ -160,4 +160,5 @@ class DistOptController(Controller):
             return RunResult.aborted(self.panic_report, timings)
         if failure is not None:
             return RunResult.aborted(PanicReport(failure, None, None), timings)
-        return RunResult("completed", results=answers, timings=timings)
+        ordered = {node: answers[node] for node in self.targets if node in answers}
+        return RunResult("completed", results=ordered, timings=timings)
