@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import anyio
 
-from ._codec import decode, encode_bytes
+from ._codec import decode, encode
 from ._envelope import Envelope
 from .abc import Deliver, Transport
 
@@ -42,7 +42,7 @@ class MemoryTransport(Transport):
             self.dead_letter(envelope, f"no endpoint named {envelope.recipient!r}")
             return
         if self.strict:
-            envelope = decode(encode_bytes(envelope))
+            envelope = decode(bytearray().join(encode(envelope)))
         deliver(envelope)
 
     async def aclose(self) -> None:
