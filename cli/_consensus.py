@@ -9,6 +9,9 @@ from peerflow.algorithms import ConsensusExecutor, describe, mixing_matrix
 
 from . import _render as render
 
+FLOOR = 1e-17
+"""Errors below double precision are drawn at this floor on the log plot."""
+
 
 def consensus_executors(network: Network, seed: int, sync_timeout: float
                         ) -> dict[str, ConsensusExecutor]:
@@ -54,6 +57,15 @@ def report_consensus(result: RunResult, config: Config,
     summary = {"algorithm": "consensus", **result.to_dict(), "metrics": metrics,
                "config": config.to_dict()}
     render.write_json(out / "summary.json", summary)
-    histories = {node: ex.value_history for node, ex in executors.items()}
+    histories = {node: np.asarray(ex.value_history, dtype=float)
+                 for node, ex in executors.items()}
     render.plot_lines(out / "consensus.png", histories, title="consensus: value per node",
                       ylabel="value")
+    if metrics:
+        average, slem = metrics["true_average"], metrics["slem"]
+        errors = {node: np.maximum(np.abs(h - average), FLOOR) for node, h in histories.items()}
+        norm0 = float(np.linalg.norm([e[0] for e in errors.values()]))
+        errors["SLEM^t ||x(0) - avg||"] = np.maximum(norm0 * slem ** np.arange(iterations + 1),
+                                                      FLOOR)
+        render.plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
+                          title="consensus: distance to the true average")

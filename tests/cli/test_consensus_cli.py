@@ -28,7 +28,8 @@ def test_simulate_consensus_writes_summary_and_plot(
     assert len(summary["results"]["site-1"]["value_history"]) == 51
     assert summary["metrics"]["matrix_form_error"] < 1e-9
     assert summary["metrics"]["final_spread"] < 1e-6
-    assert (out / "consensus.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for plot in ("consensus.png", "consensus_error.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_network_file_in_nvflare_shape_is_accepted(
