@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from ._actor import Actor
+from ._agent import Agent, AsyncAgent, agent_environment
+from ._agent_protocol import (
+    RC,
+    AgentClosed,
+    AgentError,
+    AgentFailed,
+    AgentGone,
+    AgentProtocolError,
+    AgentRefused,
+    CallStateError,
+    Task,
+)
+from ._agent_server import AgentServer, LinkSettings
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (
@@ -20,18 +33,32 @@ from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
+from ._task_exchanger import AgentHost, TaskExchanger, agent_status
 
 __all__ = [
     "CONTROLLER_NAME",
+    "RC",
     "Actor",
     "ActorDead",
     "ActorError",
+    "Agent",
+    "AgentClosed",
+    "AgentError",
+    "AgentFailed",
+    "AgentGone",
+    "AgentHost",
+    "AgentProtocolError",
+    "AgentRefused",
+    "AgentServer",
+    "AsyncAgent",
     "AskTimeout",
+    "CallStateError",
     "Config",
     "ConfigError",
     "Controller",
     "DistOptController",
     "IterationMailbox",
+    "LinkSettings",
     "LocalConfig",
     "MailboxBreach",
     "Neighbor",
@@ -44,7 +71,11 @@ __all__ = [
     "Runtime",
     "SyncAlgorithmExecutor",
     "SyncTimeout",
+    "Task",
+    "TaskExchanger",
     "TaskFailed",
+    "agent_environment",
+    "agent_status",
     "local_configs",
     "run",
     "simulate",

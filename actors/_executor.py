@@ -88,11 +88,11 @@ class SyncAlgorithmExecutor(Actor, ABC):
             MailboxBreach: a neighbour ran too far ahead.
         """
         self.iteration = iteration
-        transport = self.runtime.transport
-        run_id = self.runtime.run_id
+        runtime = self.runtime
+        send, name, run_id = runtime.transport.send, self.name, runtime.run_id
         for target in self.out_neighbors:
-            transport.send(Envelope("tell", self.name, target, VALUE_TOPIC, value, iteration,
-                                    run_id, new_message_id()))
+            send(Envelope("tell", name, target, VALUE_TOPIC, value, iteration, run_id,
+                          new_message_id()))
         assert self._mailbox is not None, "exchange() before the node was configured"
         return await self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
 
@@ -106,6 +106,15 @@ class SyncAlgorithmExecutor(Actor, ABC):
             self._run_scope.cancel()
 
     # -- message handling -------------------------------------------------
+    def _deliver(self, envelope: Envelope) -> None:
+        # The per-message path: a neighbour's value goes straight into the mailbox.
+        mailbox = self._mailbox
+        if (envelope.topic == VALUE_TOPIC and envelope.kind == "tell" and mailbox is not None
+                and envelope.iteration is not None):
+            mailbox.put(envelope.sender, envelope.iteration, envelope.body)
+        else:
+            super()._deliver(envelope)
+
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":
             self._put_value(envelope)

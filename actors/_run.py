@@ -6,25 +6,22 @@ their state afterwards.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 
-from peerflow.transport import MemoryTransport, Transport
+from peerflow.transport import Transport
 
 from ._config import Config, ConfigError
 from ._controller import DistOptController
+from ._deploy import STRICT_ENV as STRICT_ENV  # re-exported: it used to live here
+from ._deploy import deploy
 from ._executor import SyncAlgorithmExecutor
 from ._result import RunResult
-from ._runtime import Runtime
 
 Executors = Mapping[str, SyncAlgorithmExecutor] | Sequence[SyncAlgorithmExecutor]
 Progress = Callable[[Mapping[str, int | None]], None]
-
-STRICT_ENV = "PEERFLOW_STRICT"
-"""Set to 1 to run every in-memory envelope through the codec (the test suite does)."""
 
 
 async def run(config: Config, executors: Executors, transport: str | Transport = "memory", *,
@@ -36,7 +33,9 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     Args:
         config: the network and the algorithm's ``extra`` parameters.
         executors: ``{node_id: executor}``, or a sequence in the network's node order.
-        transport: "memory", or a ``Transport`` instance.
+        transport: "memory", "tcp" or "tls" (each node and the controller on its own
+            loopback listener in this process; "tcp://HOST:0" picks the host), or a
+            ``Transport`` instance that carries every actor.
         config_timeout: seconds each node may take to accept its config.
         run_timeout: seconds the whole run may take (None: the nodes' sync timeouts bound it).
         on_progress: called about every ``progress_interval`` seconds with each node's iteration.
@@ -48,15 +47,12 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     by_node = _executors_by_node(config, executors)
     controller = DistOptController(config, config_timeout=config_timeout,
                                    run_timeout=run_timeout)
-    async with _open_transport(transport) as carrier, Runtime(carrier) as runtime:
-        for node_id, executor in by_node.items():
-            await runtime.spawn(executor, node_id)
-        await runtime.spawn(controller)
-        async with anyio.create_task_group() as group:
-            if on_progress is not None:
-                group.start_soon(_report_progress, by_node, on_progress, progress_interval)
-            result = await controller.run_job()
-            group.cancel_scope.cancel()
+    async with (deploy(transport, config.network, by_node, controller),
+                anyio.create_task_group() as group):
+        if on_progress is not None:
+            group.start_soon(_report_progress, by_node, on_progress, progress_interval)
+        result = await controller.run_job()
+        group.cancel_scope.cancel()
     if on_progress is not None:
         on_progress({node: ex.iteration for node, ex in by_node.items()})
     return result
@@ -86,14 +82,6 @@ def _executors_by_node(config: Config, executors: Executors) -> dict[str, SyncAl
             raise ConfigError(f"executor for {node_id!r} is a {type(executor).__name__}, "
                               "not a SyncAlgorithmExecutor")
     return by_node
-
-
-def _open_transport(transport: str | Transport) -> Transport:
-    if isinstance(transport, Transport):
-        return transport
-    if transport == "memory":
-        return MemoryTransport(strict=os.environ.get(STRICT_ENV) == "1")
-    raise ConfigError(f"unknown transport {transport!r}; expected 'memory'")
 
 
 async def _report_progress(executors: Mapping[str, SyncAlgorithmExecutor], on_progress: Progress,

@@ -17,6 +17,7 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
+
 from peerflow.actors._config import ConfigError, Neighbor, Network, Node
 
 WeightScheme = Literal["metropolis-hastings", "uniform"]

@@ -16,7 +16,10 @@ from peerflow.algorithms import describe
 from . import _options as opt
 from . import _render as render
 from ._consensus import consensus_executors, report_consensus
+from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
+from ._jobs import Job
+from ._launch import run_processes
 from ._network import build_network
 
 app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
@@ -25,16 +28,21 @@ app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
 simulate_app = typer.Typer(no_args_is_help=True,
                            help="Run a whole job on this host and report it.")
 app.add_typer(simulate_app, name="simulate")
+add_distributed_commands(app)
 
 
 @simulate_app.command("consensus")
 def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
                        seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                        network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0) -> None:
+                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                       processes: opt.Processes = False) -> None:
     """Average random initial values over a network: x(t+1) = W x(t)."""
     graph = build_network(topology, nodes, seed, network)
     out_dir = render.prepare_out(out)
+    if processes:
+        job = Job("consensus", iterations, seed, sync_timeout, graph)
+        raise typer.Exit(run_processes(job, "tls" if transport == "tls" else "tcp", out_dir))
     executors = consensus_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
@@ -74,6 +82,9 @@ def _exit_on_abort(result: RunResult) -> None:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)
         raise typer.Exit(1)
+
+
+from . import _learning  # noqa: E402, F401  (registers the learning commands on simulate_app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

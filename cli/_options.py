@@ -15,8 +15,23 @@ Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random d
 Iterations = Annotated[int, typer.Option("--iterations", "-i", min=0, help="Iterations to run.")]
 NetworkFile = Annotated[Path | None, typer.Option(
     "--network", help="NVFlare-shaped network JSON; overrides --topology and --nodes.")]
-TransportName = Annotated[str, typer.Option("--transport", help="memory.")]
+TransportName = Annotated[str, typer.Option(
+    "--transport", help="memory, tcp or tls: over tcp/tls every node (and the controller) "
+    "has its own loopback listener; tls with a throwaway project CA.")]
+Processes = Annotated[bool, typer.Option(
+    "--processes", help="One `peerflow node` process per node plus a controller process "
+    "(over --transport tcp or tls; memory means tcp).")]
 Out = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Folder for summary.json and plots (nothing is written without it).")]
 SyncTimeout = Annotated[float, typer.Option(
     "--sync-timeout", min=0.001, help="Seconds to wait for neighbours each iteration.")]
+ProblemName = Annotated[str, typer.Option(
+    "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded).")]
+Stepsize = Annotated[float | None, typer.Option(
+    "--stepsize", "-a", min=0.0, help="Step size (default: the problem's).")]
+LearningIterations = Annotated[int | None, typer.Option(
+    "--iterations", "-i", min=0, help="Iterations to run (default: the problem's).")]
+ExtraParams = Annotated[list[str] | None, typer.Option(
+    "--set", help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
+TorchThreads = Annotated[int, typer.Option(
+    "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
+from ._handshake import HandshakeError
+from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
+from ._select import Address, NetworkTransport, create_transport, parse_address
 from .abc import DeadLetter, DecodeError, Deliver, Transport, TransportError, UnknownEndpoint
 from .memory import MemoryTransport
+from .tcp import FrameTooLarge, PeerCongested, TcpTransport, split_address
+from .tls import TlsConfig, TlsConfigError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "KINDS",
     "PROTOCOL_VERSION",
+    "Address",
     "DeadLetter",
     "DecodeError",
     "Deliver",
     "Envelope",
+    "FrameTooLarge",
+    "HandshakeError",
     "Kind",
     "MemoryTransport",
+    "NetworkTransport",
+    "PeerCongested",
+    "Project",
+    "ProvisionError",
+    "TcpTransport",
+    "TlsConfig",
+    "TlsConfigError",
     "Transport",
     "TransportError",
     "UnknownEndpoint",
+    "create_transport",
     "decode",
     "encode",
     "encode_bytes",
+    "load_project",
     "new_message_id",
+    "parse_address",
+    "project_from_dict",
+    "provision",
+    "split_address",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from peerflow.actors._config import ConfigError, Neighbor, Network, Node
 from peerflow.algorithms._topology import (
     TOPOLOGIES,

@@ -1,0 +1,393 @@
+"""The agent side: ``AsyncAgent``, and ``Agent``, its blocking facade for synchronous trainers.
+
+A trainer (any process, often a plain script) connects to its node's agent
+address, presents its ``agent_id``, then loops ``get_task`` / compute /
+``submit_result`` until ``get_task`` raises ``AgentClosed``. The call order is
+checked by the protocol's state table (``_agent_protocol``). Heartbeats run in
+the link's own task, so a long computation never makes the agent look dead:
+``Agent`` runs the event loop in an anyio ``BlockingPortal`` thread while the
+trainer computes in its own. A lost connection is retried until the node has
+been silent for ``heartbeat_timeout``; a task resent meanwhile is not handed
+out twice, and the last result is sent again in case it was lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from peerflow.transport import DecodeError, Envelope
+
+from . import _agent_protocol as proto
+from ._agent_link import Link, encode_frame
+from ._agent_protocol import (
+    RC,
+    AgentCalls,
+    AgentClosed,
+    AgentProtocolError,
+    Call,
+    State,
+    Task,
+)
+from ._agent_server import AgentServer, format_address, parse_address
+
+logger = logging.getLogger("peerflow.agents")
+
+ADDRESS_ENV = "PEERFLOW_AGENT_ADDRESS"
+AGENT_ID_ENV = "PEERFLOW_AGENT_ID"
+NODE_ENV = "PEERFLOW_NODE"
+HEARTBEAT_TIMEOUT_ENV = "PEERFLOW_AGENT_HEARTBEAT_TIMEOUT"
+
+_RETRY = (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, DecodeError,
+          AgentProtocolError)
+
+
+def agent_environment(server: AgentServer) -> dict[str, str]:
+    """Return the environment variables that tell an agent process where its node is.
+
+    Raises:
+        RuntimeError: the server is not listening yet.
+    """
+    if server.address is None:
+        raise RuntimeError(f"the agent server of node {server.node!r} is not listening yet")
+    return {ADDRESS_ENV: format_address(server.address), AGENT_ID_ENV: server.agent_id,
+            NODE_ENV: server.node, HEARTBEAT_TIMEOUT_ENV: repr(server.settings.heartbeat_timeout)}
+
+
+class AsyncAgent:
+    """An external program's link to its node (NVFlare's FlareAgent, async).
+
+    Use ``async with AsyncAgent() as agent:`` or ``start()``/``stop()`` from one task.
+    Heavy synchronous work belongs in a thread (or use ``Agent``), not in the loop.
+
+    Args:
+        address: the node's agent address ``"host:port"``; default ``$PEERFLOW_AGENT_ADDRESS``.
+        agent_id: this agent's id; default ``$PEERFLOW_AGENT_ID``.
+        heartbeat_timeout: how long ``start`` waits for the node (default
+            ``$PEERFLOW_AGENT_HEARTBEAT_TIMEOUT`` or 60 s); once admitted, the node's
+            heartbeat settings apply to both sides.
+        resend_interval: seconds between connection attempts.
+
+    Raises:
+        ValueError: no address or agent id, given or in the environment.
+    """
+
+    def __init__(self, address: str | tuple[str, int] | None = None,
+                 agent_id: str | None = None, *, heartbeat_timeout: float | None = None,
+                 resend_interval: float = 0.2) -> None:
+        address = address or os.environ.get(ADDRESS_ENV)
+        self.agent_id = agent_id or os.environ.get(AGENT_ID_ENV, "")
+        if not address or not self.agent_id:
+            raise ValueError(f"an agent needs its node's address and its id: pass them or set "
+                             f"{ADDRESS_ENV} and {AGENT_ID_ENV}")
+        self.address = parse_address(address)
+        self.heartbeat_timeout = heartbeat_timeout or float(
+            os.environ.get(HEARTBEAT_TIMEOUT_ENV, "60"))
+        self.heartbeat_interval = self.heartbeat_timeout / 4
+        self.resend_interval = resend_interval
+        self.node: str | None = None
+        self.task: Task | None = None
+        self.calls = AgentCalls()
+        self._tasks_in: MemoryObjectSendStream[Task] | None = None  # from start() to stop()
+        self._tasks: MemoryObjectReceiveStream[Task] | None = None
+        self._link: Link | None = None
+        self._group: TaskGroup | None = None
+        self._seen: str | None = None  # id of the last task received: a resend is not new
+        self._last_result: bytes | None = None  # sent again after a reconnect
+
+    # -- the trainer's calls ----------------------------------------------
+    async def start(self) -> None:
+        """Connect to the node and be admitted, waiting up to ``heartbeat_timeout`` for it.
+
+        Raises:
+            CallStateError: already started, or stopped.
+            AgentRefused: the node refused this agent; the message says why.
+            AgentClosed: no node answered within ``heartbeat_timeout``.
+        """
+        self.calls.call(Call.START)
+        self._tasks_in, self._tasks = anyio.create_memory_object_stream[Task](math.inf)
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        try:
+            await group.start(self._serve)
+        except BaseException as exc:
+            self._close(str(exc))
+            await group.__aexit__(None, None, None)
+            self._tasks.close()
+            raise
+        self._group = group
+
+    async def get_task(self, timeout: float | None = None) -> Task | None:
+        """Wait for the next task; return None if none came within ``timeout`` seconds.
+
+        Raises:
+            CallStateError: a task is open, another get_task waits, or not started.
+            AgentClosed: the job is over, the node is gone, or the agent was stopped.
+        """
+        self.calls.call(Call.GET_TASK)
+        task = None
+        assert self._tasks is not None
+        try:
+            with anyio.move_on_after(math.inf if timeout is None else timeout):
+                task = await self._tasks.receive()
+        except anyio.EndOfStream:
+            pass
+        finally:
+            self.calls.call(Call.NO_TASK if task is None else Call.GOT_TASK)
+        if self.calls.state is State.CLOSED:
+            raise AgentClosed(f"agent closed: {self.calls.closed_reason}")
+        self.task = task
+        return task
+
+    async def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
+        """Send the open task's result; False if the agent closed meanwhile (result dropped).
+
+        A return code other than ``RC.OK`` aborts the run.
+
+        Raises:
+            CallStateError: no task is open.
+            TypeError: ``data`` holds something the codec cannot carry (the task stays open).
+        """
+        if not self.calls.allows(Call.SUBMIT_RESULT) or self.task is None:
+            return False
+        frame = encode_frame(proto.result_message(self.agent_id, self.node or "", self.task,
+                                                  data, rc))
+        self.calls.call(Call.SUBMIT_RESULT)
+        self.task, self._last_result = None, frame
+        self._send(frame)
+        return True
+
+    async def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        """Send a metric to the node (best effort: dropped while disconnected).
+
+        Raises:
+            CallStateError: not started.
+            TypeError: ``value`` cannot be encoded.
+        """
+        if self.calls.call(Call.LOG_METRIC):
+            self._send(encode_frame(proto.metric(self.agent_id, self.node or "", key, value,
+                                                 step)))
+
+    async def stop(self) -> None:
+        """Tell the node this agent stops, and close; idempotent. Call from start()'s task."""
+        link = self._link
+        if self.calls.state is not State.CLOSED and link is not None:
+            self._send(encode_frame(proto.goodbye(self.agent_id, self.node or "",
+                                                  "the agent stopped")))
+        self.calls.call(Call.STOP)
+        self._close("stop() was called")
+        group, self._group = self._group, None
+        if group is not None:  # a connected link gets 1 s to say goodbye
+            group.cancel_scope.deadline = anyio.current_time() + (1.0 if link else 0.0)
+            await group.__aexit__(None, None, None)
+        if self._tasks is not None:
+            self._tasks.close()
+
+    async def __aenter__(self) -> AsyncAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- NVFlare 2.9 Client API style ---------------------------------------
+    async def receive(self, timeout: float | None = None) -> Any:
+        """Return the next task's data (its name and id: ``self.task``), or None when over.
+
+        Raises:
+            CallStateError: as ``get_task``.
+        """
+        with contextlib.suppress(AgentClosed):
+            task = await self.get_task(timeout)
+            return None if task is None else task.data
+        return None
+
+    async def send(self, data: Any, rc: str = RC.OK) -> bool:
+        """Send the result of the task ``receive`` returned; see ``submit_result``."""
+        return await self.submit_result(data, rc)
+
+    def is_running(self) -> bool:
+        """True until the job is over, the node is gone or the agent stopped."""
+        return self.calls.state is not State.CLOSED
+
+    # -- the link ---------------------------------------------------------
+    async def _serve(self, *, task_status: TaskStatus[None]) -> None:
+        link: Link | None = await self._connect(anyio.current_time())
+        task_status.started()
+        while link is not None:
+            why = "the agent stopped"
+            try:
+                why = await self._carry(link)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await link.aclose()
+            link = await self._reconnect(link.last_received, why)
+
+    async def _carry(self, link: Link) -> str:
+        self._link = link
+        if self._last_result is not None:
+            link.send_frame(self._last_result)  # the node drops it if it already has it
+        try:
+            return await link.run(self._on_envelope, self._heartbeat, self.heartbeat_interval,
+                                  self.heartbeat_timeout)
+        finally:
+            self._link = None
+
+    async def _reconnect(self, last_heard: float, why: str) -> Link | None:
+        if self.calls.state is State.CLOSED:
+            return None
+        logger.warning("agent %r lost node %r (%s); reconnecting", self.agent_id, self.node, why)
+        try:
+            return await self._connect(last_heard)
+        except AgentClosed as exc:
+            self._close(f"node {self.node!r} is gone: {why}; {exc}")
+            return None
+
+    async def _connect(self, since: float) -> Link:
+        """Connect and be admitted, retrying until ``heartbeat_timeout`` after ``since``."""
+        deadline = since + self.heartbeat_timeout
+        while True:
+            try:
+                with anyio.fail_after(max(deadline - anyio.current_time(), 0.1)):
+                    return await self._admit(Link(await anyio.connect_tcp(*self.address)))
+            except _RETRY as exc:
+                error = exc
+            if anyio.current_time() + self.resend_interval > deadline:
+                raise AgentClosed(f"no node admitted agent {self.agent_id!r} at "
+                                  f"{format_address(self.address)} within "
+                                  f"{self.heartbeat_timeout:g} s ({error!r})")
+            await anyio.sleep(self.resend_interval)
+
+    async def _admit(self, link: Link) -> Link:
+        try:
+            await link.write_now(proto.hello(self.agent_id, self._seen))
+            settings = proto.read_welcome(await link.receive())
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await link.aclose()
+            raise
+        self.node = str(settings["node"])
+        self.heartbeat_interval = float(settings["heartbeat_interval"])
+        self.heartbeat_timeout = float(settings["heartbeat_timeout"])
+        return link
+
+    def _on_envelope(self, envelope: Envelope) -> None:
+        if envelope.kind == "heartbeat":
+            return
+        if envelope.topic == proto.CLOSE and envelope.kind in ("tell", "abort"):
+            self._close(f"node {self.node!r}: {envelope.body}")
+        elif envelope.kind == "ask":
+            self._send(encode_frame(proto.received(self.agent_id, envelope.sender, envelope.id)))
+            if envelope.id != self._seen:
+                self._seen = envelope.id
+                assert self._tasks_in is not None
+                self._tasks_in.send_nowait(Task(envelope.topic, envelope.id, envelope.body))
+        else:
+            raise AgentProtocolError(f"node sent {envelope.kind} {envelope.topic!r}")
+
+    def _heartbeat(self) -> Envelope:
+        return proto.heartbeat(self.agent_id, self.node or "")
+
+    def _send(self, frame: bytes) -> None:
+        if self._link is not None:
+            with contextlib.suppress(anyio.ClosedResourceError):
+                self._link.send_frame(frame)
+
+    def _close(self, reason: str) -> None:
+        self.calls.close(reason)
+        if self._tasks_in is not None:
+            self._tasks_in.close()
+        if self._link is not None:
+            self._link.finish()
+
+
+class Agent:
+    """The blocking agent for synchronous trainers: ``AsyncAgent`` run in a BlockingPortal.
+
+    Same arguments, calls and errors as ``AsyncAgent``, without ``await``; use
+    ``with Agent() as agent:`` or ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, address: str | tuple[str, int] | None = None,
+                 agent_id: str | None = None, **options: Any) -> None:
+        self.agent = AsyncAgent(address, agent_id, **options)
+        self._portal: BlockingPortal | None = None
+        self._exit = contextlib.ExitStack()
+
+    @property
+    def task(self) -> Task | None:
+        """The open task, if any."""
+        return self.agent.task
+
+    def start(self) -> None:
+        """Start the event loop thread and connect; see ``AsyncAgent.start``."""
+        self.agent.calls.allows(Call.START)
+        with contextlib.ExitStack() as stack:
+            portal = stack.enter_context(_portal())
+            stack.enter_context(portal.wrap_async_context_manager(self.agent))
+            self._exit = stack.pop_all()
+        self._portal = portal
+
+    def get_task(self, timeout: float | None = None) -> Task | None:
+        """See ``AsyncAgent.get_task``."""
+        return self._call(Call.GET_TASK, self.agent.get_task, timeout)  # type: ignore[no-any-return]
+
+    def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
+        """See ``AsyncAgent.submit_result``."""
+        return bool(self._call(Call.SUBMIT_RESULT, self.agent.submit_result, data, rc))
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        """See ``AsyncAgent.log_metric``."""
+        self._call(Call.LOG_METRIC, self.agent.log_metric, key, value, step)
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """See ``AsyncAgent.receive``."""
+        if self._portal is None and self.agent.calls.state is State.CLOSED:
+            return None
+        return self._call(Call.GET_TASK, self.agent.receive, timeout)
+
+    def send(self, data: Any, rc: str = RC.OK) -> bool:
+        """See ``AsyncAgent.send``."""
+        return self.submit_result(data, rc)
+
+    def is_running(self) -> bool:
+        """See ``AsyncAgent.is_running``."""
+        return self.agent.is_running()
+
+    def stop(self) -> None:
+        """Stop the agent and its event loop thread; idempotent."""
+        if self._portal is None:
+            self.agent.calls.call(Call.STOP)
+        self._portal = None
+        self._exit.close()
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _call(self, call: Call, function: Any, *args: Any) -> Any:
+        if self._portal is None:  # not started, or stopped: the table says what to raise
+            self.agent.calls.allows(call)
+            return False  # a result or metric after stop() is dropped
+        return self._portal.call(function, *args)
+
+
+@contextlib.contextmanager
+def _portal() -> Iterator[BlockingPortal]:
+    from ._run import _have_uvloop
+
+    with start_blocking_portal("asyncio", {"use_uvloop": _have_uvloop()}) as portal:
+        yield portal
+

@@ -1,0 +1,156 @@
+"""One connection of an agent link: envelopes over a byte stream, heartbeats both ways.
+
+Each envelope is one codec frame behind a u32 length prefix (``transport._frames``).
+Sending never awaits: frames queue for a single writer task, so the heartbeat
+task and the caller never write at once, with no lock. ``Link.run`` carries the
+connection until it ends and says why: the peer closed it, a frame was bad, this
+side finished, or the peer was silent for ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.abc import ByteStream
+
+from peerflow.transport import DEFAULT_MAX_FRAME, DecodeError, Envelope, decode, encode
+from peerflow.transport._frames import FrameDecoder, frame_prefix
+
+from ._agent_protocol import AgentProtocolError
+
+_LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+def encode_frame(envelope: Envelope) -> bytes:
+    """Return ``envelope`` as one length-prefixed frame.
+
+    Raises:
+        TypeError: the body holds something the codec cannot carry.
+    """
+    buffers = encode(envelope)
+    size = sum(memoryview(b).nbytes for b in buffers)
+    return b"".join([frame_prefix(size), *buffers])
+
+
+class Link:
+    """Envelopes over one connected byte stream.
+
+    Args:
+        stream: the connection; ``aclose`` closes it.
+        max_frame: the largest frame accepted from the peer.
+
+    Attributes:
+        last_received: ``anyio.current_time()`` of the last envelope received.
+    """
+
+    def __init__(self, stream: ByteStream, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._stream = stream
+        self._decoder = FrameDecoder(max_frame)
+        self._frames: deque[bytearray] = deque()
+        self._queue, self._outgoing = anyio.create_memory_object_stream[bytes | None](math.inf)
+        self._ended: str | None = None
+        self.last_received = anyio.current_time()
+
+    def send(self, envelope: Envelope) -> None:
+        """Queue ``envelope`` for the writer.
+
+        Raises:
+            TypeError: the body holds something the codec cannot carry.
+            anyio.ClosedResourceError: the link is finished or closed.
+        """
+        self.send_frame(encode_frame(envelope))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an encoded frame for the writer.
+
+        Raises:
+            anyio.ClosedResourceError: the link is finished or closed.
+        """
+        self._queue.send_nowait(frame)
+
+    def finish(self) -> None:
+        """Write what is queued, then end ``run``; later sends raise ClosedResourceError."""
+        try:
+            self._queue.send_nowait(None)
+        except anyio.ClosedResourceError:
+            return
+        self._queue.close()
+
+    async def write_now(self, envelope: Envelope) -> None:
+        """Write one envelope at once; only while ``run`` is not writing (handshakes).
+
+        Raises:
+            anyio.BrokenResourceError: the connection is lost.
+        """
+        await self._stream.send(encode_frame(envelope))
+
+    async def receive(self) -> Envelope:
+        """Return the next envelope from the peer.
+
+        Raises:
+            anyio.EndOfStream: the peer closed the connection.
+            DecodeError: a frame is malformed.
+        """
+        while not self._frames:
+            self._frames.extend(self._decoder.feed(await self._stream.receive()))
+        self.last_received = anyio.current_time()
+        return decode(self._frames.popleft())
+
+    async def run(self, on_envelope: Callable[[Envelope], None],
+                  heartbeat: Callable[[], Envelope], interval: float, timeout: float) -> str:
+        """Carry the connection until it ends; return why it ended.
+
+        Calls ``on_envelope`` with each envelope received, sends ``heartbeat()``
+        every ``interval`` seconds, and ends the link if nothing came for ``timeout``.
+        An ``AgentProtocolError`` raised by ``on_envelope`` ends the link.
+        """
+
+        async def read_all() -> None:
+            while True:
+                on_envelope(await self.receive())
+
+        async with anyio.create_task_group() as group:
+            for part in (self._write_all, read_all, lambda: self._beat(heartbeat, interval),
+                         lambda: self._watch(timeout)):
+                group.start_soon(self._until_end, part, group.cancel_scope)
+        return self._ended or "the link was closed"
+
+    async def aclose(self) -> None:
+        """Close the connection; idempotent."""
+        self._queue.close()
+        self._outgoing.close()
+        await self._stream.aclose()
+
+    async def _until_end(self, part: Callable[[], Awaitable[None]],
+                         scope: anyio.CancelScope) -> None:
+        try:
+            await part()
+        except _LOST:
+            self._end("the connection was lost")
+        except (DecodeError, AgentProtocolError) as exc:
+            self._end(f"bad message from the peer: {exc}")
+        scope.cancel()
+
+    def _end(self, reason: str) -> None:
+        self._ended = self._ended or reason
+
+    async def _write_all(self) -> None:
+        async with self._outgoing:
+            async for frame in self._outgoing:
+                if frame is None:
+                    break
+                await self._stream.send(frame)
+        self._end("this side finished")
+
+    async def _beat(self, heartbeat: Callable[[], Envelope], interval: float) -> None:
+        while True:
+            self.send(heartbeat())
+            await anyio.sleep(interval)
+
+    async def _watch(self, timeout: float) -> None:
+        while (left := self.last_received + timeout - anyio.current_time()) > 0:
+            await anyio.sleep(left)
+        self._end(f"no message for {timeout:g} s")

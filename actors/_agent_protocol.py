@@ -1,0 +1,265 @@
+"""The agent protocol, sans-IO: the call-state table and the messages of the agent link.
+
+Like h11, the protocol is data and a state table with no I/O in it. ``AgentCalls``
+moves a trainer's calls along ``TABLE``; a call the table has no entry for *is*
+the ``CallStateError`` (local: the trainer called out of order), and the state is
+left as it was. ``AgentProtocolError`` is the remote twin: the peer sent
+something the protocol does not allow. The links that carry the messages live in
+``_agent_link`` (framing), ``_agent`` (agent side) and ``_task_exchanger`` (node side).
+
+Messages on the link, all envelopes (sender: the node id or the agent id)::
+
+    agent -> node   ask "hello" {agent_id, task}        first message of each connection
+    node  -> agent  reply {node, heartbeat_interval, heartbeat_timeout} | error "<why refused>"
+    node  -> agent  ask <task name> <data>, id = task id
+    agent -> node   tell "received", reply_to = task id  (the task reached the agent)
+    agent -> node   reply {rc, data}, reply_to = task id
+    agent -> node   tell "metric" {key, value, step}
+    either way      heartbeat
+    node  -> agent  tell "close" <reason> (job over) | abort <reason> (run aborted)
+    agent -> node   tell "close" <reason>               (the agent stopped)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Final
+
+from peerflow.transport import Envelope, new_message_id
+
+from ._errors import ActorError
+
+HELLO: Final = "hello"
+RECEIVED: Final = "received"
+METRIC: Final = "metric"
+CLOSE: Final = "close"
+_WELCOME: Final = {"node", "heartbeat_interval", "heartbeat_timeout"}
+
+
+class AgentError(ActorError):
+    """Base class of the errors of agents and their links."""
+
+
+class CallStateError(AgentError):
+    """A trainer called the agent out of order (``get_task`` twice, ``submit_result`` first...)."""
+
+
+class AgentClosed(AgentError):
+    """The agent is closed: the job ended, the node is gone, or ``stop()`` was called."""
+
+
+class AgentRefused(AgentClosed):
+    """The node refused this agent (wrong ``agent_id``, or another agent holds the link)."""
+
+
+class AgentProtocolError(AgentError):
+    """The peer sent a message the agent protocol does not allow."""
+
+
+class AgentFailed(AgentError):
+    """The agent returned a result whose return code is not ``RC.OK``."""
+
+
+class AgentGone(AgentError):
+    """The agent did not connect, accept a task, answer or send heartbeats in time."""
+
+
+class RC(enum.StrEnum):
+    """Return codes of a task result (NVFlare's names and values)."""
+
+    OK = "OK"
+    BAD_TASK_DATA = "BAD_TASK_DATA"
+    EXECUTION_EXCEPTION = "EXECUTION_EXCEPTION"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task handed to the agent: its name, its id and its data."""
+
+    name: str
+    id: str
+    data: Any
+
+
+class State(enum.Enum):
+    """Where a trainer is in its calls; the value completes "<call> called ..."."""
+
+    NEW = "before start()"
+    READY = "with no open task (call get_task() first)"
+    WAITING = "while another get_task() is waiting"
+    WORKING = "while a task is open (call submit_result() first)"
+    CLOSED = "after the agent closed"
+
+
+class Call(enum.Enum):
+    """What moves the state: a trainer's calls, and two outcomes of a waiting get_task."""
+
+    START = "start"
+    GET_TASK = "get_task"
+    GOT_TASK = "a task arrived for get_task"
+    NO_TASK = "get_task timed out"
+    SUBMIT_RESULT = "submit_result"
+    LOG_METRIC = "log_metric"
+    STOP = "stop"
+
+
+_ANY_OPEN = {Call.LOG_METRIC: None, Call.STOP: State.CLOSED}  # None: the state stays
+TABLE: Final[dict[State, dict[Call, State | None]]] = {
+    State.NEW: {Call.START: State.READY, Call.STOP: State.CLOSED},
+    State.READY: {Call.GET_TASK: State.WAITING, **_ANY_OPEN},
+    State.WAITING: {Call.GOT_TASK: State.WORKING, Call.NO_TASK: State.READY, **_ANY_OPEN},
+    State.WORKING: {Call.SUBMIT_RESULT: State.READY, **_ANY_OPEN},
+    State.CLOSED: {Call.STOP: None},
+}
+"""``TABLE[state][call]``: the state after ``call`` (None: unchanged); no entry: refused."""
+
+_INTERNAL: Final = frozenset({Call.GOT_TASK, Call.NO_TASK})
+"""Outcomes of a waiting get_task, not calls a trainer makes."""
+_CLOSED_QUIETLY: Final = _INTERNAL | {Call.SUBMIT_RESULT, Call.LOG_METRIC}
+"""Calls that do nothing once closed: the next get_task raises ``AgentClosed``."""
+
+
+class AgentCalls:
+    """The agent-side call state: one trainer's calls, checked against ``TABLE``.
+
+    Attributes:
+        state: the current state.
+        closed_reason: why the agent closed, once it has.
+    """
+
+    def __init__(self) -> None:
+        self.state = State.NEW
+        self.closed_reason: str | None = None
+
+    def allows(self, call: Call) -> bool:
+        """Return True if ``call`` changes something now, False if closed and it does nothing.
+
+        Raises:
+            CallStateError: the table has no entry for ``call`` in this state.
+            AgentClosed: ``get_task`` after the agent closed.
+        """
+        if self.state is State.CLOSED and call in _CLOSED_QUIETLY:
+            return False
+        if call not in TABLE[self.state]:
+            raise self._refusal(call)
+        return True
+
+    def call(self, call: Call) -> bool:
+        """Move along the table for ``call``; return False if closed and it does nothing.
+
+        Raises:
+            CallStateError: the table has no entry for ``call``; the state is unchanged.
+            AgentClosed: ``get_task`` after the agent closed.
+        """
+        if not self.allows(call):
+            return False
+        after = TABLE[self.state][call]
+        if after is State.CLOSED:
+            self.close(f"{call.value}() was called")
+        elif after is not None:
+            self.state = after
+        return True
+
+    def close(self, reason: str) -> None:
+        """Close for ``reason`` (the first reason stays); always allowed."""
+        if self.state is not State.CLOSED:
+            self.state, self.closed_reason = State.CLOSED, reason
+
+    def _refusal(self, call: Call) -> AgentError:
+        if self.state is State.CLOSED and call is Call.GET_TASK:
+            return AgentClosed(f"agent closed: {self.closed_reason}")
+        allowed = ", ".join(f"{c.value}()" for c in TABLE[self.state] if c not in _INTERNAL)
+        return CallStateError(f"{call.value}() called {self.state.value}; "
+                              f"allowed here: {allowed or 'nothing'}")
+
+
+# -- the messages -----------------------------------------------------------
+def _envelope(kind: str, sender: str, recipient: str, topic: str, body: Any = None, *,
+              reply_to: str | None = None, message_id: str | None = None) -> Envelope:
+    return Envelope(kind, sender, recipient, topic, body,  # type: ignore[arg-type]
+                    id=message_id or new_message_id(), reply_to=reply_to)
+
+
+def hello(agent_id: str, task_id: str | None) -> Envelope:
+    """The agent's first message on a connection; ``task_id``: the task it holds, if any."""
+    return _envelope("ask", agent_id, "", HELLO, {"agent_id": agent_id, "task": task_id})
+
+
+def check_hello(envelope: Envelope, node: str, agent_id: str) -> str | None:
+    """Return why a connection's first message is refused, or None if it is a good hello."""
+    body = envelope.body
+    if envelope.kind != "ask" or envelope.topic != HELLO or not isinstance(body, dict):
+        return f"node {node!r} expected a hello, got {envelope.kind} {envelope.topic!r}"
+    if body.get("agent_id") != agent_id:
+        return f"node {node!r} refused agent {body.get('agent_id')!r}: it expects {agent_id!r}"
+    return None
+
+
+def welcome(request: Envelope, node: str, interval: float, timeout: float) -> Envelope:
+    """The node's answer to a good hello."""
+    body = {"node": node, "heartbeat_interval": interval, "heartbeat_timeout": timeout}
+    return _envelope("reply", node, request.sender, HELLO, body, reply_to=request.id)
+
+
+def refusal(request: Envelope, node: str, reason: str) -> Envelope:
+    """The node's answer to a refused hello."""
+    return _envelope("error", node, request.sender, HELLO, reason, reply_to=request.id)
+
+
+def read_welcome(envelope: Envelope) -> dict[str, Any]:
+    """Return ``{node, heartbeat_interval, heartbeat_timeout}`` from the answer to a hello.
+
+    Raises:
+        AgentRefused: the node refused the agent; the message is the node's reason.
+        AgentProtocolError: the answer is not a welcome.
+    """
+    if envelope.kind == "error" and envelope.topic == HELLO:
+        raise AgentRefused(str(envelope.body))
+    body = envelope.body
+    if envelope.kind != "reply" or not isinstance(body, dict) or body.keys() != _WELCOME:
+        raise AgentProtocolError(f"expected a welcome, got {envelope.kind} {envelope.topic!r}")
+    return body
+
+
+def task_message(node: str, agent_id: str, task: Task) -> Envelope:
+    """A task for the agent; the envelope's id is the task id."""
+    return _envelope("ask", node, agent_id, task.name, task.data, message_id=task.id)
+
+
+def received(agent_id: str, node: str, task_id: str) -> Envelope:
+    """The agent's acknowledgement that a task reached it."""
+    return _envelope("tell", agent_id, node, RECEIVED, reply_to=task_id)
+
+
+def result_message(agent_id: str, node: str, task: Task, data: Any, rc: str) -> Envelope:
+    """The agent's result of ``task``."""
+    return _envelope("reply", agent_id, node, task.name, {"rc": str(rc), "data": data},
+                     reply_to=task.id)
+
+
+def read_result(envelope: Envelope) -> tuple[str, Any]:
+    """Return ``(rc, data)`` of a result.
+
+    Raises:
+        AgentProtocolError: the body is not ``{rc, data}``.
+    """
+    body = envelope.body
+    if not isinstance(body, dict) or not isinstance(body.get("rc"), str) or "data" not in body:
+        raise AgentProtocolError(f"a result must be {{rc, data}}, got {body!r:.100}")
+    return body["rc"], body["data"]
+
+
+def metric(agent_id: str, node: str, key: str, value: Any, step: int | None) -> Envelope:
+    """A metric the trainer logged."""
+    return _envelope("tell", agent_id, node, METRIC, {"key": key, "value": value, "step": step})
+
+
+def heartbeat(sender: str, recipient: str) -> Envelope:
+    """A heartbeat: "still here"."""
+    return _envelope("heartbeat", sender, recipient, "heartbeat")
+
+
+def goodbye(sender: str, recipient: str, reason: str, *, aborted: bool = False) -> Envelope:
+    """The last message of a side that closes: the job is over, aborted, or the agent stops."""
+    return _envelope("abort" if aborted else "tell", sender, recipient, CLOSE, reason)

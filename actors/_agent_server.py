@@ -1,0 +1,356 @@
+"""The node side of an agent link: listen, admit the agent with the right id, relay tasks.
+
+One ``AgentServer`` per node. It listens on its own TCP address; the first
+message of a connection must be a hello carrying the expected ``agent_id``,
+otherwise the connection is refused with the reason on both sides. Only one
+connection is live at a time; when it drops, the agent may reconnect within
+``heartbeat_timeout`` and an open task is sent again if the agent lost it.
+
+``run_task`` hands one task to the agent and returns its result's data. Every
+wait in it has a bound: the agent must be connected within ``heartbeat_timeout``,
+accept the task within ``peer_read_timeout`` (resent every ``resend_interval``,
+at most ``max_resends`` times), answer within ``task_wait_time`` and never be
+silent for ``heartbeat_timeout``; a result whose code is not OK fails it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+
+from peerflow.transport import DecodeError, Envelope, new_message_id
+
+from . import _agent_protocol as proto
+from ._agent_link import Link, encode_frame
+from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, AgentProtocolError, Task
+
+logger = logging.getLogger("peerflow.agents")
+
+_LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError,
+         anyio.BusyResourceError)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """How the node side of an agent link waits (NVFlare's TaskExchanger parameters).
+
+    Attributes:
+        heartbeat_interval: seconds between heartbeats, each way.
+        heartbeat_timeout: seconds of silence after which the peer is gone; also how
+            long a task waits for the agent to connect.
+        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
+        task_wait_time: seconds for the agent's result (None: as long as it lives).
+        resend_interval: seconds between sends of a task not yet accepted.
+        max_resends: how many times a task is sent again (None: no limit).
+    """
+
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 60.0
+    peer_read_timeout: float | None = 60.0
+    task_wait_time: float | None = None
+    resend_interval: float = 2.0
+    max_resends: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_timeout", "peer_read_timeout",
+                     "task_wait_time", "resend_interval"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value}")
+        if self.max_resends is not None and self.max_resends < 0:
+            raise ValueError(f"max_resends must be >= 0 or None, got {self.max_resends}")
+
+
+def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    """Return ``(host, port)`` from ``"host:port"`` (``"[::1]:80"`` for IPv6) or a pair.
+
+    Raises:
+        ValueError: the address has no valid port.
+    """
+    if isinstance(address, tuple):
+        return str(address[0]), int(address[1])
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {address!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def format_address(address: tuple[str, int] | None) -> str:
+    """Return ``"host:port"`` (``"[host]:port"`` for IPv6), or ``"-"`` for None."""
+    if address is None:
+        return "-"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(slots=True)
+class _OpenTask:
+    task: Task
+    frame: bytes
+    accepted: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    failure: AgentError | None = None
+
+    def settle(self, result: Any = None, failure: AgentError | None = None) -> None:
+        if not self.done.is_set():
+            self.result, self.failure = result, failure
+            self.accepted.set()
+            self.done.set()
+
+
+class AgentServer:
+    """The node side of one agent link.
+
+    Args:
+        agent_id: the id the agent must present.
+        listen: where to listen, ``"host:port"``; port 0 picks a free port.
+        settings: the waits and bounds; NVFlare's defaults when None.
+
+    Attributes:
+        node: the node this server belongs to (set by ``serve``).
+        address: ``(host, port)`` once listening.
+        metrics: what the agent logged with ``log_metric``, in order.
+        refused: why each refused connection was refused.
+    """
+
+    def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0",
+                 settings: LinkSettings | None = None) -> None:
+        if not agent_id:
+            raise ValueError("an agent needs a non-empty agent_id")
+        self.agent_id = agent_id
+        self.listen = parse_address(listen)
+        self.settings = settings or LinkSettings()
+        self.node = ""
+        self.address: tuple[str, int] | None = None
+        self.metrics: list[Any] = []
+        self.refused: list[str] = []
+        self.connected_since: float | None = None
+        self.last_heartbeat: float | None = None
+        self._link: Link | None = None
+        self._connected = anyio.Event()
+        self._listening = anyio.Event()
+        self._heard_at = -math.inf
+        self._left = "it never connected"
+        self._open: _OpenTask | None = None
+
+    # -- serving ----------------------------------------------------------
+    async def serve(self, node: str, *,
+                    task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen for the agent until cancelled; report the address once listening.
+
+        Raises:
+            OSError: cannot listen on the address.
+        """
+        self.node = node
+        listener = await anyio.create_tcp_listener(local_host=self.listen[0],
+                                                   local_port=self.listen[1])
+        async with listener:
+            self.address = tuple(listener.extra(SocketAttribute.local_address)[:2])
+            self._listening.set()
+            task_status.started(self.address)
+            await listener.serve(self._on_connection)
+
+    async def wait_listening(self) -> tuple[str, int]:
+        """Return the address once the server listens."""
+        await self._listening.wait()
+        assert self.address is not None
+        return self.address
+
+    async def say_goodbye(self, reason: str, *, aborted: bool = False) -> None:
+        """Tell a connected agent the job is over (or aborted); best effort, within 1 s."""
+        link = self._link
+        if link is None:
+            return
+        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(_LOST):
+            await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
+                                               aborted=aborted))
+
+    def absence(self) -> str:
+        """Why no agent is connected: how the last one left, and the last refusal."""
+        refused = f"; refused: {self.refused[-1]}" if self.refused else ""
+        return f"{self._left}{refused}"
+
+    def status(self) -> dict[str, Any]:
+        """One row for ``peerflow status``: which node, connected since, last heartbeat."""
+        return {"node": self.node, "agent_id": self.agent_id,
+                "address": format_address(self.address),
+                "connected": self._link is not None, "connected_since": self.connected_since,
+                "last_heartbeat": self.last_heartbeat,
+                "task": None if self._open is None else self._open.task.name,
+                "refused": len(self.refused), "metrics": len(self.metrics)}
+
+    async def _on_connection(self, stream: ByteStream) -> None:
+        link = Link(stream)
+        try:
+            request = await self._handshake(link)
+            if request is not None:
+                self._attach(link, request)
+                why = "the node stopped"
+                try:
+                    why = await link.run(self._on_envelope, self._heartbeat,
+                                         self.settings.heartbeat_interval,
+                                         self.settings.heartbeat_timeout)
+                finally:
+                    self._detach(link, why)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await link.aclose()
+
+    async def _handshake(self, link: Link) -> Envelope | None:
+        """Read the hello; answer it; return it if the agent is admitted."""
+        try:
+            with anyio.fail_after(self.settings.heartbeat_timeout):
+                request = await link.receive()
+            reason = proto.check_hello(request, self.node, self.agent_id)
+            if reason is None and self._link is not None:
+                reason = f"agent {self.agent_id!r} is already connected to node {self.node!r}"
+            if reason is None:
+                await link.write_now(proto.welcome(request, self.node,
+                                                   self.settings.heartbeat_interval,
+                                                   self.settings.heartbeat_timeout))
+                return request
+            self.refused.append(reason)
+            logger.warning("%s", reason)
+            await link.write_now(proto.refusal(request, self.node, reason))
+        except (TimeoutError, DecodeError, *_LOST) as exc:
+            logger.warning("node %r dropped a connection without a hello: %r", self.node, exc)
+        return None
+
+    def _attach(self, link: Link, request: Envelope) -> None:
+        self._link, self.connected_since = link, time.time()
+        self._heard()
+        self._connected.set()
+        logger.info("agent %r connected to node %r", self.agent_id, self.node)
+        open_task = self._open
+        if open_task is not None and request.body.get("task") != open_task.task.id:
+            link.send_frame(open_task.frame)  # the agent lost it: a new process, say
+
+    def _detach(self, link: Link, why: str) -> None:
+        if self._link is link:
+            self._link, self.connected_since = None, None
+            self._left = f"its link ended: {why}"
+            self._connected = anyio.Event()
+            logger.info("agent %r left node %r: %s", self.agent_id, self.node, why)
+
+    def _heartbeat(self) -> Envelope:
+        return proto.heartbeat(self.node, self.agent_id)
+
+    def _heard(self) -> None:
+        self._heard_at, self.last_heartbeat = anyio.current_time(), time.time()
+
+    # -- what the agent sends ---------------------------------------------
+    def _on_envelope(self, envelope: Envelope) -> None:
+        self._heard()
+        open_task = self._open
+        if envelope.kind == "heartbeat":
+            return
+        if envelope.kind == "tell" and envelope.topic == proto.METRIC:
+            self.metrics.append(envelope.body)
+        elif envelope.kind == "tell" and envelope.topic == proto.CLOSE:
+            self._on_agent_stop(str(envelope.body))
+        elif envelope.kind not in ("reply", "tell") or envelope.topic == proto.HELLO:
+            raise AgentProtocolError(f"agent sent {envelope.kind} {envelope.topic!r}")
+        elif open_task is None or envelope.reply_to != open_task.task.id:
+            logger.debug("node %r dropped a stale %r from its agent", self.node, envelope.topic)
+        elif envelope.kind == "tell" and envelope.topic == proto.RECEIVED:
+            open_task.accepted.set()
+        elif envelope.kind == "reply":
+            self._on_result(open_task, *proto.read_result(envelope))
+
+    def _on_result(self, open_task: _OpenTask, rc: str, data: Any) -> None:
+        if rc == RC.OK:
+            open_task.settle(data)
+            return
+        detail = f": {data}" if isinstance(data, str) and data else ""
+        open_task.settle(failure=AgentFailed(
+            f"agent {self.agent_id!r} of node {self.node!r} returned {rc} for task "
+            f"{open_task.task.name!r}{detail}"))
+
+    def _on_agent_stop(self, reason: str) -> None:
+        self._left = f"it stopped ({reason})"
+        if self._open is not None:
+            self._open.settle(failure=self._gone(f"stopped during task "
+                                                 f"{self._open.task.name!r} ({reason})"))
+
+    def _gone(self, what: str) -> AgentGone:
+        return AgentGone(f"agent {self.agent_id!r} of node {self.node!r} {what}")
+
+    # -- tasks ------------------------------------------------------------
+    async def run_task(self, name: str, data: Any) -> Any:
+        """Hand a task to the agent and return the data of its result.
+
+        Raises:
+            AgentGone: the agent did not connect, accept the task, answer or send
+                heartbeats in time, or stopped during the task.
+            AgentFailed: the result's return code is not ``RC.OK``.
+            TypeError: ``data`` holds something the codec cannot carry.
+        """
+        task = Task(name, new_message_id(), data)
+        frame = encode_frame(proto.task_message(self.node, self.agent_id, task))
+        await self._wait_for_agent()
+        open_task = self._open = _OpenTask(task, frame)
+        try:
+            await self._deliver(open_task)
+            if not await self._wait(open_task, open_task.done, self.settings.task_wait_time):
+                raise self._gone(f"gave no result for task {name!r} within "
+                                 f"{self.settings.task_wait_time:g} s")
+        finally:
+            self._open = None
+        if open_task.failure is not None:
+            raise open_task.failure
+        return open_task.result
+
+    async def _wait_for_agent(self) -> None:
+        timeout = self.settings.heartbeat_timeout
+        with anyio.move_on_after(timeout):
+            await self._connected.wait()
+        if self._link is None:
+            raise self._gone(f"is not connected at {format_address(self.address)} after "
+                             f"{timeout:g} s: {self.absence()}")
+
+    async def _deliver(self, open_task: _OpenTask) -> None:
+        """Send the task until the agent accepts it (resends bounded in number and time)."""
+        settings, name = self.settings, open_task.task.name
+        deadline = anyio.current_time() + (settings.peer_read_timeout or math.inf)
+        for sends in itertools.count(1):
+            if self._link is not None:  # else it goes out when the agent reconnects
+                with contextlib.suppress(anyio.ClosedResourceError):
+                    self._link.send_frame(open_task.frame)
+            wait = min(settings.resend_interval, deadline - anyio.current_time())
+            if await self._wait(open_task, open_task.accepted, wait):
+                return
+            if anyio.current_time() >= deadline:
+                raise self._gone(f"did not accept task {name!r} within "
+                                 f"{settings.peer_read_timeout:g} s")
+            if settings.max_resends is not None and sends > settings.max_resends:
+                raise self._gone(f"did not accept task {name!r} after "
+                                 f"{settings.max_resends} resends")
+
+    async def _wait(self, open_task: _OpenTask, event: anyio.Event,
+                    timeout: float | None) -> bool:
+        """Wait up to ``timeout`` for ``event``; True if set.
+
+        An agent silent for ``heartbeat_timeout`` meanwhile fails the task, which
+        sets every event of it.
+        """
+        settings = self.settings
+        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            while not event.is_set():
+                with anyio.move_on_after(period):
+                    await event.wait()
+                silent = anyio.current_time() - self._heard_at
+                if silent > settings.heartbeat_timeout:
+                    why = "" if self._link is not None else f" ({self._left})"
+                    open_task.settle(failure=self._gone(
+                        f"is gone: nothing heard for {silent:.1f} s{why}"))
+        return event.is_set()

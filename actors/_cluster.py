@@ -1,0 +1,245 @@
+"""Multi-process and multi-host runs: a controller process and one process per node.
+
+The controller's front desk is the ``Registry`` actor (``controller/admin``).
+Each node process dials the controller (adopting its run id in the handshake),
+spawns its ``NodeAgent`` (``NAME/node``), asks to ``register`` (the answer is the
+job spec, from which it builds its executor), spawns the executor and says
+``ready``. Once every node is ready, the controller hands each agent its
+neighbours' addresses (``routes``), runs the job as ``DistOptController`` does
+in one process, and tells every agent to ``finish``. ``status`` (from an admin
+client) reports each node's iteration and connections.
+
+The controller declares a node lost as soon as its connection breaks without a
+goodbye: the run aborts naming that node. A node that loses the controller ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+
+from peerflow.transport import Envelope, NetworkTransport, split_address
+
+from ._actor import Actor
+from ._config import Config
+from ._controller import CONTROLLER_NAME, DistOptController
+from ._deploy import abort_on_lost_node, panic_on_lost_peer, reconnect_window
+from ._errors import ActorError
+from ._executor import SyncAlgorithmExecutor
+from ._result import PanicReport, RunResult
+from ._runtime import Runtime
+from ._task_exchanger import agent_status
+
+logger = logging.getLogger("peerflow.cluster")
+
+REGISTRY = f"{CONTROLLER_NAME}/admin"
+STATUS_TIMEOUT = 2.0
+BuildExecutor = Callable[[Mapping[str, Any]], SyncAlgorithmExecutor]
+
+
+def agent_name(node: str) -> str:
+    return f"{node}/node"
+
+
+class Registry(Actor):
+    """The controller's front desk: registration, readiness and status.
+
+    Args:
+        controller: the job's controller (its targets are the nodes).
+        transport: the controller's network transport.
+        job: the job spec every node builds its executor from.
+    """
+
+    def __init__(self, controller: DistOptController, transport: NetworkTransport,
+                 job: Mapping[str, Any]) -> None:
+        super().__init__(REGISTRY)
+        self.controller, self.transport, self.job = controller, transport, dict(job)
+        self.addresses: dict[str, str] = {}
+        self.ready: set[str] = set()
+        self.state = "waiting for nodes"
+        self.joined = anyio.Event()
+        self.failure: str | None = None
+
+    async def handle(self, envelope: Envelope) -> Any:
+        node = envelope.sender.partition("/")[0]
+        if envelope.topic == "status":
+            return await self.status()
+        if node not in self.controller.targets:
+            raise ValueError(f"{node!r} is not a node of this job")
+        if envelope.topic == "register":
+            return self._register(node, envelope.body)
+        if envelope.topic == "ready":
+            self.ready.add(node)
+            if self.ready == set(self.controller.targets):
+                self.joined.set()
+            return "ok"
+        raise ValueError(f"the registry has no task named {envelope.topic!r}")
+
+    def _register(self, node: str, body: Any) -> dict[str, Any]:
+        listen = body.get("listen") if isinstance(body, dict) else None
+        if not isinstance(listen, str):
+            raise ValueError(f"node {node!r} registered without a listening address")
+        host, port = split_address(listen)
+        if host in ("0.0.0.0", "::", ""):  # reachable where it connected from
+            host = split_address(self.transport.peer_address(node) or listen)[0]
+        self.addresses[node] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.transport.watch(node)
+        logger.info("node %r registered, listening on %s", node, self.addresses[node])
+        return self.job
+
+    def lost(self, peer: str, reason: str) -> None:
+        """A peer's connection broke: fail the join if it was a node."""
+        if peer in self.controller.targets and not self.joined.is_set():
+            self.failure = f"node {peer!r} was lost while joining: {reason}"
+            self.joined.set()
+
+    def routes(self) -> dict[str, dict[str, str]]:
+        """Each node's agent and the addresses of its in- and out-neighbours."""
+        network = self.controller.config.network
+        out = network.out_neighbors()
+        routes = {}
+        for node in network.nodes:
+            peers = {n.id for n in node.neighbors} | set(out[node.id])
+            routes[agent_name(node.id)] = {p: self.addresses[p] for p in sorted(peers)}
+        return routes
+
+    async def status(self) -> dict[str, Any]:
+        """The run, its state, and per node: address, iteration and connections."""
+        nodes: dict[str, Any] = {}
+
+        async def one(node: str) -> None:
+            try:
+                nodes[node] = await self.ask(agent_name(node), "status",
+                                             timeout=STATUS_TIMEOUT)
+            except ActorError as exc:
+                nodes[node] = {"error": str(exc)}
+
+        async with anyio.create_task_group() as group:
+            for node in self.addresses:
+                group.start_soon(one, node)
+        return {"run": self.transport.run_id, "state": self.state,
+                "controller": {"address": self.transport.address,
+                               "connections": self.transport.connections()},
+                "nodes": [{"name": n, "address": self.addresses.get(n),
+                           **nodes.get(n, {"error": "not registered"})}
+                          for n in self.controller.targets]}
+
+
+async def serve_controller(config: Config, job: Mapping[str, Any], transport: NetworkTransport,
+                           *, join_timeout: float = 60.0, config_timeout: float = 10.0,
+                           on_listening: Callable[[str], None] | None = None) -> RunResult:
+    """Run a job whose nodes are other processes; return how it ended.
+
+    ``transport`` (not yet opened) must admit the nodes as joiners.
+    """
+    controller = DistOptController(config, config_timeout=config_timeout)
+    async with transport, Runtime(transport, transport.run_id) as runtime:
+        registry = Registry(controller, transport, job)
+        await runtime.spawn(controller)
+        await runtime.spawn(registry)
+        abort = abort_on_lost_node(controller)
+        transport.on_peer_lost = lambda peer, why: (registry.lost(peer, why), abort(peer, why))
+        if on_listening is not None:
+            on_listening(str(transport.address))
+        result = await _join(registry, join_timeout)
+        if result is None:
+            await controller.send_and_wait("routes", registry.routes(), timeout=config_timeout)
+            registry.state = "running"
+            result = await controller.run_job()
+        registry.state = result.status
+        for node in registry.addresses:
+            registry.tell(agent_name(node), "finish", {"status": result.status,
+                                                       "reason": result.reason})
+    return result
+
+
+async def _join(registry: Registry, timeout: float) -> RunResult | None:
+    """Wait for every node to be ready; an aborted result if one is lost or late."""
+    with anyio.move_on_after(timeout):
+        await registry.joined.wait()
+    if registry.joined.is_set() and registry.failure is None:
+        return None
+    missing = sorted(set(registry.controller.targets) - registry.ready)
+    reason = registry.failure or f"nodes {missing} did not join within {timeout:g}s"
+    return RunResult.aborted(PanicReport(reason, missing[0] if missing else None, None), {})
+
+
+class NodeAgent(Actor):
+    """A node process's own actor: takes routes, reports status, hears ``finish``."""
+
+    def __init__(self, node: str, transport: NetworkTransport) -> None:
+        super().__init__(agent_name(node))
+        self.transport = transport
+        self.executor: SyncAlgorithmExecutor | None = None
+        self.outcome: dict[str, Any] = {}
+        self.done = anyio.Event()
+
+    async def handle(self, envelope: Envelope) -> Any:
+        if envelope.topic == "routes":
+            for peer, address in dict(envelope.body).items():
+                self.transport.add_route(peer, address, watch=True)
+            return "ok"
+        if envelope.topic == "status":
+            return {"iteration": None if self.executor is None else self.executor.iteration,
+                    "listen": self.transport.address,
+                    "connections": self.transport.connections(),
+                    "agents": agent_status([self.executor])}
+        if envelope.topic == "finish":
+            return self.finish(dict(envelope.body or {}))
+        raise ValueError(f"node agent {self.name!r} has no task named {envelope.topic!r}")
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        if not self.done.is_set():
+            self.outcome = outcome
+            self.done.set()
+
+    def on_peer_lost(self, peer: str, reason: str) -> None:
+        if peer == CONTROLLER_NAME:
+            self.finish({"status": "aborted", "reason": f"lost the controller: {reason}"})
+        elif self.executor is not None:
+            panic_on_lost_peer(self.executor)(peer, reason)
+
+
+async def serve_node(name: str, controller_address: str, transport: NetworkTransport,
+                     build: BuildExecutor, *, join_timeout: float = 60.0) -> dict[str, Any]:
+    """Join the controller's run as node ``name``; return ``{"status", "reason"}`` at the end.
+
+    Raises:
+        TransportError: the controller cannot be reached or refuses this node.
+        TimeoutError: it did not answer within ``join_timeout``.
+        ActorError: registration failed (e.g. the name is not a node of the job).
+    """
+    async with transport:
+        transport.add_route(CONTROLLER_NAME, controller_address, watch=True)
+        with anyio.fail_after(join_timeout):
+            await transport.connect(CONTROLLER_NAME)
+        async with Runtime(transport, transport.run_id) as runtime:
+            agent = await runtime.spawn(NodeAgent(name, transport))
+            transport.on_peer_lost = agent.on_peer_lost
+            job = await agent.ask(REGISTRY, "register", {"listen": transport.address},
+                                  timeout=join_timeout)
+            agent.executor = await runtime.spawn(build(job), name)
+            transport.reconnect_window = reconnect_window([agent.executor])
+            await agent.ask(REGISTRY, "ready", timeout=join_timeout)
+            await agent.done.wait()
+    return agent.outcome
+
+
+async def query_status(controller_address: str, transport: NetworkTransport,
+                       timeout: float = 10.0) -> dict[str, Any]:
+    """Ask a running controller for its status, as an admin client.
+
+    Raises:
+        TransportError: the controller cannot be reached or refuses this client.
+        ActorError: it did not answer in time.
+    """
+    async with transport:
+        transport.add_route(CONTROLLER_NAME, controller_address)
+        with anyio.fail_after(timeout):
+            await transport.connect(CONTROLLER_NAME)
+        async with Runtime(transport, transport.run_id) as runtime:
+            client = await runtime.spawn(Actor(transport.name))
+            return dict(await client.ask(REGISTRY, "status", timeout=timeout))

@@ -1,0 +1,96 @@
+"""TaskExchanger: a node whose work an external agent does (NVFlare's name and shape).
+
+The node listens on its own address for the agent with its ``agent_id`` (see
+``_agent_server``) and relays each task the controller sends it to that agent,
+and the agent's result back. Any failure of the agent (gone, silent, a result
+whose code is not OK) goes through the panic routine, naming node, agent and cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from peerflow.transport import Envelope
+
+from ._agent_server import AgentServer, LinkSettings
+from ._executor import SyncAlgorithmExecutor
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+
+class AgentHost(SyncAlgorithmExecutor):
+    """An executor that owns an ``AgentServer`` (``self.agent``) for as long as it runs.
+
+    The server listens before the actor counts as started, and a connected agent
+    is told when the job is over (or aborted) as the actor stops.
+    """
+
+    agent: AgentServer
+
+    # Actor offers no hook for tasks that live exactly as long as the actor,
+    # so its task is wrapped: the listener's task group encloses the actor's loop.
+    async def _main(self, runtime: Runtime, *, task_status: TaskStatus[None]) -> None:
+        async with anyio.create_task_group() as group:
+            await group.start(self.agent.serve, self.name)
+            try:
+                await super()._main(runtime, task_status=task_status)
+            finally:
+                abort = self._abort
+                reason = "the job is over" if abort is None else f"run aborted: {abort.reason}"
+                await self.agent.say_goodbye(reason, aborted=abort is not None)
+                group.cancel_scope.cancel()
+
+
+class TaskExchanger(AgentHost):
+    """Relays the controller's tasks to an external agent and its results back.
+
+    "config" configures the node as usual; "run" and every other task go to the
+    agent, whose result answers the controller. A failure of the agent panics the
+    run, and an abort cancels the task in flight.
+
+    Args:
+        agent_id: the id the agent must present.
+        listen: where the agent connects, ``"host:port"``; port 0 picks a free one.
+        heartbeat_interval: seconds between heartbeats, each way.
+        heartbeat_timeout: seconds of silence after which the agent is gone; also
+            how long a task waits for the agent to connect.
+        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
+        task_wait_time: seconds for the agent's result (None: as long as it lives).
+        resend_interval: seconds between sends of a task not yet accepted.
+        max_resends: how many times a task is sent again (None: no limit).
+        sync_timeout: seconds to wait for neighbours' values in ``exchange``.
+
+    Raises:
+        ValueError: a bad address, an empty agent_id or a non-positive time.
+    """
+
+    def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0", *,
+                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 60.0,
+                 peer_read_timeout: float | None = 60.0, task_wait_time: float | None = None,
+                 resend_interval: float = 2.0, max_resends: int | None = None,
+                 sync_timeout: float = 10.0) -> None:
+        super().__init__(sync_timeout=sync_timeout)
+        settings = LinkSettings(heartbeat_interval, heartbeat_timeout, peer_read_timeout,
+                                task_wait_time, resend_interval, max_resends)
+        self.agent = AgentServer(agent_id, listen, settings)
+        self._task_name = "run"
+
+    async def handle(self, envelope: Envelope) -> Any:
+        if envelope.topic == "config":
+            return await super().handle(envelope)
+        self._task_name = envelope.topic  # every task runs as "run" does: panic, abort
+        return await self._run(envelope.body)
+
+    async def run_algorithm(self, extra: Any) -> Any:
+        """Hand the current task and its data to the agent; return its result's data."""
+        return await self.agent.run_task(self._task_name, extra)
+
+
+def agent_status(actors: Iterable[object]) -> list[dict[str, Any]]:
+    """Return one status row per agent of ``actors`` (those that host one)."""
+    return [actor.agent.status() for actor in actors if isinstance(actor, AgentHost)]

@@ -1,0 +1,1 @@
+"""peerflow benchmarks: latency, scale, convergence, emulation and NVFlare side by side."""

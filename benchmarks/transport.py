@@ -1,0 +1,351 @@
+"""Transport benchmark: TCP and TLS against floors measured in the same run.
+
+``python -m benchmarks.transport --out DIR`` writes ``transport.json`` and ``transport.md``.
+
+- Per-iteration latency: consensus over memory, tcp and tls (``simulate``, one process).
+- 64-byte round trip between two processes: a blocking socket pair (floor), raw
+  asyncio streams (floor), peerflow TCP and TLS (an echoing endpoint).
+- One-way throughput of 1 KB, 1 MB and 16 MB payloads between two processes:
+  blocking sockets (the physical floor), asyncio streams, peerflow TCP and TLS
+  (numpy payloads; header and array buffer written without joining them).
+The echo/sink side always runs in a child process; loops use uvloop when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import socket
+import statistics
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+import peerflow
+from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_connected
+from peerflow.transport import (
+    Envelope,
+    Project,
+    TcpTransport,
+    TlsConfig,
+    new_message_id,
+    provision,
+)
+
+SIZES = {"1 KB": 1 << 10, "1 MB": 1 << 20, "16 MB": 16 << 20}
+VOLUME = 512 << 20  # bytes per throughput measurement (at least 20 messages)
+PINGS = 2000
+_LEN = struct.Struct("<I")
+
+
+def _run(main: Callable[[], Any]) -> Any:
+    try:
+        import uvloop  # noqa: F401
+        options = {"use_uvloop": True}
+    except ImportError:
+        options = {}
+    return anyio.run(main, backend="asyncio", backend_options=options)
+
+
+def _count(size: int) -> int:
+    return max(20, VOLUME // size)
+
+
+def _window(size: int) -> int:
+    """peerflow messages in flight: about 64 MB, far below the congestion bound."""
+    return max(2, (64 << 20) // size)
+
+
+def _ack_every(size: int) -> int:
+    return max(1, min(8, _window(size) // 2))
+
+
+# -- floors: blocking sockets ---------------------------------------------------------
+def _socket_server(port_out: Any, mode: str, size: int) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port_out.send(server.getsockname()[1])
+        conn, _ = server.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = memoryview(bytearray(max(size, 64) + 4))
+        if mode == "echo":
+            while (n := conn.recv_into(buf)) > 0:
+                conn.sendall(buf[:n])
+        else:
+            total = _count(size) * (size + 4)
+            while total > 0:
+                total -= conn.recv_into(buf[: min(len(buf), 1 << 20)])
+            conn.sendall(b"k")
+        conn.close()
+
+
+def socket_round_trip() -> list[float]:
+    with _child(_socket_server, "echo", 64) as port, \
+            socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        payload, times = b"x" * 64, []
+        for _ in range(PINGS):
+            start = time.perf_counter()
+            sock.sendall(payload)
+            got = 0
+            while got < 64:
+                got += len(sock.recv(64 - got))
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def socket_throughput(size: int) -> float:
+    with _child(_socket_server, "sink", size) as port, \
+            socket.create_connection(("127.0.0.1", port)) as sock:
+        data = np.zeros(size, dtype=np.uint8)
+        prefix = _LEN.pack(size)
+        start = time.perf_counter()
+        for _ in range(_count(size)):
+            sock.sendall(prefix)
+            sock.sendall(memoryview(data))
+        sock.recv(1)
+        return _count(size) * size / (time.perf_counter() - start)
+
+
+# -- floors: asyncio streams ------------------------------------------------------------
+def _streams_server(port_out: Any, mode: str, size: int) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if mode == "echo":
+            while data := await reader.read(64):
+                writer.write(data)
+        else:
+            for _ in range(_count(size)):
+                (length,) = _LEN.unpack(await reader.readexactly(4))
+                await reader.readexactly(length)
+            writer.write(b"k")
+        await writer.drain()
+        writer.close()
+        done.set()
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port_out.send(server.sockets[0].getsockname()[1])
+        await done.wait()
+        server.close()
+
+    done = asyncio.Event()
+    _run(main)
+
+
+def streams_round_trip() -> list[float]:
+    async def main() -> list[float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        times = []
+        for _ in range(PINGS):
+            start = time.perf_counter()
+            writer.write(b"x" * 64)
+            await reader.readexactly(64)
+            times.append(time.perf_counter() - start)
+        writer.close()
+        return times
+
+    with _child(_streams_server, "echo", 64) as port:
+        return _run(main)
+
+
+def streams_throughput(size: int) -> float:
+    async def main() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = np.zeros(size, dtype=np.uint8)
+        start = time.perf_counter()
+        for _ in range(_count(size)):
+            writer.write(_LEN.pack(size))
+            writer.write(memoryview(data))
+            await writer.drain()
+        await reader.readexactly(1)
+        elapsed = time.perf_counter() - start
+        writer.close()
+        return _count(size) * size / elapsed
+
+    with _child(_streams_server, "sink", size) as port:
+        return _run(main)
+
+
+# -- peerflow TCP and TLS -----------------------------------------------------------------
+def _peerflow_server(port_out: Any, mode: str, size: int, kits: str | None) -> None:
+    async def main() -> None:
+        tls = TlsConfig.from_dir(kits, "b") if kits else None
+        async with TcpTransport("b", run_id="bench", tls=tls) as transport:
+            done = anyio.Event()
+            received = [0]
+
+            def deliver(envelope: Envelope) -> None:
+                received[0] += 1
+                if mode == "echo" or received[0] % _ack_every(size) == 0 or \
+                        received[0] == _count(size):
+                    transport.send(_tell("b", "a", envelope.body if mode == "echo" else
+                                         received[0]))
+                if envelope.topic == "stop":
+                    done.set()
+
+            transport.register("b", deliver)
+            port_out.send(int(str(transport.address).rsplit(":", 1)[1]))
+            await done.wait()
+
+    _run(main)
+
+
+def _tell(sender: str, recipient: str, body: Any, topic: str = "value") -> Envelope:
+    return Envelope("tell", sender, recipient, topic, body, 0, "bench", new_message_id())
+
+
+class _Client:
+    """The sending side: a transport named ``a`` and a queue of what ``b`` sent back."""
+
+    def __init__(self, transport: TcpTransport) -> None:
+        self.transport = transport
+        self.replies: list[Any] = []
+        self.event = anyio.Event()
+        transport.register("a", self.deliver)
+
+    def deliver(self, envelope: Envelope) -> None:
+        self.replies.append(envelope.body)
+        self.event.set()
+
+    async def next_reply(self) -> Any:
+        while not self.replies:
+            self.event = anyio.Event()
+            await self.event.wait()
+        return self.replies.pop(0)
+
+
+async def _peerflow_client(port: int, kits: str | None,
+                           work: Callable[[_Client], Any]) -> Any:
+    tls = TlsConfig.from_dir(kits, "a") if kits else None
+    async with TcpTransport("a", None, run_id="bench", tls=tls,
+                            routes={"b": f"127.0.0.1:{port}"}) as transport:
+        client = _Client(transport)
+        await transport.connect("b")
+        result = await work(client)
+        transport.send(_tell("a", "b", None, "stop"))
+        return result
+
+
+def peerflow_round_trip(kits: str | None) -> list[float]:
+    async def work(client: _Client) -> list[float]:
+        payload, times = b"x" * 64, []
+        for _ in range(PINGS):
+            start = time.perf_counter()
+            client.transport.send(_tell("a", "b", payload))
+            await client.next_reply()
+            times.append(time.perf_counter() - start)
+        return times
+
+    with _child(_peerflow_server, "echo", 64, kits) as port:
+        return _run(lambda: _peerflow_client(port, kits, work))
+
+
+def peerflow_throughput(size: int, kits: str | None) -> float:
+    window = _window(size)
+
+    async def work(client: _Client) -> float:
+        data = np.zeros(size, dtype=np.uint8)
+        acked, count = 0, _count(size)
+        start = time.perf_counter()
+        for sent in range(1, count + 1):
+            client.transport.send(_tell("a", "b", data))
+            while sent - acked >= window:
+                acked = await client.next_reply()
+        while acked < count:
+            acked = await client.next_reply()
+        return count * size / (time.perf_counter() - start)
+
+    with _child(_peerflow_server, "sink", size, kits) as port:
+        return _run(lambda: _peerflow_client(port, kits, work))
+
+
+class _child:  # noqa: N801 - used as a context manager, named like a function
+    """Run ``target(port_out, *args)`` in a child process; yield the port it reports."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        context = mp.get_context("spawn")
+        self.receive, send = context.Pipe(duplex=False)
+        self.process = context.Process(target=target, args=(send, *args), daemon=True)
+
+    def __enter__(self) -> int:
+        self.process.start()
+        return int(self.receive.recv())
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+# -- per-iteration latency -----------------------------------------------------------------
+def iteration_ms(transport: str, nodes: int = 6, iterations: int = 300) -> float:
+    network = metropolis_hastings(random_connected(nodes, seed=42))
+    executors = [ConsensusExecutor(float(i), sync_timeout=30) for i in range(nodes)]
+    result = peerflow.simulate(peerflow.Config(network, {"iterations": iterations}), executors,
+                               transport)
+    assert result.ok, result.reason
+    return 1000 * result.timings["run"] / iterations
+
+
+def measure(kits: str) -> dict[str, Any]:
+    """Every figure, with its floors, measured now."""
+    rtt = {"socket pair": socket_round_trip(), "asyncio streams": streams_round_trip(),
+           "peerflow tcp": peerflow_round_trip(None), "peerflow tls": peerflow_round_trip(kits)}
+    throughput = {label: {"socket pair": socket_throughput(size),
+                          "asyncio streams": streams_throughput(size),
+                          "peerflow tcp": peerflow_throughput(size, None),
+                          "peerflow tls": peerflow_throughput(size, kits)}
+                  for label, size in SIZES.items()}
+    return {"iteration_ms": {t: iteration_ms(t) for t in ("memory", "tcp", "tls")},
+            "round_trip_us": {k: 1e6 * statistics.median(v) for k, v in rtt.items()},
+            "throughput_gb_s": {size: {k: v / 1e9 for k, v in row.items()}
+                                for size, row in throughput.items()}}
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The figures as markdown tables, with ratios to the floors."""
+    it = figures["iteration_ms"]
+    lines = ["## Per-iteration latency (consensus, 6 nodes, one process)", "",
+             "| transport | ms / iteration | x memory |", "|---|---|---|"]
+    lines += [f"| {t} | {ms:.3f} | {ms / it['memory']:.1f} |" for t, ms in it.items()]
+    rtt = figures["round_trip_us"]
+    lines += ["", "## 64-byte round trip between two processes (median)", "",
+              "| path | µs | x socket pair | x asyncio streams |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v:.0f} | {v / rtt['socket pair']:.2f} | "
+              f"{v / rtt['asyncio streams']:.2f} |" for k, v in rtt.items()]
+    lines += ["", "## One-way throughput between two processes (GB/s)", "",
+              "| payload | socket pair | asyncio streams | peerflow tcp | peerflow tls | "
+              "tcp / socket pair | tcp / streams | tls / tcp |",
+              "|---|---|---|---|---|---|---|---|"]
+    for size, row in figures["throughput_gb_s"].items():
+        tcp, tls = row["peerflow tcp"], row["peerflow tls"]
+        lines.append(f"| {size} | {row['socket pair']:.2f} | {row['asyncio streams']:.2f} | "
+                     f"{tcp:.2f} | {tls:.2f} | {tcp / row['socket pair']:.0%} | "
+                     f"{tcp / row['asyncio streams']:.2f} | {tls / tcp:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as kits:
+        provision(Project("bench", "b", ("a",), ()), kits)
+        figures = measure(kits)
+    (args.out / "transport.json").write_text(json.dumps(figures, indent=2) + "\n")
+    table = markdown(figures)
+    (args.out / "transport.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

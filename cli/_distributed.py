@@ -1,0 +1,192 @@
+"""``peerflow controller | node | status | provision``: runs across processes and hosts.
+
+A session on one host (each command in its own terminal)::
+
+    peerflow controller --job job.toml --listen 127.0.0.1:7000 --out out/
+    peerflow node --name site-1 --controller 127.0.0.1:7000
+    ...                                       (one per node of the job's network)
+    peerflow status 127.0.0.1:7000
+
+With ``peerflow provision project.yml --out kits/`` first and ``--tls kits/``
+on every command, every connection is mutual TLS and names come from certificates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from peerflow.actors import ActorError, ConfigError
+from peerflow.actors._cluster import query_status, serve_controller, serve_node
+from peerflow.transport import (
+    NetworkTransport,
+    ProvisionError,
+    TlsConfigError,
+    TransportError,
+    create_transport,
+    load_project,
+    provision,
+    split_address,
+)
+
+from . import _render as render
+from ._agents import AgentCommand, agent_lines, serve_with_agent
+from ._errors import CliInputError
+from ._jobs import ALGORITHMS, Job, load_job, report_job
+
+Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
+Tls = Annotated[Path | None, typer.Option(
+    "--tls", help="TLS kit folder (or the provision output folder): mutual TLS on.")]
+JoinTimeout = Annotated[float, typer.Option(
+    "--join-timeout", min=0.1, help="Seconds to wait for every node (or the controller).")]
+ADMIN = "admin"
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Register the distributed commands on the ``peerflow`` app."""
+    app.command("controller")(controller)
+    app.command("node")(node)
+    app.command("status")(status)
+    app.command("provision")(provision_command)
+
+
+def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TOML).")],
+               listen: Listen = "127.0.0.1:7000", tls: Tls = None,
+               out: Annotated[Path | None, typer.Option(
+                   "--out", "-o", help="Folder for summary.json and plots.")] = None,
+               join_timeout: JoinTimeout = 60.0) -> None:
+    """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
+    job = load_job(job_file)
+    out_dir = render.prepare_out(out)
+    nodes = set(job.network.node_ids)
+    transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
+                           joiners=lambda name: name in nodes or name.startswith(ADMIN),
+                           reconnect_window=0.0)
+
+    def listening(address: str) -> None:
+        typer.echo(f"controller listening on {transport.scheme}://{address} "
+                   f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
+
+    result = _run_async(lambda: serve_controller(
+        job.config, job.spec(), transport, join_timeout=join_timeout, on_listening=listening))
+    report_job(result, job, out_dir)
+    if not result.ok:
+        typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
+                   f"{result.iteration}: {result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def node(name: Annotated[str, typer.Option("--name", help="This node's id in the network.")],
+         controller_address: Annotated[str, typer.Option(
+             "--controller", help="HOST:PORT of the controller.")],
+         listen: Listen = "127.0.0.1:0", tls: Tls = None,
+         join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None) -> None:
+    """Join a controller's run as one node; exit 0 when the job completes."""
+    _check_address(controller_address, "--controller")
+    transport = _transport(listen, name, tls, connect_timeout=join_timeout)
+    serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
+    try:
+        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve,
+                                                      _build_executor(name))
+                             if agent_command else serve(_build_executor(name)))
+    except ConfigError as exc:
+        raise CliInputError(str(exc)) from exc
+    except (TransportError, TimeoutError, ActorError) as exc:
+        typer.echo(f"peerflow: node {name!r} cannot join {controller_address}: "
+                   f"{exc or type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"node {name!r}: run {outcome.get('status')}"
+               + (f": {outcome['reason']}" if outcome.get("reason") else ""), err=True)
+    if outcome.get("status") != "completed":
+        raise typer.Exit(1)
+
+
+def _build_executor(name: str) -> Any:
+    def build(spec: Any) -> Any:
+        job = Job.from_spec(spec)
+        return ALGORITHMS[job.algorithm].build(job)[name]
+    return build
+
+
+def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running controller.")],
+           tls: Tls = None,
+           name: Annotated[str, typer.Option("--name", help="Admin name (TLS: as in its "
+                                             "certificate).")] = ADMIN,
+           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0) -> None:
+    """List a running controller's nodes, their connections and iterations."""
+    _check_address(address, "address")
+    transport = _transport("127.0.0.1:0", name, tls, connect_timeout=timeout, dial_only=True)
+    try:
+        report = _run_async(lambda: query_status(address, transport, timeout))
+    except (TransportError, TimeoutError, ActorError) as exc:
+        typer.echo(f"peerflow: no status from {address}: {exc or type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("\n".join(status_lines(report)))
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """Render a controller's status: the run, then each node and its connections."""
+    controller = report["controller"]
+    lines = [f"run {report['run']}: {report['state']}",
+             f"controller  {controller['address']}", *_link_lines(controller["connections"])]
+    for entry in report["nodes"]:
+        where = f"{entry['name']}  {entry.get('address')}"
+        if "error" in entry:
+            lines.append(f"{where}  {entry['error']}")
+            continue
+        lines.append(f"{where}  iteration {entry['iteration']}")
+        lines += _link_lines(entry["connections"])
+        lines += agent_lines(entry.get("agents", []))
+    return lines
+
+
+def _link_lines(connections: list[dict[str, Any]]) -> list[str]:
+    return [f"    {c['peer']:<12} {c['address']:<22} {'tls' if c['tls'] else 'tcp'} "
+            f"{'dialed' if c['direction'] == 'out' else 'accepted'}" for c in connections]
+
+
+def provision_command(project: Annotated[Path, typer.Argument(help="PROJECT.yml")],
+                      out: Annotated[Path, typer.Option("--out", "-o",
+                                                        help="Folder for the kits.")]) -> None:
+    """Create a project CA and a TLS kit per participant (like NVFlare's startup kits)."""
+    try:
+        kits = provision(load_project(project), out)
+    except ProvisionError as exc:
+        raise CliInputError(str(exc)) from exc
+    except OSError as exc:
+        raise CliInputError(f"cannot write kits to {str(out)!r}: {exc}") from exc
+    for name, folder in kits.items():
+        typer.echo(f"{name}: {folder}")
+
+
+def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``main`` in a fresh event loop, on uvloop when it is installed."""
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
+
+
+def _transport(listen: str, name: str, tls: Path | None, **options: Any) -> NetworkTransport:
+    _check_address(listen, "--listen")
+    scheme = "tls" if tls is not None else "tcp"
+    try:
+        transport = create_transport(f"{scheme}://{listen}", name=name, tls=tls, **options)
+    except TlsConfigError as exc:
+        raise CliInputError(str(exc)) from exc
+    except ValueError as exc:
+        raise CliInputError(f"{exc}") from exc
+    assert isinstance(transport, NetworkTransport)
+    return transport
+
+
+def _check_address(address: str, option: str) -> None:
+    try:
+        split_address(address)
+    except ValueError:
+        raise CliInputError(f"{option} {address!r} is not HOST:PORT") from None

@@ -1,0 +1,96 @@
+"""``peerflow simulate ... --processes``: one ``peerflow node`` process per node, on this host.
+
+Writes the job to a temporary folder, starts the controller and every node as
+child processes on loopback (with a throwaway project CA for ``--transport tls``),
+waits for the controller, and kills whatever is still running on the way out,
+Ctrl-C included: no orphans.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from peerflow.transport import Project, provision
+
+from ._jobs import Job
+
+ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
+NODE_GRACE = 10.0
+
+
+def run_processes(job: Job, transport: str, out: Path | None) -> int:
+    """Run ``job`` across processes; return the controller's exit code."""
+    with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
+        tmp = Path(folder)
+        job_file = tmp / "job.toml"
+        job_file.write_text(job.to_toml(tmp / "network.json"))
+        tls = _kits(tmp, job) if transport == "tls" else None
+        address = f"127.0.0.1:{_free_port()}"
+        children: list[subprocess.Popen[bytes]] = []
+        try:
+            controller = _spawn(children, ["controller", "--job", str(job_file), "--listen",
+                                           address, *_opt("--out", out), *_opt("--tls", tls)])
+            logs = {node: tmp / f"{node}.log" for node in job.network.node_ids}
+            for node, log in logs.items():
+                _spawn(children, ["node", "--name", node, "--controller", address,
+                                  *_opt("--tls", tls)], log)
+            code = controller.wait()
+            _wait_nodes(children[1:], logs)
+            return code
+        finally:
+            _kill(children)
+
+
+def _spawn(children: list[subprocess.Popen[bytes]], args: list[str],
+           log: Path | None = None) -> subprocess.Popen[bytes]:
+    output = None if log is None else log.open("wb")
+    try:
+        child = subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=output,
+                                 stderr=output, stdin=subprocess.DEVNULL)
+    finally:
+        if output is not None:
+            output.close()
+    children.append(child)
+    return child
+
+
+def _wait_nodes(nodes: list[subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
+    """Give nodes a moment to exit; show the log tail of any that failed."""
+    for (name, log), child in zip(logs.items(), nodes, strict=True):
+        try:
+            code = child.wait(NODE_GRACE)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            typer.echo(f"node {name!r} exited with {code}: " + " | ".join(tail), err=True)
+
+
+def _kill(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+    for child in children:
+        child.wait()
+
+
+def _opt(flag: str, value: Path | None) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _kits(tmp: Path, job: Job) -> Path:
+    provision(Project("processes", "controller", tuple(job.network.node_ids), ("admin",)),
+              tmp / "kits")
+    return tmp / "kits"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,87 @@
+"""An external trainer: a plain, blocking script that owns its model and its data.
+
+    peerflow simulate dgd --agent-command "python examples/trainer.py"
+
+starts one copy of this script per node. Each node exchanges parameters with its
+neighbours and mixes them; this script does the rest, on its own model and data:
+
+    init        -> the initial parameters, and how many batches make an epoch
+    local_step  -> the gradient of the loss at the given parameters, on the next batch
+    evaluate    -> the train and test losses (and test accuracy) at the given parameters
+
+The node's address and this agent's id come from the environment the launcher sets.
+To reproduce the in-process run exactly, the model and data are the built-in problem
+the "init" task names; a real trainer would load its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from peerflow.actors import Agent, AgentClosed
+from peerflow.algorithms import PROBLEMS, accuracy, dataset_loss
+
+
+class Trainer:
+    """One node's model and data, built from the problem named by the "init" task."""
+
+    def __init__(self, problem: str, nodes: int, seed: int, node_index: int, **_: object):
+        parts = PROBLEMS[problem](nodes, seed).node_kwargs(node_index)
+        self.model, self.loss = parts["model"], parts["loss"]
+        self.train, self.test = parts["train_dataloader"], parts["test_dataloader"]
+        self.batches = self.endless()
+
+    def endless(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.train  # a new shuffle every epoch
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
+
+    def load(self, params: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(params[name])
+
+    def gradient(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.load(params)
+        inputs, targets = next(self.batches)
+        self.model.zero_grad(set_to_none=True)
+        self.loss(self.model(inputs), targets).backward()
+        return {name: p.grad for name, p in self.model.named_parameters()}
+
+    def evaluate(self, params: dict[str, torch.Tensor]) -> dict[str, float]:
+        self.load(params)
+        return {"train": dataset_loss(self.model, self.loss, self.train),
+                "test": dataset_loss(self.model, self.loss, self.test),
+                "accuracy": accuracy(self.model, self.test)}
+
+
+def serve(agent: Agent) -> None:
+    """Answer the node's tasks until the job is over."""
+    trainer: Trainer | None = None
+    while True:
+        try:
+            task = agent.get_task()
+        except AgentClosed:  # the job is over (or the node is gone)
+            return
+        if task.name == "init":
+            trainer = Trainer(**task.data)
+            result = {"params": trainer.parameters(), "batches_per_epoch": len(trainer.train)}
+        elif task.name == "local_step":
+            result = trainer.gradient(task.data["params"])
+        else:  # evaluate
+            result = trainer.evaluate(task.data["params"])
+        agent.submit_result(result)
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # one core per trainer process
+    with Agent() as agent:  # PEERFLOW_AGENT_ADDRESS and PEERFLOW_AGENT_ID say where and who
+        serve(agent)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from peerflow.actors import RC, AgentClosed, AgentProtocolError, AgentRefused, CallStateError, Task
+from peerflow.actors import _agent_protocol as proto
+from peerflow.actors._agent_protocol import TABLE, AgentCalls, Call, State
+from peerflow.transport import decode, encode_bytes
+
+PATHS = {  # the calls that lead from NEW to each state
+    State.NEW: [],
+    State.READY: [Call.START],
+    State.WAITING: [Call.START, Call.GET_TASK],
+    State.WORKING: [Call.START, Call.GET_TASK, Call.GOT_TASK],
+    State.CLOSED: [Call.START, Call.STOP],
+}
+
+
+def calls_in(state: State) -> AgentCalls:
+    calls = AgentCalls()
+    for call in PATHS[state]:
+        calls.call(call)
+    assert calls.state is state
+    return calls
+
+
+ILLEGAL = [(s, c) for s, c in itertools.product(State, Call)
+           if c not in TABLE[s] and not (s is State.CLOSED and c in proto._CLOSED_QUIETLY)]
+
+
+@pytest.mark.parametrize(("state", "call"), ILLEGAL, ids=lambda x: x.name)
+def test_every_illegal_call_raises_and_leaves_the_state_unchanged(state: State,
+                                                                  call: Call) -> None:
+    calls = calls_in(state)
+    expected = AgentClosed if (state, call) == (State.CLOSED, Call.GET_TASK) else CallStateError
+    with pytest.raises(expected):
+        calls.call(call)
+    assert calls.state is state
+    with pytest.raises(expected):
+        calls.allows(call)
+
+
+@pytest.mark.parametrize(("state", "call"),
+                         [(s, c) for s in State for c in TABLE[s]], ids=lambda x: x.name)
+def test_every_legal_call_moves_as_the_table_says(state: State, call: Call) -> None:
+    calls = calls_in(state)
+    assert calls.call(call) is True
+    assert calls.state is (TABLE[state][call] or state)
+
+
+def test_the_messages_name_the_call_the_state_and_what_is_allowed() -> None:
+    calls = calls_in(State.WORKING)
+    with pytest.raises(CallStateError, match=r"get_task\(\) called while a task is open "
+                                             r"\(call submit_result\(\) first\); allowed here: "
+                                             r"submit_result\(\), log_metric\(\), stop\(\)"):
+        calls.call(Call.GET_TASK)
+    with pytest.raises(CallStateError, match=r"submit_result\(\) called with no open task"):
+        calls_in(State.READY).call(Call.SUBMIT_RESULT)
+    with pytest.raises(CallStateError, match=r"get_task\(\) called before start\(\)"):
+        calls_in(State.NEW).call(Call.GET_TASK)
+
+
+def test_once_closed_get_task_raises_agent_closed_and_results_are_dropped_quietly() -> None:
+    calls = calls_in(State.WORKING)
+    calls.close("node 'a': the job is over")
+    calls.close("a later reason is ignored")
+    assert calls.state is State.CLOSED
+    with pytest.raises(AgentClosed, match="the job is over"):
+        calls.call(Call.GET_TASK)
+    assert calls.call(Call.SUBMIT_RESULT) is False
+    assert calls.call(Call.LOG_METRIC) is False
+    assert calls.call(Call.STOP) is True and calls.state is State.CLOSED
+
+
+def test_stop_before_start_closes_and_start_after_stop_is_refused() -> None:
+    calls = AgentCalls()
+    calls.call(Call.STOP)
+    assert calls.closed_reason == "stop() was called"
+    with pytest.raises(CallStateError, match=r"start\(\) called after the agent closed"):
+        calls.call(Call.START)
+
+
+def round_trip(envelope: proto.Envelope) -> proto.Envelope:
+    return decode(encode_bytes(envelope))
+
+
+def test_a_hello_with_the_expected_id_is_welcomed_with_the_nodes_heartbeat_settings() -> None:
+    request = round_trip(proto.hello("trainer-1", None))
+    assert proto.check_hello(request, "site-1", "trainer-1") is None
+    answer = round_trip(proto.welcome(request, "site-1", 0.5, 2.0))
+    assert answer.reply_to == request.id
+    assert proto.read_welcome(answer) == {"node": "site-1", "heartbeat_interval": 0.5,
+                                          "heartbeat_timeout": 2.0}
+
+
+def test_a_hello_with_another_id_is_refused_naming_both_ids() -> None:
+    request = proto.hello("intruder", None)
+    reason = proto.check_hello(request, "site-1", "trainer-1")
+    assert reason == "node 'site-1' refused agent 'intruder': it expects 'trainer-1'"
+    with pytest.raises(AgentRefused, match="refused agent 'intruder'"):
+        proto.read_welcome(round_trip(proto.refusal(request, "site-1", reason)))
+    heartbeat = proto.heartbeat("x", "site-1")
+    assert "expected a hello" in (proto.check_hello(heartbeat, "site-1", "trainer-1") or "")
+    with pytest.raises(AgentProtocolError, match="expected a welcome"):
+        proto.read_welcome(heartbeat)
+
+
+def test_a_result_carries_its_task_id_code_and_data() -> None:
+    task = Task("train", "t-1", {"w": 1.0})
+    message = round_trip(proto.result_message("trainer-1", "site-1", task, [1, 2], RC.OK))
+    assert message.reply_to == "t-1" and message.topic == "train"
+    assert proto.read_result(message) == ("OK", [1, 2])
+    bad = proto.result_message("trainer-1", "site-1", task, None, RC.OK)
+    bad.body = {"data": 1}
+    with pytest.raises(AgentProtocolError, match=r"a result must be \{rc, data\}"):
+        proto.read_result(bad)
+    assert round_trip(proto.task_message("site-1", "trainer-1", task)).id == "t-1"

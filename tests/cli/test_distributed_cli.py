@@ -1,0 +1,83 @@
+"""The distributed commands: controller, node, status, provision, and simulate over TCP/TLS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from peerflow.cli import main
+from peerflow.cli._distributed import status_lines
+from peerflow.transport import TlsConfig
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("peerflow: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["controller", "--job", "missing.toml"], "job file 'missing.toml' does not exist"),
+    (["node", "--name", "a", "--controller", "nohost"], "--controller 'nohost' is not HOST:PORT"),
+    (["node", "--name", "a", "--controller", "h:1", "--listen", "x"], "--listen 'x' is not"),
+    (["status", "127.0.0.1"], "address '127.0.0.1' is not HOST:PORT"),
+    (["provision", "missing.yml", "--out", "kits"], "cannot read project file 'missing.yml'"),
+    (["simulate", "consensus", "--transport", "udp"], "unknown transport 'udp'"),
+    (["node", "--name", "a", "--controller", "h:1", "--tls", "nowhere"], "does not exist"),
+])
+def test_bad_input_gives_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str],
+                                                   argv: list[str], message: str) -> None:
+    assert message in one_error_line(capsys, argv)
+
+
+@pytest.mark.parametrize(("job", "message"), [
+    ('algorithm = "sgd"\n', "algorithm must be one of ['consensus']"),
+    ('algorithm = "consensus"\niterations = "many"\n', "iterations must be a number"),
+    ('algorithm = "consensus"\ncolour = 1\n', "unknown fields ['colour']"),
+    ('algorithm = "consensus"\n[network]\ntopology = "moebius"\n', "unknown topology"),
+    ("algorithm = \n", "is not valid TOML"),
+])
+def test_bad_job_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 job: str, message: str) -> None:
+    path = tmp_path / "job.toml"
+    path.write_text(job)
+    assert message in one_error_line(capsys, ["controller", "--job", str(path)])
+
+
+def test_provision_writes_a_kit_per_participant(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "project.yml"
+    project.write_text("name: demo\nnodes: [site-1, site-2]\n")
+    assert main(["provision", str(project), "--out", str(tmp_path / "kits")]) == 0
+    assert capsys.readouterr().out.count("\n") == 4  # controller, 2 nodes, admin
+    assert TlsConfig.from_dir(tmp_path / "kits", "site-2").name == "site-2"
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_simulate_over_the_network_writes_the_same_histories(
+        tmp_path: Path, transport: str, capsys: pytest.CaptureFixture[str]) -> None:
+    histories = {}
+    for name in ("memory", transport):
+        out = tmp_path / name
+        assert main(["simulate", "consensus", "-n", "5", "-i", "30", "--transport", name,
+                     "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        histories[name] = {n: r["value_history"] for n, r in summary["results"].items()}
+    assert histories["memory"] == histories[transport]
+
+
+def test_status_lines_show_nodes_iterations_and_connections() -> None:
+    link = {"peer": "controller", "address": "127.0.0.1:7000", "tls": True, "direction": "out"}
+    report = {"run": "r1", "state": "running",
+              "controller": {"address": "127.0.0.1:7000", "connections": []},
+              "nodes": [{"name": "site-1", "address": "127.0.0.1:7001", "iteration": 12,
+                         "connections": [link]},
+                        {"name": "site-2", "address": None, "error": "not registered"}]}
+    assert status_lines(report) == [
+        "run r1: running", "controller  127.0.0.1:7000",
+        "site-1  127.0.0.1:7001  iteration 12",
+        "    controller   127.0.0.1:7000         tls dialed",
+        "site-2  None  not registered"]

@@ -1,0 +1,155 @@
+"""One conformance suite, run against every transport: memory, TCP and TLS.
+
+Whatever an algorithm may rely on is checked here once for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+import torch
+from _net import KINDS, RUN, make_kits, open_net, tell
+
+from peerflow.transport import Envelope, Transport
+
+
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_kits(tmp_path_factory.mktemp("kits"))
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Inbox:
+    """Collects what an endpoint receives; ``wait(n)`` until n envelopes are in."""
+
+    def __init__(self) -> None:
+        self.items: list[Envelope] = []
+        self._changed = anyio.Event()
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.items.append(envelope)
+        self._changed.set()
+
+    async def wait(self, count: int, timeout: float = 10) -> list[Envelope]:
+        with anyio.fail_after(timeout):
+            while len(self.items) < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        return self.items
+
+
+def dead_letters(transports: dict[str, Transport]) -> list[tuple[Envelope, str]]:
+    letters: list[tuple[Envelope, str]] = []
+    for transport in set(transports.values()):
+        transport.on_dead_letter = lambda e, r: letters.append((e, r))
+    return letters
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+async def test_a_tell_arrives_with_every_field_intact(kind: str, kits: Path) -> None:
+    async with open_net(kind, ["a", "b"], kits) as net:
+        inbox = Inbox()
+        net["b"].register("b", inbox)
+        sent = tell("a", "b", {"x": 1.5, "n": [1, 2]}, iteration=7)
+        net["a"].send(sent)
+        (got,) = await inbox.wait(1)
+    assert (got.kind, got.sender, got.recipient, got.topic, got.iteration, got.run, got.id) == \
+        ("tell", "a", "b", "value", 7, RUN, sent.id)
+    assert got.body == {"x": 1.5, "n": [1, 2]}
+
+
+async def test_tensors_round_trip_bit_exactly_with_their_dtype(kind: str, kits: Path) -> None:
+    body = {"f32": np.arange(10, dtype=np.float32), "i64": np.arange(6).reshape(2, 3),
+            "bf16": torch.linspace(0, 1, 9, dtype=torch.bfloat16),
+            "big": np.random.default_rng(0).normal(size=1 << 20)}
+    async with open_net(kind, ["a", "b"], kits) as net:
+        inbox = Inbox()
+        net["b"].register("b", inbox)
+        net["a"].send(tell("a", "b", body))
+        (got,) = await inbox.wait(1)
+    for key in ("f32", "i64", "big"):
+        assert got.body[key].dtype == body[key].dtype
+        np.testing.assert_array_equal(got.body[key], body[key])
+    assert got.body["bf16"].dtype == torch.bfloat16
+    assert torch.equal(got.body["bf16"], body["bf16"])
+
+
+async def test_messages_from_one_sender_arrive_in_order(kind: str, kits: Path) -> None:
+    async with open_net(kind, ["a", "b"], kits) as net:
+        inbox = Inbox()
+        net["b"].register("b", inbox)
+        for i in range(2000):
+            net["a"].send(tell("a", "b", i, iteration=i))
+        got = await inbox.wait(2000)
+    assert [e.body for e in got] == list(range(2000))
+
+
+async def test_peers_that_send_to_each_other_at_once_both_get_through(kind: str,
+                                                                      kits: Path) -> None:
+    names = ["site-1", "site-2", "site-3", "site-4"]
+    async with open_net(kind, names, kits) as net:
+        inboxes = {n: Inbox() for n in names}
+        for name in names:
+            net[name].register(name, inboxes[name])
+        for round_ in range(3):
+            for name in names:
+                for other in names:
+                    if other != name:
+                        net[name].send(tell(name, other, round_, iteration=round_))
+            for name in names:
+                await inboxes[name].wait(3 * (round_ + 1))
+    for name in names:
+        got = sorted((e.sender, e.body) for e in inboxes[name].items)
+        assert got == sorted((o, r) for o in names if o != name for r in range(3))
+
+
+async def test_an_envelope_for_an_unknown_endpoint_becomes_a_dead_letter(kind: str,
+                                                                         kits: Path) -> None:
+    async with open_net(kind, ["a", "b"], kits) as net:
+        letters = dead_letters(net)
+        net["a"].send(tell("a", "b/nobody"))
+        net["a"].send(tell("a", "zed"))
+        await eventually(lambda: len(letters) == 2)
+    assert sorted(e.recipient for e, _ in letters) == ["b/nobody", "zed"]
+
+
+async def test_an_unregistered_endpoint_gets_nothing_more(kind: str, kits: Path) -> None:
+    async with open_net(kind, ["a", "b"], kits) as net:
+        letters = dead_letters(net)
+        inbox = Inbox()
+        net["b"].register("b", inbox)
+        net["a"].send(tell("a", "b", 1))
+        await inbox.wait(1)
+        net["b"].unregister("b")
+        net["a"].send(tell("a", "b", 2))
+        await eventually(lambda: len(letters) == 1)
+    assert [e.body for e in inbox.items] == [1] and letters[0][0].body == 2
+
+
+async def test_registering_a_name_twice_raises(kind: str, kits: Path) -> None:
+    async with open_net(kind, ["a"], kits) as net:
+        net["a"].register("a", Inbox())
+        with pytest.raises(ValueError, match="already registered"):
+            net["a"].register("a", Inbox())
+
+
+async def test_sending_on_a_closed_transport_raises_closed_resource_error(kind: str,
+                                                                          kits: Path) -> None:
+    async with open_net(kind, ["a", "b"], kits) as net:
+        await net["a"].aclose()
+        await net["a"].aclose()  # idempotent
+        with pytest.raises(anyio.ClosedResourceError):
+            net["a"].send(tell("a", "b"))

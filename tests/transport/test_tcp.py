@@ -1,0 +1,157 @@
+"""The TCP transport's own promises: handshake, timeouts, backpressure, lost peers, runs."""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import pytest
+import torch
+from _net import RUN, open_net, tell
+
+import peerflow
+from peerflow import Config
+from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_connected
+from peerflow.transport import (
+    Envelope,
+    PeerCongested,
+    TcpTransport,
+    TransportError,
+    create_transport,
+    parse_address,
+)
+
+
+async def test_a_connection_for_another_run_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    async with TcpTransport("a", run_id="run-A") as a, \
+            TcpTransport("b", run_id="run-B", connect_timeout=1.0) as b:
+        b.add_route("a", str(a.address))
+        with anyio.fail_after(5), pytest.raises(TransportError, match="run 'run-B' refused"):
+            await b.connect("a")
+    assert "connection for run 'run-B' refused: this is run 'run-A'" in caplog.text
+
+
+async def test_a_dialer_without_a_run_adopts_the_run_of_its_peer() -> None:
+    async with TcpTransport("controller", run_id=RUN, joiners={"site-1"}) as c, \
+            TcpTransport("site-1") as node:
+        node.add_route("controller", str(c.address))
+        with anyio.fail_after(5):
+            await node.connect("controller")
+        assert node.run_id == RUN
+
+
+async def test_a_peer_that_connects_and_says_nothing_is_timed_out_and_dropped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with TcpTransport("a", run_id=RUN, handshake_timeout=0.3) as a:
+        address = parse_address(f"tcp://{a.address}")
+        async with await anyio.connect_tcp(address.host, address.port) as silent:
+            with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+                await silent.receive()  # the transport closes it
+    assert "TimeoutError" in caplog.text and "dropped incoming connection" in caplog.text
+
+
+async def test_an_envelope_whose_sender_is_not_the_connection_is_dropped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    got: list[Envelope] = []
+    async with open_net("tcp", ["a", "b"]) as net:
+        net["b"].register("b", got.append)
+        net["a"].send(tell("c", "b", "forged"))
+        net["a"].send(tell("a/x", "b", "fine"))
+        with anyio.fail_after(5):
+            while not got:
+                await anyio.sleep(0.01)
+    assert [e.body for e in got] == ["fine"]
+    assert "dropped tell 'value' from 'c' on the connection of 'a'" in caplog.text
+
+
+async def test_a_slow_reader_makes_the_sender_refuse_tells_not_buffer_without_bound() -> None:
+    chunk = np.zeros(1 << 20, dtype=np.uint8)
+    async with open_net("tcp", ["a", "b"], max_queued=8 << 20) as net:
+        delivered = []
+        net["b"].register("b", delivered.append)
+        net["a"].send(tell("a", "b", "hello"))
+        with anyio.fail_after(5):
+            while not delivered:
+                await anyio.sleep(0.01)
+        with pytest.raises(PeerCongested, match="peer 'b' is congested"):
+            for i in range(200):  # no await: nothing is flushed, the queue only grows
+                net["a"].send(tell("a", "b", chunk, iteration=i))
+        assert net["a"]._peers["b"].queued <= (8 << 20) + (1 << 20) + 4096  # noqa: SLF001
+        net["a"].send(tell("a", "b", "abort", kind="abort"))  # control still queues
+
+
+async def test_losing_a_watched_peer_calls_on_peer_lost_after_the_window() -> None:
+    lost: list[tuple[str, str]] = []
+    async with TcpTransport("a", run_id=RUN, reconnect_window=0.3) as a:
+        async with TcpTransport("b", run_id=RUN) as b:
+            a.add_route("b", str(b.address), watch=True)
+            a.on_peer_lost = lambda peer, why: lost.append((peer, why))
+            with anyio.fail_after(5):
+                await a.connect("b")
+            b._listener.close()  # noqa: SLF001 - b cannot be dialed again
+            for link in list(b._peers["a"].links):  # noqa: SLF001 - and breaks, no goodbye
+                link.stream.close()
+        with anyio.fail_after(5):
+            while not lost:
+                await anyio.sleep(0.01)
+    assert lost[0][0] == "b" and "within 0.3s" in lost[0][1]
+
+
+def test_addresses_select_the_transport() -> None:
+    assert str(parse_address("tcp://127.0.0.1:7000")) == "tcp://127.0.0.1:7000"
+    assert parse_address("tls").port == 0
+    assert isinstance(create_transport("tcp", name="x"), TcpTransport)
+    with pytest.raises(ValueError, match="unknown transport 'udp://h:1'"):
+        parse_address("udp://h:1")
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        parse_address("tcp://nohost")
+    with pytest.raises(ValueError, match="needs a TLS kit"):
+        create_transport("tls", name="x")
+
+
+def consensus(transport: str, value: object) -> tuple[peerflow.RunResult, list[list[object]]]:
+    network = metropolis_hastings(random_connected(7, seed=5))
+    executors = {n: ConsensusExecutor(value if i == 0 else value * 0 + i, sync_timeout=5)
+                 for i, n in enumerate(network.node_ids)}
+    result = peerflow.simulate(Config(network, {"iterations": 60}), executors, transport)
+    return result, [ex.value_history for ex in executors.values()]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_consensus_over_the_network_has_the_in_memory_trajectory_exactly(transport: str) -> None:
+    memory, expected = consensus("memory", 0.25)
+    result, histories = consensus(transport, 0.25)
+    assert memory.ok and result.ok, result.reason
+    assert histories == expected
+    _, tensors_memory = consensus("memory", torch.full((4,), 0.25, dtype=torch.float64))
+    _, tensors = consensus(transport, torch.full((4,), 0.25, dtype=torch.float64))
+    for got, want in zip(tensors, tensors_memory, strict=True):
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_a_node_name_with_a_slash_cannot_run_over_tcp() -> None:
+    network = peerflow.Network.from_dict({"nodes": [{"id": "a/b", "neighbors": []}]})
+    with pytest.raises(peerflow.actors.ConfigError, match="cannot be carried over tcp"):
+        peerflow.simulate(Config(network, {"iterations": 1}), [ConsensusExecutor(1.0)], "tcp")
+
+
+
+
+@pytest.mark.parametrize("algorithm", ["gt"])
+def test_learning_over_tcp_and_tls_follows_the_in_memory_trajectory_exactly(
+        algorithm: str) -> None:
+    from peerflow.algorithms import LEARNING_EXECUTORS
+    from peerflow.cli._learning import build_problem
+
+    network = metropolis_hastings(random_connected(4, seed=2))
+    task = build_problem("two-moons", 4, 0)
+    losses = {}
+    for transport in ("memory", "tcp", "tls"):
+        executors = {n: LEARNING_EXECUTORS[algorithm](**task.node_kwargs(i), sync_timeout=10)
+                     for i, n in enumerate(network.node_ids)}
+        config = Config(network, {"iterations": 4, "stepsize": task.stepsize})
+        result = peerflow.simulate(config, executors, transport)
+        assert result.ok, result.reason
+        losses[transport] = [[loss for _, loss in ex.train_loss_sequence]
+                             for ex in executors.values()]
+    assert losses["tcp"] == losses["memory"] == losses["tls"]
+    assert any(losses["memory"])

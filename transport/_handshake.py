@@ -1,0 +1,166 @@
+"""The connection handshake, sans-IO: who is on the other end, and in which run.
+
+The dialer writes one ``hello`` frame and waits; the acceptor answers with one
+``welcome`` or ``refuse`` frame. Only then do envelope frames flow, so neither
+side ever reads past the handshake. Handshake frames use the same u32 length
+prefix as envelopes but are small msgpack maps, at most ``MAX_HANDSHAKE`` bytes::
+
+    hello:   {"peerflow": "hello",   "version": 1, "node": str, "run": str | None,
+              "listen": str | None}
+    welcome: {"peerflow": "welcome", "version": 1, "node": str, "run": str}
+    refuse:  {"peerflow": "refuse",  "version": 1, "reason": str, "retry": bool}
+
+A hello whose run is None comes from a process that has not joined a run yet
+(a node registering with its controller, or an admin client); only an acceptor
+that admits joiners takes it, and the dialer adopts the run of the welcome.
+With TLS the name in the hello must be the name in the peer's certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from ._envelope import PROTOCOL_VERSION
+from ._frames import frame_prefix
+from .abc import TransportError
+
+MAX_HANDSHAKE: Final = 4096
+"""Largest handshake frame body accepted, in bytes."""
+
+_MAX_NAME: Final = 256
+
+
+class HandshakeError(TransportError):
+    """The handshake failed: malformed, refused, or bound to another run or name.
+
+    Attributes:
+        retry: whether dialing again later may succeed (e.g. the peer has not joined yet).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """What a dialer says about itself."""
+
+    node: str
+    run: str | None
+    listen: str | None = None
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    """Return a handshake message as a length-prefixed frame."""
+    body = msgpack.packb({"version": PROTOCOL_VERSION, **message}, use_bin_type=True)
+    return frame_prefix(len(body)) + body
+
+
+def hello(node: str, run: str | None, listen: str | None) -> bytes:
+    return pack({"peerflow": "hello", "node": node, "run": run, "listen": listen})
+
+
+def welcome(node: str, run: str) -> bytes:
+    return pack({"peerflow": "welcome", "node": node, "run": run})
+
+
+def refuse(reason: str, *, retry: bool = False) -> bytes:
+    return pack({"peerflow": "refuse", "reason": reason, "retry": retry})
+
+
+def check_size(size: int) -> None:
+    """Refuse a handshake frame length before reading its body.
+
+    Raises:
+        HandshakeError: the length is over ``MAX_HANDSHAKE``.
+    """
+    if size > MAX_HANDSHAKE:
+        raise HandshakeError(f"handshake frame of {size} bytes is over the limit of "
+                             f"{MAX_HANDSHAKE} bytes")
+
+
+def parse_hello(body: bytes | bytearray) -> Hello:
+    """Read a dialer's hello.
+
+    Raises:
+        HandshakeError: the frame is not a well-formed hello of this protocol version.
+    """
+    fields = _unpack(body, "hello")
+    node, run, listen = fields.get("node"), fields.get("run"), fields.get("listen")
+    _check_name(node, "node")
+    if run is not None:
+        _check_name(run, "run")
+    if listen is not None and (type(listen) is not str or len(listen) > _MAX_NAME):
+        raise HandshakeError(f"hello field 'listen' expected an address, got {listen!r:.80}")
+    return Hello(node, run, listen)
+
+
+def parse_answer(body: bytes | bytearray) -> tuple[str, str]:
+    """Read the acceptor's answer; return its (node, run).
+
+    Raises:
+        HandshakeError: the peer refused (``retry`` tells whether to try again later)
+            or the answer is malformed.
+    """
+    fields = _unpack(body, "welcome", "refuse")
+    if fields["peerflow"] == "refuse":
+        reason = fields.get("reason")
+        raise HandshakeError(f"refused by peer: {reason!s:.200}",
+                             retry=fields.get("retry") is True)
+    node, run = fields.get("node"), fields.get("run")
+    _check_name(node, "node")
+    _check_name(run, "run")
+    return node, run
+
+
+def admit(hello: Hello, *, run: str | None, identity: str | None,
+          joiner: Callable[[str], bool]) -> str:
+    """Decide whether to accept a hello; return the run the connection is bound to.
+
+    Args:
+        hello: what the dialer said.
+        run: this side's run id (None before it joined one).
+        identity: the name in the dialer's TLS certificate (None without TLS).
+        joiner: whether a dialer of this name may join without knowing the run.
+
+    Raises:
+        HandshakeError: the hello names another identity or another run.
+    """
+    if identity is not None and hello.node != identity:
+        raise HandshakeError(f"hello names node {hello.node!r} but the certificate names "
+                             f"{identity!r}")
+    if run is None:
+        raise HandshakeError("this node has not joined a run yet", retry=True)
+    if hello.run is None:
+        if not joiner(hello.node):
+            raise HandshakeError(f"node {hello.node!r} may not join run {run!r}")
+        return run
+    if hello.run != run:
+        raise HandshakeError(f"connection for run {hello.run!r} refused: this is run {run!r}")
+    return run
+
+
+def _unpack(body: bytes | bytearray, *kinds: str) -> dict[str, Any]:
+    try:
+        fields = msgpack.unpackb(body, raw=False, max_str_len=MAX_HANDSHAKE,
+                                 max_bin_len=0, max_array_len=0, max_map_len=16)
+    except Exception as exc:  # msgpack raises many types for garbage
+        raise HandshakeError(f"handshake frame is not valid msgpack: {exc}") from exc
+    if type(fields) is not dict or fields.get("peerflow") not in kinds:
+        raise HandshakeError(f"expected a peerflow {' or '.join(kinds)} frame, got "
+                             f"{fields!r:.80}")
+    if fields.get("version") != PROTOCOL_VERSION:
+        raise HandshakeError(f"protocol version {fields.get('version')!r} is not supported "
+                             f"(expected {PROTOCOL_VERSION})")
+    return fields
+
+
+def _check_name(value: object, field: str) -> None:
+    if type(value) is not str or not value or len(value) > _MAX_NAME:
+        raise HandshakeError(f"handshake field {field!r} expected a non-empty name, got "
+                             f"{value!r:.80}")

@@ -1,0 +1,345 @@
+"""The TCP transport (optionally mutual TLS): one process, one name, one listener.
+
+- Wire: u32-length-prefixed frames (``_frames``); a frame is one codec envelope;
+  a zero-length frame is a *goodbye*: "I send nothing more on this connection".
+- Connections: one per peer pair, reused both ways; each is bound by a handshake
+  (``_handshake``) to a peer name and a run. Dialing retries with backoff while
+  peers start in any order. Without TLS a peer's name is what its hello says;
+  with TLS it is its certificate's name. An envelope whose sender is neither
+  that name nor one of its sub-names (``name/...``) is dropped and logged.
+- Sending never awaits: ``send`` encodes and queues per peer; one writer task
+  per connection writes everything queued in one gathered write.
+- Backpressure: the writer waits on the socket (TCP flow control), so a slow
+  reader fills the peer's queue. A ``tell`` that would push a peer's queue over
+  ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
+  panic); control envelopes (asks, replies, panics, aborts) always queue, they
+  are small. The queue is bounded by ``max_queued`` plus those.
+- Faults: a frame that does not decode drops its connection (logged), nothing
+  else. A connection that breaks without goodbye is redialed (if the peer's
+  address is known) or awaited for ``reconnect_window`` seconds; then the peer
+  is lost: its queue becomes dead letters and ``on_peer_lost(name, reason)``
+  is called for watched peers, which the deployment turns into a panic.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
+from ._connect import FAILURES, Connector, describe, listening_socket, split_address
+from ._envelope import Envelope
+from ._frames import FrameDecoder, frame_prefix
+from ._link import Link, Peer
+from .abc import Deliver, Transport, TransportError
+from .tls import TlsConfig
+
+logger = logging.getLogger("peerflow.transport.tcp")
+
+DEFAULT_MAX_QUEUED: Final = 256 << 20
+GOODBYE: Final = frame_prefix(0)
+_READ_CHUNK: Final = 256 << 10
+PeerLost = Callable[[str, str], None]
+
+
+class PeerCongested(TransportError):
+    """A peer's send queue is over its byte bound: it reads slower than we send."""
+
+
+class FrameTooLarge(TransportError):
+    """An envelope encodes to a frame over the transport's ``max_frame``."""
+
+
+class TcpTransport(Connector, Transport):
+    """Carries envelopes between processes (or between transports of one process).
+
+    Args:
+        name: this side's name; local endpoints are ``name`` and ``name/...``.
+        listen: ``host:port`` to accept connections on (port 0: any), or None.
+        run_id: the run connections are bound to; None adopts the first dialed peer's.
+        routes: ``{peer name: "host:port"}`` to dial.
+        tls: this side's TLS kit; None for plain TCP.
+        joiners: names that may connect without knowing the run (see ``_handshake``).
+        max_frame: largest frame sent or received, checked before allocating.
+        max_queued: per-peer bound on queued ``tell`` bytes (see module doc).
+        connect_timeout: seconds to keep dialing a peer that is not up yet.
+        reconnect_window: seconds to win back a broken connection before the peer is lost.
+        handshake_timeout: seconds an accepted connection has to complete its handshake.
+    """
+
+    def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
+                 run_id: str | None = None, routes: Mapping[str, str] | None = None,
+                 tls: TlsConfig | None = None,
+                 joiners: Collection[str] | Callable[[str], bool] = (),
+                 max_frame: int = DEFAULT_MAX_FRAME, max_queued: int = DEFAULT_MAX_QUEUED,
+                 connect_timeout: float = 30.0, reconnect_window: float = 2.0,
+                 handshake_timeout: float = 10.0, close_timeout: float = 2.0) -> None:
+        if "/" in name or not name:
+            raise ValueError(f"transport name {name!r} must be non-empty without '/'")
+        self.name, self.run_id, self.tls = name, run_id, tls
+        self.max_frame, self.max_queued = max_frame, max_queued
+        self.connect_timeout, self.reconnect_window = connect_timeout, reconnect_window
+        self.handshake_timeout, self.close_timeout = handshake_timeout, close_timeout
+        self.on_peer_lost: PeerLost | None = None
+        self.address: str | None = None
+        self._listen = listen
+        self._joiner = joiners if callable(joiners) else frozenset(joiners).__contains__
+        self._endpoints: dict[str, Deliver] = {}
+        self._peers: dict[str, Peer] = {}
+        self._listener: socket.socket | None = None
+        self._outer: TaskGroup | None = None
+        self._group: TaskGroup | None = None
+        self._closing = self._closed = False
+        self._server_context = tls.server_context() if tls else None
+        self._client_context = tls.client_context() if tls else None
+        for peer, address in (routes or {}).items():
+            self.add_route(peer, address)
+
+    @property
+    def scheme(self) -> str:
+        return "tls" if self.tls else "tcp"
+
+    # -- lifecycle ------------------------------------------------------------
+    async def __aenter__(self) -> TcpTransport:
+        self._outer = anyio.create_task_group()
+        await self._outer.__aenter__()
+        self._group = await self._outer.start(self._host)
+        if self._listen is not None:
+            self._listener = listening_socket(*split_address(self._listen))
+            host, port = self._listener.getsockname()[:2]
+            self.address = f"{host}:{port}"
+            self._group.start_soon(self._accept_loop, self._listener)
+        return self
+
+    async def aclose(self) -> None:
+        """Flush queues, say goodbye on every connection, then close; idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        for peer in self._peers.values():
+            peer.wake.set()
+        with anyio.move_on_after(self.close_timeout):
+            while any(peer.links for peer in self._peers.values()):
+                await anyio.sleep(0.005)
+        self._closed = True
+        if self._listener is not None:
+            anyio.notify_closing(self._listener)
+            self._listener.close()
+        for peer in self._peers.values():
+            for link in list(peer.links):
+                link.stream.close()
+        self._endpoints.clear()
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+        if self._outer is not None:  # leaving the task group must happen here, in order
+            await self._outer.__aexit__(None, None, None)
+            self._outer = None
+
+    async def _host(self, *, task_status: TaskStatus[TaskGroup]) -> None:
+        """Own the connection tasks in a group that ``aclose`` may cancel from any task."""
+        async with anyio.create_task_group() as group:
+            task_status.started(group)
+            await anyio.sleep_forever()
+
+    # -- endpoints and routes --------------------------------------------------
+    def register(self, name: str, deliver: Deliver) -> None:
+        if name in self._endpoints:
+            raise ValueError(f"endpoint {name!r} is already registered")
+        if name.partition("/")[0] != self.name:
+            raise ValueError(f"endpoint {name!r} is not {self.name!r} or {self.name + '/...'!r}")
+        self._endpoints[name] = deliver
+
+    def unregister(self, name: str) -> None:
+        self._endpoints.pop(name, None)
+
+    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
+        """Tell where ``peer`` listens; with ``watch``, losing it calls ``on_peer_lost``.
+
+        Raises:
+            ValueError: the address is not ``host:port``.
+        """
+        split_address(address)
+        state = self._peer(peer)
+        state.route = address
+        state.watched = state.watched or watch
+
+    def watch(self, peer: str) -> None:
+        """Have ``on_peer_lost`` called if ``peer`` is lost (whoever dialed)."""
+        self._peer(peer).watched = True
+
+    def connections(self) -> list[dict[str, Any]]:
+        """Describe every open connection: peer, remote address, TLS, direction."""
+        return [link.describe(self.name) for peer in self._peers.values()
+                for link in peer.links]
+
+    def peer_address(self, peer: str) -> str | None:
+        """The remote address of the current connection to ``peer``, if any."""
+        state = self._peers.get(peer)
+        link = state.link if state else None
+        return link.stream.remote if link else None
+
+    async def connect(self, peer: str) -> None:
+        """Dial ``peer`` (if need be) and wait until connected; adopts its run if ours is None.
+
+        Raises:
+            TransportError: the peer was lost (``connect_timeout`` passed, or refused).
+        """
+        state = self._peer(peer)
+        if state.link is None and state.route is None:
+            raise TransportError(f"no route to {peer!r}")
+        self._ensure_dialing(state)
+        while state.link is None:
+            if state.lost is not None:
+                raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
+            await anyio.sleep(0.01)
+
+    # -- sending ---------------------------------------------------------------
+    def send(self, envelope: Envelope) -> None:
+        if self._closing:
+            raise anyio.ClosedResourceError
+        deliver = self._endpoints.get(envelope.recipient)
+        if deliver is not None:
+            deliver(envelope)
+            return
+        name = envelope.recipient.partition("/")[0]
+        peer = self._peers.get(name)
+        if name == self.name or peer is None or (peer.link is None and peer.route is None):
+            self.dead_letter(envelope, f"no endpoint or route for {envelope.recipient!r}")
+        elif peer.lost is not None:
+            self.dead_letter(envelope, f"peer {name!r} is lost: {peer.lost}")
+        else:
+            self._enqueue(peer, envelope)
+
+    def _enqueue(self, peer: Peer, envelope: Envelope) -> None:
+        buffers = encode(envelope)
+        size = frame_size(buffers)
+        problem: TransportError | None = None
+        if size > self.max_frame:
+            problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} "
+                                    f"is a {size}-byte frame, over the limit of "
+                                    f"{self.max_frame} bytes")
+        elif envelope.kind == "tell" and peer.queued and peer.queued + size > self.max_queued:
+            problem = PeerCongested(f"peer {peer.name!r} is congested: {peer.queued} bytes "
+                                    f"queued, bound {self.max_queued}")
+        if problem is not None:
+            if envelope.kind == "tell":
+                raise problem
+            self.dead_letter(envelope, str(problem))
+            return
+        peer.enqueue(envelope, [frame_prefix(size), *buffers], size + 4)
+        self._ensure_dialing(peer)
+
+    def _ensure_dialing(self, peer: Peer) -> None:
+        if peer.link is None and not peer.dialing and peer.route and self._group is not None:
+            peer.dialing = True
+            self._group.start_soon(self._dial, peer, self.connect_timeout)
+
+    def _peer(self, name: str) -> Peer:
+        peer = self._peers.get(name)
+        if peer is None:
+            peer = self._peers[name] = Peer(name)
+        return peer
+
+    # -- connections -------------------------------------------------------------
+    async def _serve(self, link: Link) -> None:
+        """Read and write one connection until goodbye or failure; then recover."""
+        peer = self._peer(link.peer)
+        peer.attach(link, self.name)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._write_loop, peer, link)
+                await self._read_loop(link)
+                link.goodbye_received = True
+                peer.wake.set()
+        except* Exception as group_exc:  # whatever a peer sends, only its connection ends
+            exc = group_exc.exceptions[0]
+            link.failure = describe(exc)
+            if not self._closing:
+                logger.warning("%s: connection with %r (%s) dropped: %s", self.name, link.peer,
+                               link.stream.remote, link.failure,
+                               exc_info=None if isinstance(exc, FAILURES) else exc)
+        finally:
+            link.stream.close()
+            peer.detach(link)
+        self._recover(peer, link)
+
+    async def _read_loop(self, link: Link) -> None:
+        decoder = FrameDecoder(self.max_frame)
+        view = memoryview(bytearray(_READ_CHUNK))
+        while True:
+            count = await link.stream.receive_into(view)
+            for body in decoder.feed(view[:count]):
+                if not body:
+                    return
+                self._on_frame(link, body)
+
+    async def _write_loop(self, peer: Peer, link: Link) -> None:
+        while peer.link is link and not link.goodbye_received:
+            if peer.queue:
+                await link.stream.send_all(peer.take())
+            elif self._closing:
+                break
+            else:
+                await peer.wait_for_work()
+        await link.stream.send_all([GOODBYE])  # the reader ends the connection
+
+    def _on_frame(self, link: Link, body: bytearray) -> None:
+        envelope = decode(body, max_size=self.max_frame)
+        if envelope.sender.partition("/")[0] != link.peer or envelope.run != link.run:
+            logger.warning("%s: dropped %s %r from %r on the connection of %r (run %r): "
+                           "sender or run does not match", self.name, envelope.kind,
+                           envelope.topic, envelope.sender, link.peer, envelope.run)
+            return
+        deliver = self._endpoints.get(envelope.recipient)
+        if deliver is None:
+            self.dead_letter(envelope, f"no endpoint named {envelope.recipient!r}")
+            return
+        try:
+            deliver(envelope)
+        except Exception as exc:  # an endpoint's bug must not cost the connection
+            logger.error("%s: delivering %r to %r failed: %r", self.name, envelope.topic,
+                         envelope.recipient, exc)
+
+    # -- losing peers --------------------------------------------------------------
+    def _recover(self, peer: Peer, link: Link) -> None:
+        if self._closing or peer.link is not None:
+            return
+        if link.failure is None and not peer.queue:
+            if peer.idle:
+                self._peers.pop(peer.name, None)
+            return
+        if not (peer.watched or peer.queue or peer.route):
+            self._peers.pop(peer.name, None)
+            return
+        reason = link.failure or f"{peer.name!r} closed the connection with data pending"
+        if peer.route and not peer.dialing and self._group is not None:
+            peer.dialing = True
+            self._group.start_soon(self._dial, peer, self.reconnect_window)
+        elif self._group is not None:
+            self._group.start_soon(self._await_return, peer, reason)
+
+    async def _await_return(self, peer: Peer, reason: str) -> None:
+        await anyio.sleep(self.reconnect_window)
+        if peer.link is None and not self._closing:
+            self._lose(peer, f"connection broken and not restored within "
+                             f"{self.reconnect_window:g}s: {reason}")
+
+    def _lose(self, peer: Peer, reason: str) -> None:
+        if self._closing or peer.lost is not None:
+            return
+        peer.lost = reason
+        logger.warning("%s: lost peer %r: %s", self.name, peer.name, reason)
+        for envelope in peer.drop_queue():
+            self.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
+        if peer.watched and self.on_peer_lost is not None:
+            self.on_peer_lost(peer.name, reason)
+
+
