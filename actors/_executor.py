@@ -120,7 +120,11 @@ class SyncAlgorithmExecutor(Actor, ABC):
             self._put_value(envelope)
             return True
         if envelope.kind == "abort":
-            self._on_abort(PanicReport.from_body(envelope.body, envelope.sender))
+            if envelope.sender == self._controller:
+                self._on_abort(PanicReport.from_body(envelope.body, envelope.sender))
+            else:
+                logger.warning("node %r dropped an abort from %r: only its controller %r may "
+                               "abort it", self.name, envelope.sender, self._controller)
             return True
         return False
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 import typer
 
@@ -53,10 +52,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
 
 @app.command("topology")
 def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
-             network: opt.NetworkFile = None,
-             json_out: Path | None = typer.Option(None, "--json",
-                                                  help="Write the network as JSON here.")
-             ) -> None:
+             network: opt.NetworkFile = None, json_out: opt.JsonOut = None) -> None:
     """Print a network's weights, stochasticity and spectral gap."""
     graph = build_network(topology, nodes, seed, network)
     report = describe(graph)

@@ -29,7 +29,7 @@ from typing import Any
 from peerflow.actors import Config, ConfigError, Network, RunResult, SyncAlgorithmExecutor
 
 from ._consensus import consensus_executors, report_consensus
-from ._errors import CliInputError
+from ._errors import CliInputError, parse_file
 from ._network import build_network
 
 _KEYS = {"algorithm", "iterations", "seed", "sync_timeout", "network"}
@@ -82,14 +82,7 @@ def load_job(path: Path) -> Job:
     Raises:
         CliInputError: the file is missing, not TOML, or has a wrong or unknown field.
     """
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise CliInputError(f"job file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliInputError(f"cannot read job file {str(path)!r}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CliInputError(f"job file {str(path)!r} is not valid TOML: {exc}") from exc
+    data = parse_file(path, "job file", tomllib.loads, tomllib.TOMLDecodeError, "TOML")
     return _job(data, path)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from peerflow.actors import Config, ConfigError, Network
 from peerflow.algorithms import TOPOLOGIES, metropolis_hastings
 
-from ._errors import CliInputError
+from ._errors import CliInputError, parse_file
 
 
 def build_network(topology: str, nodes: int, seed: int, network_file: Path | None) -> Network:
@@ -34,14 +34,7 @@ def load_network(path: Path) -> Network:
     Raises:
         CliInputError: the file is missing, not JSON, or not a valid network.
     """
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CliInputError(f"network file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliInputError(f"cannot read network file {str(path)!r}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise CliInputError(f"network file {str(path)!r} is not valid JSON: {exc}") from exc
+    data = parse_file(path, "network file", json.loads, json.JSONDecodeError, "JSON")
     try:
         if isinstance(data, dict) and "network" in data:
             return Config.from_dict(data).network

@@ -35,3 +35,4 @@ ExtraParams = Annotated[list[str] | None, typer.Option(
     "--set", help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the network as JSON here.")]

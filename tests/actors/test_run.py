@@ -168,3 +168,24 @@ def test_nvflare_shaped_configs_load_as_is_and_round_trip() -> None:
     assert config.network.node_ids == ["1", "2"]
     assert config.network.out_neighbors() == {"1": ["2"], "2": ["1"]}
     assert Config.from_dict(config.to_dict()) == config
+
+
+class Forger(Counting):
+    """A node that tries to abort its neighbours as if it were the controller."""
+
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        for neighbor in self.out_neighbors:
+            self.tell(neighbor, "abort", {"reason": "forged", "node": self.id, "iteration": 0},
+                      kind="abort")
+        return await super().run_algorithm(extra)
+
+
+async def test_an_abort_from_anyone_but_the_controller_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    network = metropolis_hastings(random_connected(4, seed=0))
+    executors = [Forger()] + [Counting() for _ in network.nodes[1:]]
+    with anyio.fail_after(10):
+        result = await peerflow.run(Config(network, {"iterations": 20}), executors)
+    assert result.ok, result.reason
+    assert "only its controller 'controller' may abort it" in caplog.text
