@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ._actor import Actor
-from ._agent import Agent, AsyncAgent, agent_environment
+from ._agent import AsyncAgent, agent_environment
+from ._agent_blocking import Agent
+from ._agent_link import LinkSettings
 from ._agent_protocol import (
     RC,
     AgentClosed,
@@ -15,7 +17,7 @@ from ._agent_protocol import (
     CallStateError,
     Task,
 )
-from ._agent_server import AgentServer, LinkSettings
+from ._agent_server import AgentServer
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (

@@ -5,8 +5,8 @@ address, presents its ``agent_id``, then loops ``get_task`` / compute /
 ``submit_result`` until ``get_task`` raises ``AgentClosed``. The call order is
 checked by the protocol's state table (``_agent_protocol``). Heartbeats run in
 the link's own task, so a long computation never makes the agent look dead:
-``Agent`` runs the event loop in an anyio ``BlockingPortal`` thread while the
-trainer computes in its own. A lost connection is retried until the node has
+``Agent`` (``_agent_blocking``) runs the event loop in an anyio ``BlockingPortal``
+thread while the trainer computes in its own. A lost connection is retried until the node has
 been silent for ``heartbeat_timeout``; a task resent meanwhile is not handed
 out twice, and the last result is sent again in case it was lost.
 """
@@ -17,18 +17,16 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from peerflow.transport import DecodeError, Envelope
 
 from . import _agent_protocol as proto
-from ._agent_link import Link, encode_frame
+from ._agent_link import Link, encode_frame, format_address, parse_address
 from ._agent_protocol import (
     RC,
     AgentCalls,
@@ -38,7 +36,7 @@ from ._agent_protocol import (
     State,
     Task,
 )
-from ._agent_server import AgentServer, format_address, parse_address
+from ._agent_server import AgentServer
 
 logger = logging.getLogger("peerflow.agents")
 
@@ -177,12 +175,14 @@ class AsyncAgent:
             self._send(encode_frame(proto.metric(self.agent_id, self.node or "", key, value,
                                                  step)))
 
-    async def stop(self) -> None:
-        """Tell the node this agent stops, and close; idempotent. Call from start()'s task."""
+    async def stop(self, reason: str = "the agent stopped") -> None:
+        """Tell the node this agent stops (and why), and close; idempotent.
+
+        Call it from the task that called ``start``.
+        """
         link = self._link
         if self.calls.state is not State.CLOSED and link is not None:
-            self._send(encode_frame(proto.goodbye(self.agent_id, self.node or "",
-                                                  "the agent stopped")))
+            self._send(encode_frame(proto.goodbye(self.agent_id, self.node or "", reason)))
         self.calls.call(Call.STOP)
         self._close("stop() was called")
         group, self._group = self._group, None
@@ -196,8 +196,10 @@ class AsyncAgent:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        await self.stop("the agent stopped" if exc is None else
+                        f"the trainer raised {type(exc).__name__}: {exc}")
 
     # -- NVFlare 2.9 Client API style ---------------------------------------
     async def receive(self, timeout: float | None = None) -> Any:
@@ -308,86 +310,3 @@ class AsyncAgent:
             self._tasks_in.close()
         if self._link is not None:
             self._link.finish()
-
-
-class Agent:
-    """The blocking agent for synchronous trainers: ``AsyncAgent`` run in a BlockingPortal.
-
-    Same arguments, calls and errors as ``AsyncAgent``, without ``await``; use
-    ``with Agent() as agent:`` or ``start()`` / ``stop()``.
-    """
-
-    def __init__(self, address: str | tuple[str, int] | None = None,
-                 agent_id: str | None = None, **options: Any) -> None:
-        self.agent = AsyncAgent(address, agent_id, **options)
-        self._portal: BlockingPortal | None = None
-        self._exit = contextlib.ExitStack()
-
-    @property
-    def task(self) -> Task | None:
-        """The open task, if any."""
-        return self.agent.task
-
-    def start(self) -> None:
-        """Start the event loop thread and connect; see ``AsyncAgent.start``."""
-        self.agent.calls.allows(Call.START)
-        with contextlib.ExitStack() as stack:
-            portal = stack.enter_context(_portal())
-            stack.enter_context(portal.wrap_async_context_manager(self.agent))
-            self._exit = stack.pop_all()
-        self._portal = portal
-
-    def get_task(self, timeout: float | None = None) -> Task | None:
-        """See ``AsyncAgent.get_task``."""
-        return self._call(Call.GET_TASK, self.agent.get_task, timeout)  # type: ignore[no-any-return]
-
-    def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
-        """See ``AsyncAgent.submit_result``."""
-        return bool(self._call(Call.SUBMIT_RESULT, self.agent.submit_result, data, rc))
-
-    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
-        """See ``AsyncAgent.log_metric``."""
-        self._call(Call.LOG_METRIC, self.agent.log_metric, key, value, step)
-
-    def receive(self, timeout: float | None = None) -> Any:
-        """See ``AsyncAgent.receive``."""
-        if self._portal is None and self.agent.calls.state is State.CLOSED:
-            return None
-        return self._call(Call.GET_TASK, self.agent.receive, timeout)
-
-    def send(self, data: Any, rc: str = RC.OK) -> bool:
-        """See ``AsyncAgent.send``."""
-        return self.submit_result(data, rc)
-
-    def is_running(self) -> bool:
-        """See ``AsyncAgent.is_running``."""
-        return self.agent.is_running()
-
-    def stop(self) -> None:
-        """Stop the agent and its event loop thread; idempotent."""
-        if self._portal is None:
-            self.agent.calls.call(Call.STOP)
-        self._portal = None
-        self._exit.close()
-
-    def __enter__(self) -> Agent:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _call(self, call: Call, function: Any, *args: Any) -> Any:
-        if self._portal is None:  # not started, or stopped: the table says what to raise
-            self.agent.calls.allows(call)
-            return False  # a result or metric after stop() is dropped
-        return self._portal.call(function, *args)
-
-
-@contextlib.contextmanager
-def _portal() -> Iterator[BlockingPortal]:
-    from ._run import _have_uvloop
-
-    with start_blocking_portal("asyncio", {"use_uvloop": _have_uvloop()}) as portal:
-        yield portal
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ByteStream
@@ -33,6 +34,59 @@ def encode_frame(envelope: Envelope) -> bytes:
     buffers = encode(envelope)
     size = sum(memoryview(b).nbytes for b in buffers)
     return b"".join([frame_prefix(size), *buffers])
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """How the node side of an agent link waits (NVFlare's TaskExchanger parameters).
+
+    Attributes:
+        heartbeat_interval: seconds between heartbeats, each way.
+        heartbeat_timeout: seconds of silence after which the peer is gone; also how
+            long a task waits for the agent to connect.
+        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
+        task_wait_time: seconds for the agent's result (None: as long as it lives).
+        resend_interval: seconds between sends of a task not yet accepted.
+        max_resends: how many times a task is sent again (None: no limit).
+    """
+
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 60.0
+    peer_read_timeout: float | None = 60.0
+    task_wait_time: float | None = None
+    resend_interval: float = 2.0
+    max_resends: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_timeout", "peer_read_timeout",
+                     "task_wait_time", "resend_interval"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value}")
+        if self.max_resends is not None and self.max_resends < 0:
+            raise ValueError(f"max_resends must be >= 0 or None, got {self.max_resends}")
+
+
+def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    """Return ``(host, port)`` from ``"host:port"`` (``"[::1]:80"`` for IPv6) or a pair.
+
+    Raises:
+        ValueError: the address has no valid port.
+    """
+    if isinstance(address, tuple):
+        return str(address[0]), int(address[1])
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {address!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def format_address(address: tuple[str, int] | None) -> str:
+    """Return ``"host:port"`` (``"[host]:port"`` for IPv6), or ``"-"`` for None."""
+    if address is None:
+        return "-"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Link:
@@ -146,9 +200,12 @@ class Link:
         self._end("this side finished")
 
     async def _beat(self, heartbeat: Callable[[], Envelope], interval: float) -> None:
-        while True:
-            self.send(heartbeat())
-            await anyio.sleep(interval)
+        try:
+            while True:
+                self.send(heartbeat())
+                await anyio.sleep(interval)
+        except anyio.ClosedResourceError:  # finishing: the writer ends the link
+            await anyio.sleep_forever()
 
     async def _watch(self, timeout: float) -> None:
         while (left := self.last_received + timeout - anyio.current_time()) > 0:

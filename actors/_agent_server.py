@@ -29,66 +29,13 @@ from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 from peerflow.transport import DecodeError, Envelope, new_message_id
 
 from . import _agent_protocol as proto
-from ._agent_link import Link, encode_frame
+from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, AgentProtocolError, Task
 
 logger = logging.getLogger("peerflow.agents")
 
 _LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError,
          anyio.BusyResourceError)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    """How the node side of an agent link waits (NVFlare's TaskExchanger parameters).
-
-    Attributes:
-        heartbeat_interval: seconds between heartbeats, each way.
-        heartbeat_timeout: seconds of silence after which the peer is gone; also how
-            long a task waits for the agent to connect.
-        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
-        task_wait_time: seconds for the agent's result (None: as long as it lives).
-        resend_interval: seconds between sends of a task not yet accepted.
-        max_resends: how many times a task is sent again (None: no limit).
-    """
-
-    heartbeat_interval: float = 5.0
-    heartbeat_timeout: float = 60.0
-    peer_read_timeout: float | None = 60.0
-    task_wait_time: float | None = None
-    resend_interval: float = 2.0
-    max_resends: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("heartbeat_interval", "heartbeat_timeout", "peer_read_timeout",
-                     "task_wait_time", "resend_interval"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {value}")
-        if self.max_resends is not None and self.max_resends < 0:
-            raise ValueError(f"max_resends must be >= 0 or None, got {self.max_resends}")
-
-
-def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
-    """Return ``(host, port)`` from ``"host:port"`` (``"[::1]:80"`` for IPv6) or a pair.
-
-    Raises:
-        ValueError: the address has no valid port.
-    """
-    if isinstance(address, tuple):
-        return str(address[0]), int(address[1])
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"address {address!r} is not host:port")
-    return host.strip("[]"), int(port)
-
-
-def format_address(address: tuple[str, int] | None) -> str:
-    """Return ``"host:port"`` (``"[host]:port"`` for IPv6), or ``"-"`` for None."""
-    if address is None:
-        return "-"
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(slots=True)
@@ -136,10 +83,12 @@ class AgentServer:
         self.connected_since: float | None = None
         self.last_heartbeat: float | None = None
         self._link: Link | None = None
-        self._connected = anyio.Event()
+        self._changed = anyio.Event()  # set (and replaced) when an agent connects or is lost
+        self._lost: str | None = None
         self._listening = anyio.Event()
         self._heard_at = -math.inf
         self._left = "it never connected"
+        self._goodbye: str | None = None
         self._open: _OpenTask | None = None
 
     # -- serving ----------------------------------------------------------
@@ -151,8 +100,13 @@ class AgentServer:
             OSError: cannot listen on the address.
         """
         self.node = node
-        listener = await anyio.create_tcp_listener(local_host=self.listen[0],
-                                                   local_port=self.listen[1])
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self.listen[0],
+                                                       local_port=self.listen[1])
+        except OSError as exc:
+            raise OSError(exc.errno, f"node {node!r} cannot listen for agent "
+                          f"{self.agent_id!r} on {format_address(self.listen)}: "
+                          f"{exc.strerror or exc}") from exc
         async with listener:
             self.address = tuple(listener.extra(SocketAttribute.local_address)[:2])
             self._listening.set()
@@ -173,6 +127,20 @@ class AgentServer:
         with anyio.move_on_after(1.0, shield=True), contextlib.suppress(_LOST):
             await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
                                                aborted=aborted))
+
+    def lose(self, reason: str) -> AgentError:
+        """Give the agent up (its process died, say): its open task fails now, and so does
+        the next one unless an agent connects again. Return the error, naming the agent."""
+        self._lost = reason
+        error = self._gone(f"is gone: {reason} ({self.absence()})")
+        if self._open is not None:
+            self._open.settle(failure=error)
+        self._notify()
+        return error
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
     def absence(self) -> str:
         """Why no agent is connected: how the last one left, and the last refusal."""
@@ -226,9 +194,10 @@ class AgentServer:
         return None
 
     def _attach(self, link: Link, request: Envelope) -> None:
-        self._link, self.connected_since = link, time.time()
+        self._link, self.connected_since, self._goodbye = link, time.time(), None
         self._heard()
-        self._connected.set()
+        self._lost = None
+        self._notify()
         logger.info("agent %r connected to node %r", self.agent_id, self.node)
         open_task = self._open
         if open_task is not None and request.body.get("task") != open_task.task.id:
@@ -237,8 +206,8 @@ class AgentServer:
     def _detach(self, link: Link, why: str) -> None:
         if self._link is link:
             self._link, self.connected_since = None, None
-            self._left = f"its link ended: {why}"
-            self._connected = anyio.Event()
+            self._left = (f"its link ended: {why}" if self._goodbye is None
+                          else f"it stopped ({self._goodbye})")
             logger.info("agent %r left node %r: %s", self.agent_id, self.node, why)
 
     def _heartbeat(self) -> Envelope:
@@ -276,7 +245,7 @@ class AgentServer:
             f"{open_task.task.name!r}{detail}"))
 
     def _on_agent_stop(self, reason: str) -> None:
-        self._left = f"it stopped ({reason})"
+        self._goodbye = reason
         if self._open is not None:
             self._open.settle(failure=self._gone(f"stopped during task "
                                                  f"{self._open.task.name!r} ({reason})"))
@@ -312,7 +281,10 @@ class AgentServer:
     async def _wait_for_agent(self) -> None:
         timeout = self.settings.heartbeat_timeout
         with anyio.move_on_after(timeout):
-            await self._connected.wait()
+            while self._link is None and self._lost is None:
+                await self._changed.wait()
+        if self._lost is not None:
+            raise self._gone(f"is gone: {self._lost} ({self.absence()})")
         if self._link is None:
             raise self._gone(f"is not connected at {format_address(self.address)} after "
                              f"{timeout:g} s: {self.absence()}")

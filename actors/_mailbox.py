@@ -132,26 +132,30 @@ class IterationMailbox:
             SyncTimeout: some expected senders did not deliver within ``timeout``.
             MailboxBreach: a sender ran more than ``max_ahead`` iterations ahead.
         """
-        self._raise_on_breach()
+        if self._breach is not None:
+            raise MailboxBreach(self._breach)
         slot = self._slots.get(iteration)
         if slot is None:
             slot = self._slots[iteration] = _Slot()
-        if not slot.values.keys() >= expected:
-            await self._wait(iteration, slot, set(expected - slot.values.keys()), timeout)
+        values = slot.values
+        if not values.keys() >= expected:
+            slot.missing = expected - values.keys()
+            await self._arm(slot, timeout / 2)
+            if slot.missing or self._breach is not None:
+                await self._wait_longer(iteration, slot, timeout)
         del self._slots[iteration]
         self._next = iteration + 1
-        return slot.values
+        return values
 
-    async def _wait(self, iteration: int, slot: _Slot, missing: set[str], timeout: float) -> None:
-        slot.missing = missing
-        await self._sleep(slot, timeout / 2)
-        if slot.missing:
-            self._raise_on_breach()
-            logger.warning(
-                "node %r iteration %d: still waiting for %s after %.3gs",
-                self.owner, iteration, sorted(slot.missing), timeout / 2,
-            )
-            await self._sleep(slot, timeout - timeout / 2)
+    async def _wait_longer(self, iteration: int, slot: _Slot, timeout: float) -> None:
+        """Half the timeout has passed: warn, wait the other half, raise what is still wrong."""
+        self._raise_on_breach()
+        assert slot.missing is not None
+        logger.warning(
+            "node %r iteration %d: still waiting for %s after %.3gs",
+            self.owner, iteration, sorted(slot.missing), timeout / 2,
+        )
+        await self._arm(slot, timeout - timeout / 2)
         self._raise_on_breach()
         if slot.missing:
             missing_now = sorted(slot.missing)
@@ -161,16 +165,16 @@ class IterationMailbox:
                 missing_now,
             )
 
-    async def _sleep(self, slot: _Slot, delay: float) -> None:
-        """Wait until ``slot.wake()`` or for ``delay`` seconds, whichever comes first."""
+    def _arm(self, slot: _Slot, delay: float) -> asyncio.Future[None]:
+        """A Future that ``slot.wake()`` resolves, or the alarm in ``delay`` seconds.
+
+        Awaited directly by the caller (no coroutine of its own: this is the hot
+        path). Nothing needs undoing afterwards: a late alarm finds the Future done.
+        """
         loop = asyncio.get_running_loop()
         waiter = slot.waiter = loop.create_future()
         self._alarm.arm(loop, delay, slot)
-        try:
-            await waiter
-        finally:
-            slot.waiter = None
-            self._alarm.slot = None
+        return waiter
 
     def _refuse(self, sender: str, iteration: int) -> None:
         if sender not in self.senders:

@@ -16,7 +16,8 @@ from anyio.abc import TaskStatus
 
 from peerflow.transport import Envelope
 
-from ._agent_server import AgentServer, LinkSettings
+from ._agent_link import LinkSettings
+from ._agent_server import AgentServer
 from ._executor import SyncAlgorithmExecutor
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
 from ._consensus import ConsensusExecutor
 from ._learning import (
     LEARNING_EXECUTORS,
@@ -66,6 +67,8 @@ from ._topology import (
 )
 
 __all__ = [
+    "AGENT_LEARNING_EXECUTORS",
+    "AgentLearning",
     "GTADAMExecutor",
     "LEARNING_EXECUTORS",
     "PROBLEMS",

@@ -3,20 +3,27 @@
 ``python -m benchmarks.transport --out DIR`` writes ``transport.json`` and ``transport.md``.
 
 - Per-iteration latency: consensus over memory, tcp and tls (``simulate``, one process).
-- 64-byte round trip between two processes: a blocking socket pair (floor), raw
-  asyncio streams (floor), peerflow TCP and TLS (an echoing endpoint).
+- 64-byte round trip between two processes: a blocking socket pair and a bare
+  asyncio-streams echo of 64 bytes (floors of the bytes alone), then the
+  like-for-like floor: asyncio streams carrying the same envelopes as peerflow
+  (codec-encoded, length-prefixed, decoded; the echo side answers each with a new
+  envelope, as peerflow's echoing endpoint does), then peerflow TCP and TLS.
 - One-way throughput of 1 KB, 1 MB and 16 MB payloads between two processes:
   blocking sockets (the physical floor), asyncio streams, peerflow TCP and TLS
   (numpy payloads; header and array buffer written without joining them).
-The echo/sink side always runs in a child process; loops use uvloop when installed.
+The echo/sink side always runs in a child process; loops use uvloop when installed,
+on both sides of every floor and of peerflow alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import json
 import multiprocessing as mp
+import os
 import socket
 import statistics
 import struct
@@ -36,10 +43,14 @@ from peerflow.transport import (
     Project,
     TcpTransport,
     TlsConfig,
+    decode,
+    encode_bytes,
     new_message_id,
     provision,
 )
 
+_BARE = "asyncio streams, bare 64 B echo"
+_ALIKE = "asyncio streams, same envelopes"
 SIZES = {"1 KB": 1 << 10, "1 MB": 1 << 20, "16 MB": 16 << 20}
 VOLUME = 512 << 20  # bytes per throughput measurement (at least 20 messages)
 PINGS = 2000
@@ -115,15 +126,29 @@ def socket_throughput(size: int) -> float:
 
 
 # -- floors: asyncio streams ------------------------------------------------------------
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    (length,) = _LEN.unpack(await reader.readexactly(4))
+    return await reader.readexactly(length)
+
+
+def _write_envelope(writer: asyncio.StreamWriter, envelope: Envelope) -> None:
+    frame = encode_bytes(envelope)
+    writer.write(_LEN.pack(len(frame)) + frame)
+
+
 def _streams_server(port_out: Any, mode: str, size: int) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if mode == "echo":
             while data := await reader.read(64):
                 writer.write(data)
+        elif mode == "envelopes":
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                while True:
+                    envelope = decode(await _read_frame(reader))
+                    _write_envelope(writer, _tell("b", "a", envelope.body))
         else:
             for _ in range(_count(size)):
-                (length,) = _LEN.unpack(await reader.readexactly(4))
-                await reader.readexactly(length)
+                await _read_frame(reader)
             writer.write(b"k")
         await writer.drain()
         writer.close()
@@ -139,19 +164,24 @@ def _streams_server(port_out: Any, mode: str, size: int) -> None:
     _run(main)
 
 
-def streams_round_trip() -> list[float]:
+def streams_round_trip(envelopes: bool) -> list[float]:
+    """Bare 64 bytes echoed, or (``envelopes``) peerflow's envelope frames both ways."""
     async def main() -> list[float]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        times = []
+        payload, times = b"x" * 64, []
         for _ in range(PINGS):
             start = time.perf_counter()
-            writer.write(b"x" * 64)
-            await reader.readexactly(64)
+            if envelopes:
+                _write_envelope(writer, _tell("a", "b", payload))
+                decode(await _read_frame(reader))
+            else:
+                writer.write(payload)
+                await reader.readexactly(64)
             times.append(time.perf_counter() - start)
         writer.close()
         return times
 
-    with _child(_streams_server, "echo", 64) as port:
+    with _child(_streams_server, "envelopes" if envelopes else "echo", 64) as port:
         return _run(main)
 
 
@@ -202,23 +232,28 @@ def _tell(sender: str, recipient: str, body: Any, topic: str = "value") -> Envel
 
 
 class _Client:
-    """The sending side: a transport named ``a`` and a queue of what ``b`` sent back."""
+    """The sending side: a transport named ``a`` and what ``b`` sent back.
+
+    It waits on a bare asyncio Future, as the runtime's mailbox does, and as the
+    asyncio-streams floor's reader does.
+    """
 
     def __init__(self, transport: TcpTransport) -> None:
         self.transport = transport
-        self.replies: list[Any] = []
-        self.event = anyio.Event()
+        self.replies: collections.deque[Any] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
         transport.register("a", self.deliver)
 
     def deliver(self, envelope: Envelope) -> None:
         self.replies.append(envelope.body)
-        self.event.set()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def next_reply(self) -> Any:
         while not self.replies:
-            self.event = anyio.Event()
-            await self.event.wait()
-        return self.replies.pop(0)
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.replies.popleft()
 
 
 async def _peerflow_client(port: int, kits: str | None,
@@ -297,14 +332,17 @@ def iteration_ms(transport: str, nodes: int = 6, iterations: int = 300) -> float
 
 def measure(kits: str) -> dict[str, Any]:
     """Every figure, with its floors, measured now."""
-    rtt = {"socket pair": socket_round_trip(), "asyncio streams": streams_round_trip(),
-           "peerflow tcp": peerflow_round_trip(None), "peerflow tls": peerflow_round_trip(kits)}
+    load = os.getloadavg()[0]
+    rtt = {"socket pair": socket_round_trip(), _BARE: streams_round_trip(False),
+           _ALIKE: streams_round_trip(True), "peerflow tcp": peerflow_round_trip(None),
+           "peerflow tls": peerflow_round_trip(kits)}
     throughput = {label: {"socket pair": socket_throughput(size),
                           "asyncio streams": streams_throughput(size),
                           "peerflow tcp": peerflow_throughput(size, None),
                           "peerflow tls": peerflow_throughput(size, kits)}
                   for label, size in SIZES.items()}
-    return {"iteration_ms": {t: iteration_ms(t) for t in ("memory", "tcp", "tls")},
+    return {"load_average_1min": [load, os.getloadavg()[0]],
+            "iteration_ms": {t: iteration_ms(t) for t in ("memory", "tcp", "tls")},
             "round_trip_us": {k: 1e6 * statistics.median(v) for k, v in rtt.items()},
             "throughput_gb_s": {size: {k: v / 1e9 for k, v in row.items()}
                                 for size, row in throughput.items()}}
@@ -318,9 +356,13 @@ def markdown(figures: dict[str, Any]) -> str:
     lines += [f"| {t} | {ms:.3f} | {ms / it['memory']:.1f} |" for t, ms in it.items()]
     rtt = figures["round_trip_us"]
     lines += ["", "## 64-byte round trip between two processes (median)", "",
-              "| path | µs | x socket pair | x asyncio streams |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v:.0f} | {v / rtt['socket pair']:.2f} | "
-              f"{v / rtt['asyncio streams']:.2f} |" for k, v in rtt.items()]
+              f"Like-for-like floor: {_ALIKE}. Load average (1 min) before and after: "
+              + " / ".join(f"{x:.1f}" for x in figures["load_average_1min"]) + ".", "",
+              "| path | µs | x socket pair | x streams, bare | x streams, same envelopes |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v:.0f} | {v / rtt['socket pair']:.2f} | {v / rtt[_BARE]:.2f} | "
+              f"{v / rtt[_ALIKE]:.2f} |" for k, v in rtt.items()]
+    lines += ["", f"peerflow tls / peerflow tcp: {rtt['peerflow tls'] / rtt['peerflow tcp']:.2f}"]
     lines += ["", "## One-way throughput between two processes (GB/s)", "",
               "| payload | socket pair | asyncio streams | peerflow tcp | peerflow tls | "
               "tcp / socket pair | tcp / streams | tls / tcp |",

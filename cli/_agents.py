@@ -34,8 +34,7 @@ from peerflow.actors import (
     SyncAlgorithmExecutor,
     agent_environment,
 )
-from peerflow.algorithms import accuracy
-from peerflow.algorithms._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+from peerflow.algorithms import AGENT_LEARNING_EXECUTORS, AgentLearning, accuracy
 
 from ._errors import CliInputError
 
@@ -183,20 +182,21 @@ def _clock(stamp: float | None) -> str:
 
 async def _launch(argv: list[str], node: str, host: AgentHost,
                   processes: dict[str, Process]) -> None:
-    """Start the node's agent once it listens; panic the node if it dies mid-run."""
+    """Start the node's agent once it listens; if it cannot start or dies, the node loses it."""
     await host.agent.wait_listening()
     env = {**os.environ, **agent_environment(host.agent)}
     try:
         process = await anyio.open_process(argv, env=env, stdin=subprocess.DEVNULL,
                                            stdout=None, stderr=None)
     except OSError as exc:
-        host.panic(f"node {node!r} cannot start its agent {shlex.join(argv)!r}: {exc}")
-        return
-    processes[node] = process
-    code = await process.wait()
-    if code != 0:
-        host.panic(f"agent {host.agent.agent_id!r} of node {node!r} is gone: its process "
-                   f"exited with code {code} ({host.agent.absence()})")
+        reason = f"its command {shlex.join(argv)!r} cannot start: {exc}"
+    else:
+        processes[node] = process
+        code = await process.wait()
+        if code == 0:
+            return
+        reason = f"its process exited with code {code}"
+    host.panic(str(host.agent.lose(reason)))
 
 
 async def _stop(process: Process, grace: float) -> None:

@@ -14,6 +14,7 @@ from peerflow.algorithms import describe
 
 from . import _options as opt
 from . import _render as render
+from ._bench import add_commands as add_bench_commands
 from ._consensus import consensus_executors, report_consensus
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
@@ -28,6 +29,7 @@ simulate_app = typer.Typer(no_args_is_help=True,
                            help="Run a whole job on this host and report it.")
 app.add_typer(simulate_app, name="simulate")
 add_distributed_commands(app)
+add_bench_commands(app)
 
 
 @simulate_app.command("consensus")

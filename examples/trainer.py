@@ -17,28 +17,35 @@ the "init" task names; a real trainer would load its own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from peerflow.actors import Agent, AgentClosed
+from peerflow.actors import Agent, AgentClosed, Task
 from peerflow.algorithms import PROBLEMS, accuracy, dataset_loss
 
 
 class Trainer:
-    """One node's model and data, built from the problem named by the "init" task."""
+    """One node's model and data; answers the node's tasks."""
 
-    def __init__(self, problem: str, nodes: int, seed: int, node_index: int, **_: object):
+    def answer(self, task: Task) -> Any:
+        if task.name == "init":
+            return self.init(**task.data)
+        if task.name == "local_step":
+            return self.gradient(task.data["params"])
+        return self.evaluate(task.data["params"])
+
+    def init(self, problem: str, nodes: int, seed: int, node_index: int, **_: Any) -> Any:
         parts = PROBLEMS[problem](nodes, seed).node_kwargs(node_index)
         self.model, self.loss = parts["model"], parts["loss"]
         self.train, self.test = parts["train_dataloader"], parts["test_dataloader"]
         self.batches = self.endless()
+        params = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+        return {"params": params, "batches_per_epoch": len(self.train)}
 
     def endless(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
             yield from self.train  # a new shuffle every epoch
-
-    def parameters(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
 
     def load(self, params: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -59,28 +66,16 @@ class Trainer:
                 "accuracy": accuracy(self.model, self.test)}
 
 
-def serve(agent: Agent) -> None:
-    """Answer the node's tasks until the job is over."""
-    trainer: Trainer | None = None
-    while True:
-        try:
-            task = agent.get_task()
-        except AgentClosed:  # the job is over (or the node is gone)
-            return
-        if task.name == "init":
-            trainer = Trainer(**task.data)
-            result = {"params": trainer.parameters(), "batches_per_epoch": len(trainer.train)}
-        elif task.name == "local_step":
-            result = trainer.gradient(task.data["params"])
-        else:  # evaluate
-            result = trainer.evaluate(task.data["params"])
-        agent.submit_result(result)
-
-
 def main() -> None:
     torch.set_num_threads(1)  # one core per trainer process
+    trainer = Trainer()
     with Agent() as agent:  # PEERFLOW_AGENT_ADDRESS and PEERFLOW_AGENT_ID say where and who
-        serve(agent)
+        while True:
+            try:
+                task = agent.get_task()
+            except AgentClosed:  # the job is over (or the node is gone)
+                break
+            agent.submit_result(trainer.answer(task))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from anyio.abc import Process
 
 import peerflow
 from peerflow.actors import (
-    Agent,
     AgentClosed,
     AsyncAgent,
     Config,
@@ -34,13 +33,13 @@ from peerflow.actors import (
     local_configs,
 )
 from peerflow.algorithms import (
+    AGENT_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
     ConsensusExecutor,
     metropolis_hastings,
     path,
     two_moons,
 )
-from peerflow.algorithms._agent_learning import AGENT_LEARNING_EXECUTORS
 from peerflow.cli._agents import AgentProcesses, run_with_agents, serve_with_agent
 from peerflow.cli._distributed import status_lines
 from peerflow.transport import MemoryTransport
@@ -100,19 +99,18 @@ async def connected(argv: list[str], nodes: int = 2, **settings: Any
     config = Config(metropolis_hastings(path(nodes)), {})
     exchangers = {node: TaskExchanger(f"{node}-trainer", **{**HB, **settings})
                   for node in config.network.node_ids}
-    async with Runtime(MemoryTransport(strict=True)) as runtime:
+    async with AgentProcesses(argv, grace=0.5) as agents, \
+            Runtime(MemoryTransport(strict=True)) as runtime:  # nodes stop first: agents leave
         for name, node in exchangers.items():
             await runtime.spawn(node, name)
+            agents.launch(name, node)
         controller = await runtime.spawn(Controller(exchangers))
         await controller.send_and_wait("config", {n: c.to_dict() for n, c in
                                                   local_configs(config).items()}, timeout=5)
-        async with AgentProcesses(argv, grace=0.5) as agents:
-            for name, node in exchangers.items():
-                agents.launch(name, node)
-            with anyio.fail_after(20):  # process start-up is slow on a busy machine
-                while not all(n.agent.status()["connected"] for n in exchangers.values()):
-                    await anyio.sleep(0.02)
-            yield controller, agents.processes
+        with anyio.fail_after(20):  # process start-up is slow on a busy machine
+            while not all(n.agent.status()["connected"] for n in exchangers.values()):
+                await anyio.sleep(0.02)
+        yield controller, agents.processes
 
 
 async def test_blocking_trainer_processes_answer_many_tasks(trainer: Path) -> None:
@@ -223,6 +221,18 @@ async def test_an_agent_with_the_wrong_id_is_refused_and_the_run_names_it(traine
                                   "it expects 'site-1-trainer')")
 
 
+async def test_an_agent_command_that_cannot_start_aborts_the_run_at_once() -> None:
+    network = metropolis_hastings(path(1))
+    nodes = {"site-1": TaskExchanger("site-1-trainer", heartbeat_timeout=30)}
+    start = anyio.current_time()
+    with anyio.fail_after(20):
+        result = await run_with_agents(Config(network, {}), nodes, "/no/such/trainer --fast")
+    assert result.status == "aborted" and anyio.current_time() - start < 10
+    assert result.reason == ("agent 'site-1-trainer' of node 'site-1' is gone: its command "
+                             "'/no/such/trainer --fast' cannot start: [Errno 2] No such file or "
+                             "directory: '/no/such/trainer' (it never connected)")
+
+
 async def test_a_node_process_starts_its_agent_once_its_executor_is_built(trainer: Path,
                                                                          ) -> None:
     async def serve(build: Any) -> Any:  # what serve_node does, in short
@@ -295,23 +305,25 @@ async def test_dgd_with_blocking_trainer_processes_gives_the_in_process_losses()
 
 
 @pytest.mark.parametrize("algorithm", sorted(LEARNING_EXECUTORS))
-async def test_every_algorithm_gives_the_in_process_losses_with_agents_in_threads(
+async def test_every_algorithm_gives_the_in_process_losses_with_in_process_agents(
         algorithm: str) -> None:
-    serve = runpy.run_path(str(TRAINER_EXAMPLE))["serve"]
+    trainer_class = runpy.run_path(str(TRAINER_EXAMPLE))["Trainer"]
 
-    def trainer(address: tuple[str, int], agent_id: str) -> None:
-        with Agent(address, agent_id, heartbeat_timeout=20) as agent:
-            serve(agent)
-
-    async def in_thread(node: Any) -> None:
-        address = await node.agent.wait_listening()
-        await anyio.to_thread.run_sync(trainer, address, node.agent.agent_id)
+    async def trainer(node: Any) -> None:  # the example's loop, in this event loop
+        address, trainer = await node.agent.wait_listening(), trainer_class()
+        async with AsyncAgent(address, node.agent.agent_id, heartbeat_timeout=20) as agent:
+            while True:
+                try:
+                    task = await agent.get_task()
+                except AgentClosed:
+                    return
+                await agent.submit_result(trainer.answer(task))
 
     config, local, agents = learning_job(algorithm)
     with anyio.fail_after(60):
         expected = await peerflow.run(config, local)
         async with anyio.create_task_group() as group:
             for node in agents.values():
-                group.start_soon(in_thread, node)
+                group.start_soon(trainer, node)
             result = await peerflow.run(config, agents)
     assert_same_run(expected, result, local, agents)

@@ -8,6 +8,7 @@ from ._handshake import HandshakeError
 from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
 from ._select import Address, NetworkTransport, create_transport, parse_address
 from .abc import DeadLetter, DecodeError, Deliver, Transport, TransportError, UnknownEndpoint
+from .emulated import EmulatedTransport, Link, LinkStats
 from .memory import MemoryTransport
 from .tcp import FrameTooLarge, PeerCongested, TcpTransport, split_address
 from .tls import TlsConfig, TlsConfigError
@@ -20,10 +21,13 @@ __all__ = [
     "DeadLetter",
     "DecodeError",
     "Deliver",
+    "EmulatedTransport",
     "Envelope",
     "FrameTooLarge",
     "HandshakeError",
     "Kind",
+    "Link",
+    "LinkStats",
     "MemoryTransport",
     "NetworkTransport",
     "PeerCongested",

@@ -2,8 +2,10 @@
 
 ``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s:
 it accepts (with a handshake timeout, so a silent peer is dropped), dials with
-retry and backoff while peers start in any order, wraps TLS, and runs the
-handshake of ``_handshake``. What happens on an established link is ``tcp``'s.
+retry and backoff while peers start in any order, has the loop do TLS (see
+``_protocol``), and runs the handshake of ``_handshake``. Every connection it
+makes is tracked until it closes, so that closing the transport leaves none
+open. What happens on an established link is ``tcp``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from anyio.abc import TaskGroup
 
 from . import _handshake as hs
 from ._link import Link, Peer
-from ._stream import SocketStream, connect
+from ._protocol import FrameProtocol, adopt, dial
 from .abc import DecodeError
 
 logger = logging.getLogger("peerflow.transport.tcp")
@@ -53,6 +55,7 @@ class Connector:
     _closing: bool
     _server_context: ssl.SSLContext | None
     _client_context: ssl.SSLContext | None
+    _connections: set[FrameProtocol]
 
     async def _serve(self, link: Link) -> None:
         raise NotImplementedError
@@ -79,31 +82,31 @@ class Connector:
 
     async def _accept(self, sock: socket.socket) -> None:
         remote = _remote(sock)
-        stream: SocketStream | None = None
+        conn: FrameProtocol | None = None
         hello: hs.Hello | None = None
         try:
             with anyio.fail_after(self.handshake_timeout):
-                stream = await self._secure(sock, server=True)
-                hello, run = await self._admit(stream)
+                conn = self._track(await adopt(sock, self._server_context))  # owns sock
+                hello, run = await self._admit(conn)
         except (*FAILURES, hs.HandshakeError) as exc:
             logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
                            describe(exc))
         finally:
-            if hello is None:  # failed, or cancelled while closing
-                (stream or sock).close()
-        if hello is not None and stream is not None:
-            await self._serve(Link(stream, hello.node, run, dialer=hello.node))
+            if hello is None and conn is not None:  # failed, or cancelled while closing
+                conn.close()  # after any refusal written
+        if hello is not None and conn is not None:
+            await self._serve(Link(conn, hello.node, run, dialer=hello.node))
 
-    async def _admit(self, stream: SocketStream) -> tuple[hs.Hello, str]:
+    async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
         """Read the dialer's hello; answer welcome or refuse (then raise)."""
-        hello = hs.parse_hello(await _read_handshake(stream))
+        hello = hs.parse_hello(await _read_handshake(conn))
         try:
-            run = hs.admit(hello, run=self.run_id, identity=stream.peer_identity(),
+            run = hs.admit(hello, run=self.run_id, identity=conn.peer_identity(),
                            joiner=self._joiner)
         except hs.HandshakeError as exc:
-            await stream.send_all([hs.refuse(str(exc), retry=exc.retry)])
+            conn.write([hs.refuse(str(exc), retry=exc.retry)])
             raise
-        await stream.send_all([hs.welcome(self.name, run)])
+        conn.write([hs.welcome(self.name, run)])
         return hello, run
 
     async def _dial(self, peer: Peer, window: float) -> None:
@@ -137,17 +140,21 @@ class Connector:
         assert peer.route is not None
         limit = max(0.05, min(self.handshake_timeout, deadline - anyio.current_time()))
         with anyio.fail_after(limit):
-            sock = await connect(*split_address(peer.route))
-            stream = await self._secure(sock, server=False)
+            conn = self._track(await dial(*split_address(peer.route), self._client_context))
             try:
-                await stream.send_all([hs.hello(self.name, self.run_id, self.address)])
-                node, run = hs.parse_answer(await _read_handshake(stream))
-                self._check_answer(peer.name, node, run, stream.peer_identity())
+                conn.write([hs.hello(self.name, self.run_id, self.address)])
+                node, run = hs.parse_answer(await _read_handshake(conn))
+                self._check_answer(peer.name, node, run, conn.peer_identity())
             except BaseException:
-                stream.close()
+                conn.abort()
                 raise
         self.run_id = run
-        return Link(stream, peer.name, run, dialer=self.name)
+        return Link(conn, peer.name, run, dialer=self.name)
+
+    def _track(self, conn: FrameProtocol) -> FrameProtocol:
+        self._connections.add(conn)
+        conn.closed.add_done_callback(lambda _: self._connections.discard(conn))
+        return conn
 
     def _check_answer(self, expected: str, node: str, run: str, identity: str | None) -> None:
         if node != expected or (identity is not None and identity != node):
@@ -156,41 +163,12 @@ class Connector:
         if self.run_id is not None and run != self.run_id:
             raise hs.HandshakeError(f"peer {node!r} is in run {run!r}, not {self.run_id!r}")
 
-    async def _secure(self, sock: socket.socket, *, server: bool) -> SocketStream:
-        """Wrap in TLS (doing the handshake) when configured; close ``sock`` on failure."""
-        context = self._server_context if server else self._client_context
-        if context is None:
-            return SocketStream(sock)
-        try:
-            sock.setblocking(False)
-            wrapped = context.wrap_socket(sock, server_side=server,
-                                          do_handshake_on_connect=False)
-        except BaseException:
-            sock.close()
-            raise
-        try:  # the wrapped socket owns the descriptor now
-            await _tls_handshake(wrapped)
-        except BaseException:
-            wrapped.close()
-            raise
-        return SocketStream(wrapped)
 
-
-async def _read_handshake(stream: SocketStream) -> bytearray:
-    prefix = await stream.receive_exactly(4)
+async def _read_handshake(conn: FrameProtocol) -> bytearray:
+    prefix = await conn.receive_exactly(4)
     size = int.from_bytes(prefix, "little")
     hs.check_size(size)
-    return await stream.receive_exactly(size)
-
-
-async def _tls_handshake(sock: ssl.SSLSocket) -> None:
-    while True:
-        try:
-            return sock.do_handshake()
-        except ssl.SSLWantReadError:
-            await anyio.wait_readable(sock)
-        except ssl.SSLWantWriteError:
-            await anyio.wait_writable(sock)
+    return await conn.receive_exactly(size)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

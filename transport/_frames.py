@@ -4,7 +4,9 @@ Wire format: ``u32 little-endian body length | body``; one body is one codec fra
 ``FrameDecoder`` does no I/O: the TCP layer feeds it whatever the socket returned
 and gets back the complete bodies. The length is checked against the limit before
 anything is allocated for the body; the body buffer is then allocated once and
-filled in place, so a large frame arriving in small chunks is copied once.
+filled in place, so a large frame arriving in small chunks is copied once. A
+reader may also read straight into that buffer (``body_buffer``/``body_filled``),
+so a large body is copied by the kernel only.
 After an error the decoder stays broken: a stream that lost its framing cannot
 be trusted again.
 """
@@ -93,6 +95,20 @@ class FrameDecoder:
         self._size = size
         return end
 
+    def body_buffer(self) -> memoryview | None:
+        """The unfilled rest of a body that spans reads (None when there is none).
+
+        Read straight into it, then call ``body_filled`` instead of ``feed``.
+        """
+        if self._body is None:
+            return None
+        return memoryview(self._body)[self._filled :]
+
+    def body_filled(self, count: int) -> list[bytearray]:
+        """Account for ``count`` bytes read into ``body_buffer()``; return the body once whole."""
+        self._filled += count
+        return self._complete()
+
     def _take_body(self, view: memoryview, pos: int, frames: list[bytearray]) -> int:
         """Copy body bytes; append the body to frames once complete."""
         assert self._size is not None
@@ -107,7 +123,13 @@ class FrameDecoder:
         take = min(available, self._size - self._filled)
         self._body[self._filled : self._filled + take] = view[pos : pos + take]
         self._filled += take
-        if self._filled == self._size:
-            frames.append(self._body)
-            self._size, self._body, self._filled = None, None, 0
+        frames.extend(self._complete())
         return pos + take
+
+    def _complete(self) -> list[bytearray]:
+        """Hand over the spanning body if it is whole, and make ready for the next prefix."""
+        if self._body is None or self._filled < len(self._body):
+            return []
+        body = self._body
+        self._size, self._body, self._filled = None, None, 0
+        return [body]

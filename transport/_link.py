@@ -1,20 +1,25 @@
 """Per-peer state of the TCP transport: the send queue and the connections (links).
 
 A ``Peer`` is a remote process by name. Its queue belongs to the peer, not to a
-connection, so whichever link is current flushes it: everything queued since
-the last write goes out in one gathered write. At most one link is current; if
-both sides dial at once, both keep the link dialed by the smaller name and
-retire the other (see ``TcpTransport`` for the goodbye that closes it cleanly).
+connection: it holds what could not be written yet (no link, or the link's
+transport paused writing), and whichever link is current flushes it in one
+gathered write. At most one link is current; if both sides dial at once, both
+keep the link dialed by the smaller name and retire the other with a goodbye.
+
+A goodbye is a zero-length frame: "I send nothing more on this link". Each side
+says it once per link; the link closes once both have said it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import anyio
+from typing import Final
 
 from ._envelope import Envelope
-from ._stream import Buffer, SocketStream
+from ._frames import frame_prefix
+from ._protocol import Buffer, FrameProtocol
+
+GOODBYE: Final = frame_prefix(0)
 
 
 @dataclass(eq=False)
@@ -22,23 +27,43 @@ class Link:
     """One established connection, bound by its handshake to a peer and a run.
 
     Attributes:
-        stream: the connected socket.
+        conn: the connection.
         peer: the name the handshake bound the connection to.
         run: the run the connection belongs to.
         dialer: the name of the side that dialed.
         goodbye_received: the peer said it will send nothing more here.
+        goodbye_sent: we said so.
         failure: why the connection failed, if it did.
     """
 
-    stream: SocketStream
+    conn: FrameProtocol
     peer: str
     run: str
     dialer: str
     goodbye_received: bool = False
+    goodbye_sent: bool = False
     failure: str | None = None
 
+    @property
+    def writable(self) -> bool:
+        """Frames may be written now: no goodbye said, and the transport is not paused."""
+        return not (self.goodbye_sent or self.conn.paused)
+
+    def say_goodbye(self) -> None:
+        """Say goodbye (once); close once both sides have said it."""
+        if not self.goodbye_sent:
+            self.goodbye_sent = True
+            self.conn.write([GOODBYE])
+        if self.goodbye_received:
+            self.conn.close()
+
+    def hear_goodbye(self) -> None:
+        """The peer said goodbye: answer it, which closes the link."""
+        self.goodbye_received = True
+        self.say_goodbye()
+
     def describe(self, own_name: str) -> dict[str, object]:
-        return {"peer": self.peer, "address": self.stream.remote, "tls": self.stream.tls,
+        return {"peer": self.peer, "address": self.conn.remote, "tls": self.conn.tls,
                 "direction": "out" if self.dialer == own_name else "in"}
 
 
@@ -62,49 +87,45 @@ class Peer:
     dialing: bool = False
     queue: list[tuple[Envelope, list[Buffer]]] = field(default_factory=list)
     queued: int = 0
-    wake: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def backlog(self) -> int:
+        """Bytes on their way to the peer: queued here, or written but not yet sent."""
+        return self.queued + (self.link.conn.buffered if self.link else 0)
 
     def enqueue(self, envelope: Envelope, buffers: list[Buffer], size: int) -> None:
         self.queue.append((envelope, buffers))
         self.queued += size
-        self.wake.set()
 
     def take(self) -> list[Buffer]:
         """Remove and return every queued buffer, in order."""
-        buffers = [b for _, frame in self.queue for b in frame]
-        self.queue.clear()
-        self.queued = 0
-        return buffers
+        return [b for _, frame in self._drain() for b in frame]
 
     def drop_queue(self) -> list[Envelope]:
         """Remove and return the queued envelopes (to dead-letter them)."""
-        envelopes = [envelope for envelope, _ in self.queue]
-        self.queue.clear()
-        self.queued = 0
-        return envelopes
+        return [envelope for envelope, _ in self._drain()]
 
-    async def wait_for_work(self) -> None:
-        """Sleep until something is queued or the links change."""
-        if self.wake.is_set():
-            self.wake = anyio.Event()
-        await self.wake.wait()
+    def _drain(self) -> list[tuple[Envelope, list[Buffer]]]:
+        queue, self.queue, self.queued = self.queue, [], 0
+        return queue
 
     def attach(self, link: Link, own_name: str) -> None:
         """Add a link and make it current, unless the current one is the preferred
-        link (dialed by the smaller name) and the new one is not."""
+        link (dialed by the smaller name) and the new one is not; retire the other."""
         self.links.add(link)
         self.lost = None
         preferred = min(own_name, self.name)
         current = self.link
         if current is None or not (current.dialer == preferred != link.dialer):
             self.link = link
-        self.wake.set()  # a retired link's writer must see it is no longer current
+        for other in self.links:
+            if other is not self.link:
+                other.say_goodbye()
 
     def detach(self, link: Link) -> None:
         self.links.discard(link)
         if self.link is link:
             self.link = None
-        self.wake.set()
 
     @property
     def idle(self) -> bool:

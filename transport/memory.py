@@ -35,10 +35,10 @@ class MemoryTransport(Transport):
         self._endpoints.pop(name, None)
 
     def send(self, envelope: Envelope) -> None:
-        if self._closed:
-            raise anyio.ClosedResourceError
         deliver = self._endpoints.get(envelope.recipient)
         if deliver is None:
+            if self._closed:  # closing clears the endpoints, so this check costs nothing
+                raise anyio.ClosedResourceError
             self.dead_letter(envelope, f"no endpoint named {envelope.recipient!r}")
             return
         if self.strict:

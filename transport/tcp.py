@@ -7,13 +7,20 @@
   peers start in any order. Without TLS a peer's name is what its hello says;
   with TLS it is its certificate's name. An envelope whose sender is neither
   that name nor one of its sub-names (``name/...``) is dropped and logged.
-- Sending never awaits: ``send`` encodes and queues per peer; one writer task
-  per connection writes everything queued in one gathered write.
-- Backpressure: the writer waits on the socket (TCP flow control), so a slow
-  reader fills the peer's queue. A ``tell`` that would push a peer's queue over
+- Data plane: asyncio's loop API directly (``_protocol``), not anyio streams:
+  the runtime runs on anyio's asyncio backend (uvloop included), and this is
+  what takes a message through without a task wake or a socket re-registration.
+  anyio still owns the tasks (accepting, dialing, one per connection awaiting
+  its end) and the timeouts.
+- Sending never awaits: ``send`` encodes and writes the frame to the peer's
+  connection at once (uvloop gathers a loop iteration's writes into one). While
+  there is no connection, or its transport paused writing, frames wait in the
+  peer's queue, written in one gathered write when it can take them again.
+- Backpressure: a slow reader fills the transport's buffer (TCP flow control),
+  then the peer's queue. A ``tell`` that would push that backlog over
   ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
   panic); control envelopes (asks, replies, panics, aborts) always queue, they
-  are small. The queue is bounded by ``max_queued`` plus those.
+  are small. The backlog is bounded by ``max_queued`` plus those.
 - Faults: a frame that does not decode drops its connection (logged), nothing
   else. A connection that breaks without goodbye is redialed (if the peer's
   address is known) or awaited for ``reconnect_window`` seconds; then the peer
@@ -26,6 +33,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Collection, Mapping
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -34,16 +42,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import FAILURES, Connector, describe, listening_socket, split_address
 from ._envelope import Envelope
-from ._frames import FrameDecoder, frame_prefix
+from ._frames import frame_prefix
 from ._link import Link, Peer
+from ._protocol import FrameProtocol
 from .abc import Deliver, Transport, TransportError
 from .tls import TlsConfig
 
 logger = logging.getLogger("peerflow.transport.tcp")
 
 DEFAULT_MAX_QUEUED: Final = 256 << 20
-GOODBYE: Final = frame_prefix(0)
-_READ_CHUNK: Final = 256 << 10
 PeerLost = Callable[[str, str], None]
 
 
@@ -91,6 +98,7 @@ class TcpTransport(Connector, Transport):
         self._joiner = joiners if callable(joiners) else frozenset(joiners).__contains__
         self._endpoints: dict[str, Deliver] = {}
         self._peers: dict[str, Peer] = {}
+        self._connections: set[FrameProtocol] = set()
         self._listener: socket.socket | None = None
         self._outer: TaskGroup | None = None
         self._group: TaskGroup | None = None
@@ -121,18 +129,16 @@ class TcpTransport(Connector, Transport):
         if self._closed:
             return
         self._closing = True
-        for peer in self._peers.values():
-            peer.wake.set()
-        with anyio.move_on_after(self.close_timeout):
-            while any(peer.links for peer in self._peers.values()):
-                await anyio.sleep(0.005)
+        for peer in list(self._peers.values()):
+            self._flush(peer)  # then goodbye on every link
+        await self._wait_until(lambda: not any(peer.links for peer in self._peers.values()))
         self._closed = True
         if self._listener is not None:
             anyio.notify_closing(self._listener)
             self._listener.close()
-        for peer in self._peers.values():
-            for link in list(peer.links):
-                link.stream.close()
+        for conn in list(self._connections):
+            conn.abort()
+        await self._wait_until(lambda: not self._connections)
         self._endpoints.clear()
         if self._group is not None:
             self._group.cancel_scope.cancel()
@@ -142,6 +148,11 @@ class TcpTransport(Connector, Transport):
         if self._outer is not None:  # leaving the task group must happen here, in order
             await self._outer.__aexit__(None, None, None)
             self._outer = None
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        with anyio.move_on_after(self.close_timeout):
+            while not condition():
+                await anyio.sleep(0.002)
 
     async def _host(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         """Own the connection tasks in a group that ``aclose`` may cancel from any task."""
@@ -184,7 +195,7 @@ class TcpTransport(Connector, Transport):
         """The remote address of the current connection to ``peer``, if any."""
         state = self._peers.get(peer)
         link = state.link if state else None
-        return link.stream.remote if link else None
+        return link.conn.remote if link else None
 
     async def connect(self, peer: str) -> None:
         """Dial ``peer`` (if need be) and wait until connected; adopts its run if ours is None.
@@ -226,16 +237,31 @@ class TcpTransport(Connector, Transport):
             problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} "
                                     f"is a {size}-byte frame, over the limit of "
                                     f"{self.max_frame} bytes")
-        elif envelope.kind == "tell" and peer.queued and peer.queued + size > self.max_queued:
-            problem = PeerCongested(f"peer {peer.name!r} is congested: {peer.queued} bytes "
+        elif envelope.kind == "tell" and (backlog := peer.backlog) and \
+                backlog + size > self.max_queued:
+            problem = PeerCongested(f"peer {peer.name!r} is congested: {backlog} bytes "
                                     f"queued, bound {self.max_queued}")
         if problem is not None:
             if envelope.kind == "tell":
                 raise problem
             self.dead_letter(envelope, str(problem))
             return
-        peer.enqueue(envelope, [frame_prefix(size), *buffers], size + 4)
+        frame = [frame_prefix(size), *buffers]
+        if peer.link is not None and not peer.queue and peer.link.writable:
+            peer.link.conn.write(frame)  # the common case: straight to the connection
+        else:
+            peer.enqueue(envelope, frame, size + 4)
+            self._flush(peer)
         self._ensure_dialing(peer)
+
+    def _flush(self, peer: Peer) -> None:
+        """Write the peer's queue if its link takes writes; when closing, then say goodbye."""
+        link = peer.link
+        if link is not None and peer.queue and link.writable:
+            link.conn.write(peer.take())
+        if self._closing and not peer.queue:
+            for each in list(peer.links):
+                each.say_goodbye()
 
     def _ensure_dialing(self, peer: Peer) -> None:
         if peer.link is None and not peer.dialing and peer.route and self._group is not None:
@@ -250,48 +276,36 @@ class TcpTransport(Connector, Transport):
 
     # -- connections -------------------------------------------------------------
     async def _serve(self, link: Link) -> None:
-        """Read and write one connection until goodbye or failure; then recover."""
+        """Carry one connection until it closes (goodbyes or failure); then recover."""
         peer = self._peer(link.peer)
+        link.conn.start(partial(self._on_frame, link), partial(self._flush, peer),
+                        self.max_frame)
         peer.attach(link, self.name)
+        self._flush(peer)
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._write_loop, peer, link)
-                await self._read_loop(link)
-                link.goodbye_received = True
-                peer.wake.set()
-        except* Exception as group_exc:  # whatever a peer sends, only its connection ends
-            exc = group_exc.exceptions[0]
+            await link.conn.wait_closed()
+            if not link.goodbye_received:
+                raise anyio.EndOfStream
+        except Exception as exc:  # whatever a peer sends, only its connection ends
             link.failure = describe(exc)
             if not self._closing:
                 logger.warning("%s: connection with %r (%s) dropped: %s", self.name, link.peer,
-                               link.stream.remote, link.failure,
+                               link.conn.remote, link.failure,
                                exc_info=None if isinstance(exc, FAILURES) else exc)
         finally:
-            link.stream.close()
+            link.conn.abort()
             peer.detach(link)
         self._recover(peer, link)
 
-    async def _read_loop(self, link: Link) -> None:
-        decoder = FrameDecoder(self.max_frame)
-        view = memoryview(bytearray(_READ_CHUNK))
-        while True:
-            count = await link.stream.receive_into(view)
-            for body in decoder.feed(view[:count]):
-                if not body:
-                    return
-                self._on_frame(link, body)
-
-    async def _write_loop(self, peer: Peer, link: Link) -> None:
-        while peer.link is link and not link.goodbye_received:
-            if peer.queue:
-                await link.stream.send_all(peer.take())
-            elif self._closing:
-                break
-            else:
-                await peer.wait_for_work()
-        await link.stream.send_all([GOODBYE])  # the reader ends the connection
-
     def _on_frame(self, link: Link, body: bytearray) -> None:
+        """Deliver one frame's envelope (an empty frame is a goodbye).
+
+        Raises:
+            DecodeError: the frame does not decode (its connection is dropped).
+        """
+        if not body:
+            link.hear_goodbye()
+            return
         envelope = decode(body, max_size=self.max_frame)
         if envelope.sender.partition("/")[0] != link.peer or envelope.run != link.run:
             logger.warning("%s: dropped %s %r from %r on the connection of %r (run %r): "

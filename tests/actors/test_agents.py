@@ -155,6 +155,25 @@ async def test_a_result_with_a_non_ok_code_aborts_the_run_naming_node_agent_and_
     assert any("run aborted: agent 'site-2-trainer'" in reason for reason in closed)
 
 
+async def test_a_trainer_that_raises_stops_its_agent_and_the_run_aborts_naming_both() -> None:
+    async def crashing(agent: AsyncAgent, node: TaskExchanger) -> None:
+        await agent.get_task()
+        raise RuntimeError("out of memory")
+
+    async def expect_crash() -> None:
+        with pytest.raises(RuntimeError):
+            await serve_agent(nodes["site-1"], crashing)
+
+    config, nodes = exchangers(1)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(expect_crash)
+            result = await peerflow.run(config, nodes)
+    assert result.status == "aborted"
+    assert result.reason == ("agent 'site-1-trainer' of node 'site-1' stopped during task 'run' "
+                             "(the trainer raised RuntimeError: out of memory)")
+
+
 async def test_an_agent_with_the_wrong_id_is_refused_on_both_sides() -> None:
     config, nodes = exchangers(1)
     node = nodes["site-1"]

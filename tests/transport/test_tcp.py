@@ -75,7 +75,7 @@ async def test_a_slow_reader_makes_the_sender_refuse_tells_not_buffer_without_bo
         with pytest.raises(PeerCongested, match="peer 'b' is congested"):
             for i in range(200):  # no await: nothing is flushed, the queue only grows
                 net["a"].send(tell("a", "b", chunk, iteration=i))
-        assert net["a"]._peers["b"].queued <= (8 << 20) + (1 << 20) + 4096  # noqa: SLF001
+        assert net["a"]._peers["b"].backlog <= (8 << 20) + (1 << 20) + 4096  # noqa: SLF001
         net["a"].send(tell("a", "b", "abort", kind="abort"))  # control still queues
 
 
@@ -89,7 +89,7 @@ async def test_losing_a_watched_peer_calls_on_peer_lost_after_the_window() -> No
                 await a.connect("b")
             b._listener.close()  # noqa: SLF001 - b cannot be dialed again
             for link in list(b._peers["a"].links):  # noqa: SLF001 - and breaks, no goodbye
-                link.stream.close()
+                link.conn.abort()
         with anyio.fail_after(5):
             while not lost:
                 await anyio.sleep(0.01)

@@ -1,0 +1,103 @@
+"""``Agent``: the blocking facade of ``AsyncAgent``, for plain synchronous trainers.
+
+The agent's event loop runs in an anyio ``BlockingPortal`` thread (anyio's, not a
+hand-rolled one): heartbeats go on while the trainer computes in its own thread,
+and each call is handed to the loop and waited for. No locks: the trainer's
+thread only waits on the portal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._agent import AsyncAgent
+from ._agent_protocol import RC, Call, State, Task
+
+
+class Agent:
+    """The blocking agent for synchronous trainers: ``AsyncAgent`` run in a BlockingPortal.
+
+    Same arguments, calls and errors as ``AsyncAgent``, without ``await``; use
+    ``with Agent() as agent:`` or ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, address: str | tuple[str, int] | None = None,
+                 agent_id: str | None = None, **options: Any) -> None:
+        self.agent = AsyncAgent(address, agent_id, **options)
+        self._portal: BlockingPortal | None = None
+        self._exit = contextlib.ExitStack()
+
+    @property
+    def task(self) -> Task | None:
+        """The open task, if any."""
+        return self.agent.task
+
+    def start(self) -> None:
+        """Start the event loop thread and connect; see ``AsyncAgent.start``."""
+        self.agent.calls.allows(Call.START)
+        with contextlib.ExitStack() as stack:
+            portal = stack.enter_context(_portal())
+            stack.enter_context(portal.wrap_async_context_manager(self.agent))
+            self._exit = stack.pop_all()
+        self._portal = portal
+
+    def get_task(self, timeout: float | None = None) -> Task | None:
+        """See ``AsyncAgent.get_task``."""
+        return self._call(Call.GET_TASK, self.agent.get_task, timeout)  # type: ignore[no-any-return]
+
+    def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
+        """See ``AsyncAgent.submit_result``."""
+        return bool(self._call(Call.SUBMIT_RESULT, self.agent.submit_result, data, rc))
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        """See ``AsyncAgent.log_metric``."""
+        self._call(Call.LOG_METRIC, self.agent.log_metric, key, value, step)
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """See ``AsyncAgent.receive``."""
+        if self._portal is None and self.agent.calls.state is State.CLOSED:
+            return None
+        return self._call(Call.GET_TASK, self.agent.receive, timeout)
+
+    def send(self, data: Any, rc: str = RC.OK) -> bool:
+        """See ``AsyncAgent.send``."""
+        return self.submit_result(data, rc)
+
+    def is_running(self) -> bool:
+        """See ``AsyncAgent.is_running``."""
+        return self.agent.is_running()
+
+    def stop(self) -> None:
+        """Stop the agent and its event loop thread; idempotent."""
+        if self._portal is None:
+            self.agent.calls.call(Call.STOP)
+        self._portal = None
+        self._exit.close()
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        """Stop; the node hears of an exception that ended the block."""
+        self._portal = None
+        self._exit.__exit__(*exc_info)
+
+    def _call(self, call: Call, function: Any, *args: Any) -> Any:
+        if self._portal is None:  # not started, or stopped: the table says what to raise
+            self.agent.calls.allows(call)
+            return False  # a result or metric after stop() is dropped
+        return self._portal.call(function, *args)
+
+
+@contextlib.contextmanager
+def _portal() -> Iterator[BlockingPortal]:
+    from ._run import _have_uvloop
+
+    with start_blocking_portal("asyncio", {"use_uvloop": _have_uvloop()}) as portal:
+        yield portal
+

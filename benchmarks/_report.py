@@ -1,0 +1,160 @@
+"""REPORT.md, the summary table, and the README's performance section, from bench.json."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .latency import AIM_RATIO
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+SummaryRow = tuple[str, str, str, str, str]  # figure, peerflow, floor or reference, ratio, aim
+
+
+def summary(report: dict[str, Any]) -> list[SummaryRow]:
+    """The headline figures, each with its floor (or reference) and ratio."""
+    sections = report["sections"]
+    rows: list[SummaryRow] = []
+    for key, build in (("latency", _latency_rows), ("scale", _scale_rows),
+                       ("nvflare", _nvflare_rows)):
+        if key in sections and "error" not in sections[key]:
+            rows += build(sections[key])
+    return rows
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    lines = ["| figure | peerflow | floor or reference | ratio | aim |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in summary(report)]
+    return "\n".join(lines)
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole REPORT.md."""
+    m = report["machine"]
+    load = [", ".join(f"{x:.2f}" for x in m.get(key, [])) for key in
+            ("load_average", "load_average_after")]
+    parts = [f"# peerflow benchmarks ({report['mode']} run)", "",
+             f"Measured {m['date']} on {m['platform']}, Python {m['python']}, {m['cpus']} CPUs "
+             f"(load average {load[0]} before, {load[1]} after). The machine is shared: "
+             "compare the ratios to "
+             "the floors measured in the same run, not absolute times. Latency ratios are on "
+             "CPU time of the event-loop thread; wall-time medians and p95 are beside them.",
+             "", "## Summary", "", summary_markdown(report), ""]
+    for name, section in report["sections"].items():
+        parts += [f"## {name.capitalize()}", ""]
+        parts += [_failed(section)] if "error" in section else _section(name, section)
+        parts.append("")
+    parts += _gaps(report)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def readme_section(report: dict[str, Any], source: str) -> str:
+    """The README's performance section: the summary table and where it comes from."""
+    return "\n".join([
+        f"Generated from `{source}` ({report['mode']} run, {report['machine']['date']}, "
+        f"{report['machine']['cpus']} CPUs shared with other work) by "
+        "`peerflow bench --readme README.md`; every figure beside its floor, measured in "
+        "the same run. The full tables and plots are in that folder's REPORT.md.", "",
+        summary_markdown(report)])
+
+
+def update_readme(readme: Path, section: str) -> None:
+    """Replace the text between the bench markers (adding a Performance section if none)."""
+    block = f"{START}\n{section}\n{END}"
+    text = readme.read_text() if readme.exists() else "# peerflow\n"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip() + f"\n\n## Performance\n\n{block}\n"
+    readme.write_text(text)
+
+
+def _latency_rows(section: dict[str, Any]) -> list[SummaryRow]:
+    rows = []
+    for table in ("node count (memory)", "node count (tcp, tls)"):
+        for r in section["tables"].get(table, []):
+            if r["nodes"] not in (10, 1000):
+                continue
+            per_node = [r[side]["cpu"] / r["nodes"] * 1e6 for side in ("floor", "peerflow")]
+            per_msg = r["peerflow"]["cpu"] / max(r["messages"], 1) * 1e6
+            aim = ("< 3: " + ("met" if r["ratio"] < AIM_RATIO else
+                              f"missed by {r['ratio'] / AIM_RATIO - 1:.0%}")
+                   if r["nodes"] == 1000 and r["transport"] == "memory" else "")
+            rows.append((f"consensus {r['label']}, {r['transport']}, {r['loop']}: µs per "
+                         f"node-iteration ({per_msg:.2g} µs per message)",
+                         f"{per_node[1]:.3g}", f"{per_node[0]:.3g} (bare asyncio)",
+                         f"{r['ratio']:.2f}", aim))
+    return rows
+
+
+def _scale_rows(section: dict[str, Any]) -> list[SummaryRow]:
+    big, flat = section["largest"], section["flat"]
+    rows: list[SummaryRow] = [(
+        f"largest random graph doing 10 iterations within {big['budget_s']:g} s (one process)",
+        f"{big['largest']} nodes", f"tried {[r['nodes'] for r in big['rows']]}", "", "")]
+    ours, floor = big.get("mb_per_node"), big.get("floor_mb_per_node")
+    if ours is not None and floor:
+        rows.append(("peak RSS per node at that size", f"{ours * 1024:.3g} KB",
+                     f"{floor * 1024:.3g} KB (bare asyncio); NVFlare "
+                     f"{big['nvflare_mb_per_node']:g} MB", f"{ours / floor:.2f}", ""))
+    if "growth_mb" in flat:
+        rows.append((f"RSS growth over {flat['iterations']:,} iterations (10-node ring)",
+                     f"{flat['growth_mb']:+.2f} MB", "0 (flat)", "", "flat"))
+    return rows
+
+
+def _nvflare_rows(section: dict[str, Any]) -> list[SummaryRow]:
+    from .nvflare import nvflare_wall
+
+    rows = []
+    for entry in section["jobs"].values():
+        wall, source = nvflare_wall(entry)
+        for transport, ours in entry["peerflow"].items():
+            rows.append((f"NVFlare's job: {entry['recorded']['job']} ({transport}), wall s",
+                         f"{ours['wall_s']:.3g}", f"NVFlare {wall:.3g} ({source.split(';')[0]})",
+                         f"{wall / ours['wall_s']:.0f}x faster", ""))
+    return rows
+
+
+def _section(name: str, section: dict[str, Any]) -> list[str]:
+    if name == "latency":
+        out = []
+        for title, table in section["markdown"].items():
+            out += [f"### {title}", "", table, ""]
+        return out + section["aim"]
+    if name == "scale":
+        return _scale_markdown(section)
+    if name == "convergence":
+        return [section["markdown"].replace("# Convergence", "").strip(), "",
+                "Plots: convergence/*.png."]
+    return [section["markdown"]]
+
+
+def _scale_markdown(section: dict[str, Any]) -> list[str]:
+    big, flat = section["largest"], section["flat"]
+    lines = ["| nodes | completed | within budget | run s | steady ms / iteration "
+             "| KB per node (peak RSS) |", "|---|---|---|---|---|---|"]
+    for r in big["rows"]:
+        lines.append(f"| {r['nodes']} | {r.get('ok')} | {r['within_budget']} "
+                     f"| {r.get('run_s', float('nan')):.3g} "
+                     f"| {1e3 * r.get('iteration_s', float('nan')):.3g} "
+                     f"| {1024 * r.get('mb_per_node', float('nan')):.3g} |")
+    lines += ["", f"Memory over {flat.get('iterations', 0):,} iterations of a 10-node ring: "
+              f"{flat.get('growth_mb', float('nan')):+.2f} MB from 10% of the run to its end "
+              f"({flat.get('growth_kb_per_1k_iterations', float('nan')):.2g} KB per 1000 "
+              "iterations); plot memory_flat.png."]
+    return lines
+
+
+def _failed(section: dict[str, Any]) -> str:
+    return f"**Failed:** `{section['error']}` (traceback in bench.json)."
+
+
+def _gaps(report: dict[str, Any]) -> list[str]:
+    gaps = [f"- benchmarks/{m}.py is not in this checkout: its section did not run."
+            for m in report.get("missing", [])]
+    gaps += [f"- section {name} failed: {s['error']}" for name, s in report["sections"].items()
+             if "error" in s]
+    return ["## Gaps", "", *gaps, ""] if gaps else []

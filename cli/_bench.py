@@ -1,0 +1,76 @@
+"""``peerflow bench``: the benchmark suite of a source checkout.
+
+``benchmarks/`` sits beside the packages in a clone and is not installed, so it
+is imported only when the command runs: from the import path, else from the
+checkout this CLI was installed from (editable install), else from the current
+folder. Anywhere else the command says so in one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import _render as render
+from ._errors import CliInputError
+
+SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence")
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Register ``bench`` on the ``peerflow`` app."""
+    app.command("bench")(bench)
+
+
+def bench(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for bench.json, REPORT.md "
+                                      "and the plots.")],
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: under two minutes.")]
+    = False,
+    nvflare_python: Annotated[str | None, typer.Option(
+        "--nvflare-python", help="A Python with NVFlare installed: run its jobs live.")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help=f"Run only this section (repeatable): {', '.join(SECTIONS)}.")] = None,
+    readme: Annotated[Path | None, typer.Option(
+        "--readme", help="Rewrite this README's performance section from the report.")] = None,
+) -> None:
+    """Benchmark latency, scale, convergence, emulated networks and NVFlare, against floors."""
+    unknown = sorted(set(only or ()) - set(SECTIONS))
+    if unknown:
+        raise CliInputError(f"--only {unknown[0]!r} is not a section; choose from "
+                            f"{', '.join(SECTIONS)}")
+    out_dir = render.prepare_out(out)
+    assert out_dir is not None
+    load_benchmarks().bench(out_dir, quick=quick, nvflare_python=nvflare_python,
+                            only=set(only) if only else None, readme=readme)
+
+
+def load_benchmarks() -> Any:
+    """The suite's entry module (``benchmarks.__main__``) from wherever the checkout is.
+
+    Raises:
+        CliInputError: no benchmarks/ folder is reachable.
+    """
+    module = _entry_module()
+    if module is not None:
+        return module
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "benchmarks" / "__init__.py").is_file():
+            sys.path.insert(0, str(root))
+            module = _entry_module()
+            if module is not None:
+                return module
+    raise CliInputError("peerflow bench needs the benchmarks/ folder of a source checkout; "
+                        "run it from a clone of the repository")
+
+
+def _entry_module() -> Any | None:
+    try:
+        module = importlib.import_module("benchmarks.__main__")
+    except ImportError:
+        return None
+    return module if hasattr(module, "bench") else None

@@ -1,0 +1,252 @@
+"""The TCP transport's data plane: one asyncio ``BufferedProtocol`` per connection.
+
+Why asyncio's loop API and not anyio: the runtime runs on anyio's asyncio backend
+(uvloop included), and measuring a 64-byte round trip showed where an
+anyio-style stream loses its time: every wait for data registered and
+unregistered the socket with the loop (``wait_readable``: one epoll_ctl to add,
+three to remove, a future and a task wake per read), and every message woke a
+writer task. Here the loop calls ``buffer_updated`` as soon as bytes are in;
+they land in a preallocated buffer (or, for a large frame, straight in its
+body), and each complete frame goes to a callback in that same call. ``write``
+hands a frame to the loop's transport at once: asyncio sends it now, uvloop at
+the end of the loop iteration, gathering what was written in it. Bytes the
+kernel did not take wait in the transport, which calls ``pause_writing`` above
+its high-water mark; the owner keeps its own queue until ``resume_writing``.
+
+TLS is asyncio's (``ssl=`` on ``create_connection`` and ``connect_accepted_socket``).
+Before ``start`` the protocol reads nothing unasked: ``receive_exactly`` reads
+the handshake frame and not one byte past it. Errors are anyio's:
+``IncompleteRead``, ``BrokenResourceError``, ``ClosedResourceError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Final, cast
+
+import anyio
+
+from ._frames import FrameDecoder
+
+Buffer = bytes | bytearray | memoryview
+OnFrame = Callable[[bytearray], None]
+
+_READ_CHUNK: Final = 256 << 10
+_COALESCE: Final = 64 << 10  # smaller buffers are joined: one TLS record, fewer iovecs
+
+
+class FrameProtocol(asyncio.BufferedProtocol):
+    """One connection: exact handshake reads, then frames to a callback; frame writes.
+
+    Args:
+        tls: whether the transport under it is TLS (for describing it).
+    """
+
+    def __init__(self, tls: bool) -> None:
+        self.tls = tls
+        self.remote = "?"
+        self.paused = False  # the transport's write buffer is over its high-water mark
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[BaseException | None] = \
+            asyncio.get_running_loop().create_future()
+        self._inbox = bytearray()  # handshake bytes read and not yet taken
+        self._need = 0  # how many receive_exactly waits for
+        self._handshake_buffer = memoryview(b"")
+        self._waiter: asyncio.Future[None] | None = None
+        self._decoder: FrameDecoder | None = None
+        self._scratch = memoryview(b"")
+        self._direct = False  # the last buffer handed out was the decoder's body
+        self._on_frame: OnFrame | None = None
+        self._on_writable: Callable[[], None] | None = None
+        self._failure: BaseException | None = None
+
+    # -- asyncio callbacks ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.remote = _format_address(transport.get_extra_info("peername"))
+        transport.pause_reading()  # nothing is read before it is asked for
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._decoder is None:  # the handshake: what is asked for, or one byte if
+            # nothing is yet (uvloop starts reading after connection_made, paused or not)
+            wanted = max(self._need - len(self._inbox), 1)
+            self._handshake_buffer = memoryview(bytearray(wanted))
+            return self._handshake_buffer
+        body = self._decoder.body_buffer()
+        self._direct = body is not None
+        return body if body is not None else self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._decoder is None:
+            self._handshake_read(nbytes)
+            return
+        assert self._on_frame is not None
+        try:
+            frames = (self._decoder.body_filled(nbytes) if self._direct
+                      else self._decoder.feed(self._scratch[:nbytes]))
+            for body in frames:
+                self._on_frame(body)
+        except Exception as exc:  # a bad frame or a bug: this connection only ends
+            self._failure = exc
+            self.abort()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._on_writable is not None:
+            self._on_writable()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        failure = self._failure or (self._broken(exc) if exc is not None else None)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(failure or anyio.IncompleteRead())
+        if not self.closed.done():
+            self.closed.set_result(failure)
+
+    # -- the handshake ----------------------------------------------------------------
+    async def receive_exactly(self, size: int) -> bytearray:
+        """Read exactly ``size`` bytes and nothing beyond them (before ``start``).
+
+        Raises:
+            anyio.IncompleteRead: the connection closed first.
+            anyio.BrokenResourceError: the connection failed.
+        """
+        self._need = size
+        try:
+            while len(self._inbox) < size:
+                if self.closed.done() or self.transport is None:
+                    raise (self.closed.done() and self.closed.result()) or anyio.IncompleteRead()
+                self._waiter = asyncio.get_running_loop().create_future()
+                self.transport.resume_reading()
+                await self._waiter
+        finally:
+            self._need, self._waiter = 0, None
+        data = self._inbox[:size]
+        del self._inbox[:size]
+        return data
+
+    def _handshake_read(self, nbytes: int) -> None:
+        assert self.transport is not None
+        self._inbox += self._handshake_buffer[:nbytes]
+        if len(self._inbox) >= self._need:
+            self.transport.pause_reading()
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+
+    # -- established -----------------------------------------------------------------
+    def start(self, on_frame: OnFrame, on_writable: Callable[[], None], max_frame: int) -> None:
+        """Deliver every frame body from now on to ``on_frame``; call ``on_writable``
+        when the transport takes writes again after ``pause_writing``."""
+        assert self.transport is not None
+        self._on_frame, self._on_writable = on_frame, on_writable
+        self._decoder = FrameDecoder(max_frame)
+        self._scratch = memoryview(bytearray(_READ_CHUNK))
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def write(self, buffers: Sequence[Buffer]) -> None:
+        """Hand buffers to the transport to send in order (dropped once it is closing)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(_coalesce(buffers))
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+    def peer_identity(self) -> str | None:
+        """The common name of the peer's verified TLS certificate, if any."""
+        cert = self.transport.get_extra_info("peercert") if self.tls and self.transport else None
+        for rdn in (cert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+        return None
+
+    # -- closing -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close after what was written is sent (and TLS says goodbye); idempotent."""
+        if self.transport is not None and not self.closed.done():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything not sent; idempotent."""
+        if self._failure is None:
+            self._failure = anyio.ClosedResourceError()
+        if self.transport is not None and not self.closed.done():
+            self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed.
+
+        Raises:
+            anyio.BrokenResourceError: the connection failed.
+            anyio.ClosedResourceError: this side aborted it.
+            DecodeError: the peer sent a frame over the limit or one that did not decode.
+        """
+        failure = await asyncio.shield(self.closed)
+        if failure is not None:
+            raise failure
+
+    def _broken(self, exc: BaseException) -> Exception:
+        return anyio.BrokenResourceError(f"connection with {self.remote} failed: {exc}")
+
+
+async def dial(host: str, port: int, context: ssl.SSLContext | None) -> FrameProtocol:
+    """Connect (and do the TLS handshake when given a context).
+
+    Raises:
+        OSError: the address does not resolve or the connection is refused.
+        ssl.SSLError: the TLS handshake failed.
+    """
+    protocol = FrameProtocol(context is not None)
+    await asyncio.get_running_loop().create_connection(lambda: protocol, host, port,
+                                                       ssl=context)
+    return protocol
+
+
+async def adopt(sock: socket.socket, context: ssl.SSLContext | None) -> FrameProtocol:
+    """Take over an accepted socket (doing the TLS handshake when given a context).
+
+    The loop owns ``sock`` from now on, also when this fails.
+
+    Raises:
+        OSError: the connection failed.
+        ssl.SSLError: the TLS handshake failed.
+    """
+    protocol = FrameProtocol(context is not None)  # uvloop returns its TLS layer's
+    await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock,
+                                                             ssl=context)
+    return protocol
+
+
+def _coalesce(buffers: Sequence[Buffer]) -> list[Buffer]:
+    """Join runs of small buffers; pass large ones (tensors) through uncopied."""
+    out: list[Buffer] = []
+    run: list[Buffer] = []
+    for buffer in buffers:
+        if (buffer.nbytes if isinstance(buffer, memoryview) else len(buffer)) < _COALESCE:
+            run.append(buffer)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(buffer)
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
+
+
+def _format_address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
