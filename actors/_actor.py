@@ -3,7 +3,9 @@
 Replies, and whatever a subclass claims in ``receive_now`` (per-iteration values,
 aborts), are handled on the delivery path without a task switch; everything else
 queues for the actor's task, which handles one message at a time. Pending asks
-fail with ``ActorDead`` when the actor stops.
+fail with ``ActorDead`` when the actor stops. The actor's task also owns a task
+group for what lives exactly as long as the actor (``run_background``): started
+after ``on_start``, still running during ``on_stop``, cancelled right after it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from peerflow.transport import Envelope, new_message_id
@@ -55,8 +57,15 @@ class Actor:
     async def on_start(self) -> None:
         """Called in the actor's task before it handles any message."""
 
+    async def run_background(self, task_group: TaskGroup) -> None:
+        """Start tasks that live as long as the actor in ``task_group`` (owned by the
+        actor's task): called after ``on_start``, before the first message; the tasks
+        are cancelled when the actor stops, after ``on_stop``. ``task_group.start``
+        makes the actor count as started only once they are ready.
+        """
+
     async def on_stop(self) -> None:
-        """Called when the actor stops, whatever the reason."""
+        """Called when the actor stops, whatever the reason (background tasks still run)."""
 
     async def on_failure(self, exc: BaseException) -> None:
         """Called when handling a tell raised ``exc``."""
@@ -129,16 +138,21 @@ class Actor:
         self._runtime = runtime
         self._inbox_send, self._inbox_receive = anyio.create_memory_object_stream[Envelope](
             math.inf)
+        background = anyio.create_task_group()
+        await background.__aenter__()
         try:
-            await self.on_start()
-            task_status.started()
             async with self._inbox_receive:
+                await self.on_start()
+                await self.run_background(background)
+                task_status.started()
                 async for envelope in self._inbox_receive:
                     await self._dispatch(envelope)
         finally:
             self._fail_pending()
             with anyio.CancelScope(shield=True):
                 await self.on_stop()
+            background.cancel_scope.cancel()  # closed without the loop's error: an error
+            await background.__aexit__(None, None, None)  # of on_start comes out as it is
 
     def _close_inbox(self) -> None:
         if self._inbox_send is not None:

@@ -2,11 +2,11 @@
 
 The controller's front desk is the ``Registry`` actor (``controller/admin``).
 Each node process dials the controller (adopting its run id in the handshake),
-spawns its ``NodeAgent`` (``NAME/node``), asks to ``register`` (the answer is the
+spawns its ``NodeHost`` (``NAME/node``), asks to ``register`` (the answer is the
 job spec, from which it builds its executor), spawns the executor and says
-``ready``. Once every node is ready, the controller hands each agent its
+``ready``. Once every node is ready, the controller hands each host its
 neighbours' addresses (``routes``), runs the job as ``DistOptController`` does
-in one process, and tells every agent to ``finish``. ``status`` (from an admin
+in one process, and tells every host to ``finish``. ``status`` (from an admin
 client) reports each node's iteration and connections.
 
 The controller declares a node lost as soon as its connection breaks without a
@@ -15,6 +15,7 @@ goodbye: the run aborts naming that node. A node that loses the controller ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,8 +24,8 @@ import anyio
 
 from peerflow.transport import Envelope, NetworkTransport, split_address
 
-from ._actor import Actor
-from ._config import Config
+from ._actor import Actor, _describe
+from ._config import Config, ConfigError
 from ._controller import CONTROLLER_NAME, DistOptController
 from ._deploy import abort_on_lost_node, panic_on_lost_peer, reconnect_window
 from ._errors import ActorError
@@ -40,7 +41,8 @@ STATUS_TIMEOUT = 2.0
 BuildExecutor = Callable[[Mapping[str, Any]], SyncAlgorithmExecutor]
 
 
-def agent_name(node: str) -> str:
+def host_name(node: str) -> str:
+    """The name of ``node``'s ``NodeHost``: the actor that runs the node's process side."""
     return f"{node}/node"
 
 
@@ -75,8 +77,11 @@ class Registry(Actor):
             self.ready.add(node)
             if self.ready == set(self.controller.targets):
                 self.joined.set()
-            return "ok"
-        raise ValueError(f"the registry has no task named {envelope.topic!r}")
+        elif envelope.topic == "failed":  # e.g. it cannot build its executor from the job
+            self._fail(f"node {node!r} cannot join: {envelope.body}")
+        else:
+            raise ValueError(f"the registry has no task named {envelope.topic!r}")
+        return "ok"
 
     def _register(self, node: str, body: Any) -> dict[str, Any]:
         listen = body.get("listen") if isinstance(body, dict) else None
@@ -92,18 +97,22 @@ class Registry(Actor):
 
     def lost(self, peer: str, reason: str) -> None:
         """A peer's connection broke: fail the join if it was a node."""
-        if peer in self.controller.targets and not self.joined.is_set():
-            self.failure = f"node {peer!r} was lost while joining: {reason}"
+        if peer in self.controller.targets:
+            self._fail(f"node {peer!r} was lost while joining: {reason}")
+
+    def _fail(self, reason: str) -> None:
+        if not self.joined.is_set():
+            self.failure = reason
             self.joined.set()
 
     def routes(self) -> dict[str, dict[str, str]]:
-        """Each node's agent and the addresses of its in- and out-neighbours."""
+        """Each node's host and the addresses of its in- and out-neighbours."""
         network = self.controller.config.network
         out = network.out_neighbors()
         routes = {}
         for node in network.nodes:
             peers = {n.id for n in node.neighbors} | set(out[node.id])
-            routes[agent_name(node.id)] = {p: self.addresses[p] for p in sorted(peers)}
+            routes[host_name(node.id)] = {p: self.addresses[p] for p in sorted(peers)}
         return routes
 
     async def status(self) -> dict[str, Any]:
@@ -112,7 +121,7 @@ class Registry(Actor):
 
         async def one(node: str) -> None:
             try:
-                nodes[node] = await self.ask(agent_name(node), "status",
+                nodes[node] = await self.ask(host_name(node), "status",
                                              timeout=STATUS_TIMEOUT)
             except ActorError as exc:
                 nodes[node] = {"error": str(exc)}
@@ -151,7 +160,7 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
             result = await controller.run_job()
         registry.state = result.status
         for node in registry.addresses:
-            registry.tell(agent_name(node), "finish", {"status": result.status,
+            registry.tell(host_name(node), "finish", {"status": result.status,
                                                        "reason": result.reason})
     return result
 
@@ -167,12 +176,13 @@ async def _join(registry: Registry, timeout: float) -> RunResult | None:
     return RunResult.aborted(PanicReport(reason, missing[0] if missing else None, None), {})
 
 
-class NodeAgent(Actor):
-    """A node process's own actor: takes routes, reports status, hears ``finish``."""
+class NodeHost(Actor):
+    """A node process's own actor, beside its executor: takes routes, reports status,
+    hears ``finish``. (Not an agent: agents are external trainers, see ``_agent``.)"""
 
     def __init__(self, node: str, transport: NetworkTransport) -> None:
-        super().__init__(agent_name(node))
-        self.transport = transport
+        super().__init__(host_name(node))
+        self.node, self.transport = node, transport
         self.executor: SyncAlgorithmExecutor | None = None
         self.outcome: dict[str, Any] = {}
         self.done = anyio.Event()
@@ -189,7 +199,7 @@ class NodeAgent(Actor):
                     "agents": agent_status([self.executor])}
         if envelope.topic == "finish":
             return self.finish(dict(envelope.body or {}))
-        raise ValueError(f"node agent {self.name!r} has no task named {envelope.topic!r}")
+        raise ValueError(f"node host {self.name!r} has no task named {envelope.topic!r}")
 
     def finish(self, outcome: dict[str, Any]) -> None:
         if not self.done.is_set():
@@ -216,16 +226,36 @@ async def serve_node(name: str, controller_address: str, transport: NetworkTrans
         transport.add_route(CONTROLLER_NAME, controller_address, watch=True)
         with anyio.fail_after(join_timeout):
             await transport.connect(CONTROLLER_NAME)
+        failure: Exception | None = None
         async with Runtime(transport, transport.run_id) as runtime:
-            agent = await runtime.spawn(NodeAgent(name, transport))
-            transport.on_peer_lost = agent.on_peer_lost
-            job = await agent.ask(REGISTRY, "register", {"listen": transport.address},
-                                  timeout=join_timeout)
-            agent.executor = await runtime.spawn(build(job), name)
-            transport.reconnect_window = reconnect_window([agent.executor])
-            await agent.ask(REGISTRY, "ready", timeout=join_timeout)
-            await agent.done.wait()
-    return agent.outcome
+            host = await runtime.spawn(NodeHost(name, transport))
+            transport.on_peer_lost = host.on_peer_lost
+            try:
+                await _join_and_run(runtime, host, build, join_timeout)
+            except Exception as exc:  # raised below, out of the runtime's task group:
+                failure = exc         # as it is, not wrapped in an exception group
+    if failure is not None:
+        raise failure
+    return host.outcome
+
+
+async def _join_and_run(runtime: Runtime, host: NodeHost, build: BuildExecutor,
+                        timeout: float) -> None:
+    """Register, build and spawn the executor, say ready, and wait for ``finish``;
+    if the executor cannot be built, tell the controller why (it aborts the run)."""
+    job = await host.ask(REGISTRY, "register", {"listen": host.transport.address},
+                         timeout=timeout)
+    try:
+        executor = build(job)
+    except Exception as exc:
+        with contextlib.suppress(ActorError):
+            why = str(exc) if isinstance(exc, ConfigError) else _describe(exc)
+            await host.ask(REGISTRY, "failed", why, timeout=timeout)
+        raise
+    host.executor = await runtime.spawn(executor, host.node)
+    host.transport.reconnect_window = reconnect_window([executor])
+    await host.ask(REGISTRY, "ready", timeout=timeout)
+    await host.done.wait()
 
 
 async def query_status(controller_address: str, transport: NetworkTransport,

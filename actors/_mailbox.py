@@ -57,7 +57,7 @@ class _Alarm:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def arm(self, loop: asyncio.AbstractEventLoop, delay: float, slot: _Slot) -> None:
-        """Wake ``slot`` in ``delay`` seconds unless ``slot`` is cleared first."""
+        """Wake ``slot`` in ``delay`` seconds (nothing happens if it is done or cleared)."""
         self.deadline = loop.time() + delay
         self.slot = slot
         if self._handle is None or self._loop is not loop:
@@ -143,6 +143,7 @@ class IterationMailbox:
             await self._arm(slot, timeout / 2)
             if slot.missing or self._breach is not None:
                 await self._wait_longer(iteration, slot, timeout)
+            self._alarm.slot = None  # let the gathered values go
         del self._slots[iteration]
         self._next = iteration + 1
         return values
@@ -169,7 +170,7 @@ class IterationMailbox:
         """A Future that ``slot.wake()`` resolves, or the alarm in ``delay`` seconds.
 
         Awaited directly by the caller (no coroutine of its own: this is the hot
-        path). Nothing needs undoing afterwards: a late alarm finds the Future done.
+        path). Nothing needs undoing on failure: a late alarm finds the Future done.
         """
         loop = asyncio.get_running_loop()
         waiter = slot.waiter = loop.create_future()
@@ -199,7 +200,6 @@ class IterationMailbox:
 
     def _drop(self, sender: str, iteration: int, why: str) -> None:
         self.dropped += 1
-        logger.warning(
-            "node %r dropped the value of %r for iteration %d: %s", self.owner, sender, iteration, why
-        )
+        logger.warning("node %r dropped the value of %r for iteration %d: %s",
+                       self.owner, sender, iteration, why)
 

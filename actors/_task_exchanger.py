@@ -9,19 +9,15 @@ whose code is not OK) goes through the panic routine, naming node, agent and cau
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup
 
 from peerflow.transport import Envelope
 
 from ._agent_link import LinkSettings
 from ._agent_server import AgentServer
 from ._executor import SyncAlgorithmExecutor
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 
 class AgentHost(SyncAlgorithmExecutor):
@@ -33,18 +29,16 @@ class AgentHost(SyncAlgorithmExecutor):
 
     agent: AgentServer
 
-    # Actor offers no hook for tasks that live exactly as long as the actor,
-    # so its task is wrapped: the listener's task group encloses the actor's loop.
-    async def _main(self, runtime: Runtime, *, task_status: TaskStatus[None]) -> None:
-        async with anyio.create_task_group() as group:
-            await group.start(self.agent.serve, self.name)
-            try:
-                await super()._main(runtime, task_status=task_status)
-            finally:
-                abort = self._abort
-                reason = "the job is over" if abort is None else f"run aborted: {abort.reason}"
-                await self.agent.say_goodbye(reason, aborted=abort is not None)
-                group.cancel_scope.cancel()
+    async def run_background(self, task_group: TaskGroup) -> None:
+        """Serve the agent for as long as this actor runs; started once it listens."""
+        await task_group.start(self.agent.serve, self.name)
+
+    async def on_stop(self) -> None:
+        """Tell a connected agent that the job is over, or why it was aborted."""
+        abort = self._abort
+        reason = "the job is over" if abort is None else f"run aborted: {abort.reason}"
+        await self.agent.say_goodbye(reason, aborted=abort is not None)
+        await super().on_stop()
 
 
 class TaskExchanger(AgentHost):

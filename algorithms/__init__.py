@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._consensus import ConsensusExecutor
-from ._learning import (
-    LEARNING_EXECUTORS,
-    DGDExecutor,
-    ExtraExecutor,
-    GTADAMExecutor,
-    GTAdamExecutor,
-    GTExecutor,
-    LearningExecutor,
-    PushDIGingExecutor,
-    SubgradientPushExecutor,
-    dataset_loss,
-)
-from ._problems import PROBLEMS, Problem, accuracy, blobs, least_squares, two_moons
-from ._pushsum import PushSumExecutor, push_mix, push_share
 from ._reference import (
     column_stochastic,
     dgd_reference,
@@ -27,19 +15,6 @@ from ._reference import (
     push_diging_reference,
     push_sum_reference,
     subgradient_push_reference,
-)
-from ._steps import (
-    Algorithm,
-    Scaling,
-    adam_scaling,
-    dgd,
-    extra,
-    gt,
-    gtadam,
-    push_diging,
-    subgradient_push,
-    tree_map,
-    weighted_sum,
 )
 from ._topology import (
     TOPOLOGIES,
@@ -65,6 +40,69 @@ from ._topology import (
     spectral_gap,
     star,
 )
+
+# The names below need torch (about 2 s to import): they load on first use (PEP 562),
+# so that consensus, topologies and every process that runs neither import torch.
+_LAZY = {
+    "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
+                  "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
+                  "SubgradientPushExecutor", "dataset_loss"),
+    "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "least_squares", "two_moons"),
+    "_pushsum": ("PushSumExecutor", "push_mix", "push_share"),
+    "_steps": ("Algorithm", "Scaling", "adam_scaling", "dgd", "extra", "gt", "gtadam",
+               "push_diging", "subgradient_push", "tree_map", "weighted_sum"),
+}
+_LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:
+    from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._learning import (
+        LEARNING_EXECUTORS,
+        DGDExecutor,
+        ExtraExecutor,
+        GTADAMExecutor,
+        GTAdamExecutor,
+        GTExecutor,
+        LearningExecutor,
+        PushDIGingExecutor,
+        SubgradientPushExecutor,
+        dataset_loss,
+    )
+    from ._problems import PROBLEMS, Problem, accuracy, blobs, least_squares, two_moons
+    from ._pushsum import PushSumExecutor, push_mix, push_share
+    from ._steps import (
+        Algorithm,
+        Scaling,
+        adam_scaling,
+        dgd,
+        extra,
+        gt,
+        gtadam,
+        push_diging,
+        subgradient_push,
+        tree_map,
+        weighted_sum,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """Import a torch-using name's module on first use, and keep the name here.
+
+    Raises:
+        AttributeError: no such name.
+    """
+    module = _LAZY_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES})
+
 
 __all__ = [
     "AGENT_LEARNING_EXECUTORS",

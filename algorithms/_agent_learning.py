@@ -59,7 +59,6 @@ class AgentLearning(AgentHost, LearningExecutor):
                          max_ahead=max_ahead)
         self.agent = AgentServer(agent_id, listen, settings)
         self.init_data = dict(init_data or {})
-        self.test_accuracy: float | None = None
         self._x0: Params = {}
         self._unrecorded: list[tuple[float, Params]] = []
 
@@ -98,12 +97,20 @@ class AgentLearning(AgentHost, LearningExecutor):
         _check_gradients(self.agent.agent_id, grads, wanted[0])
         return algorithm.update(self.state, mixed, lambda x: grads)
 
-    async def _post_algorithm_run(self, extra: dict[str, Any]) -> None:
-        await self._evaluate_unrecorded()
-        await super()._post_algorithm_run(extra)
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        result = await super().run_algorithm(extra)
+        await self._evaluate_unrecorded()  # the last losses, and the test accuracy with them
+        return {**result, **self.to_result()}
+
+    def to_result(self) -> dict[str, Any]:
+        """The learning result, with the test accuracy the agent reported last (or None)."""
+        return {**super().to_result(), "test_accuracy": self.test_accuracy}
 
     def _record(self, elapsed: float, x: Params | None) -> None:
         self._unrecorded.append((elapsed, self._x0 if x is None else x))
+
+    def _load(self, x: Params) -> None:
+        """Nothing to load: the agent holds the model."""
 
     async def _evaluate_unrecorded(self) -> None:
         while self._unrecorded:

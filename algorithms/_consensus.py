@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from peerflow.actors import SyncAlgorithmExecutor
 
 
-class ConsensusExecutor(SyncAlgorithmExecutor):
+class ValueHistory:
+    """The result of an averaging executor: its value at every iteration, the initial first."""
+
+    value_history: list[Any]
+    initial_value: Any
+    current_value: Any
+
+    def to_result(self) -> dict[str, Any]:
+        """This node's result: its value history."""
+        return {"value_history": self.value_history}
+
+    def load_result(self, result: Mapping[str, Any]) -> None:
+        """Restore what ``to_result`` gave, on another executor of the same node: the
+        history, and the initial and current values.
+
+        Raises:
+            KeyError: the result has no value history.
+        """
+        self.value_history = list(result["value_history"])
+        self.initial_value = self.value_history[0]
+        self.current_value = self.value_history[-1]
+
+
+class ConsensusExecutor(ValueHistory, SyncAlgorithmExecutor):
     """Averages a value with its in-neighbours for ``extra["iterations"]`` iterations.
 
     Args:
@@ -34,7 +58,7 @@ class ConsensusExecutor(SyncAlgorithmExecutor):
                 mixed = mixed + values[neighbor.id] * neighbor.weight
             self.current_value = mixed
             self.value_history.append(mixed)
-        return {"value_history": self.value_history}
+        return self.to_result()
 
 
 def _iterations(extra: dict[str, Any]) -> int:

@@ -15,9 +15,9 @@ thread, so no grad-mode context is ever held across an ``await``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -33,6 +33,13 @@ from ._steps import Algorithm, Params, Tree, tree_map, weighted_sum
 AlgorithmFactory = Callable[[dict[str, Any]], Algorithm]
 StepCallback = Callable[[int, Any], None]
 LossRecord = tuple[float, float]
+_SEQUENCES = ("train_loss_sequence", "test_loss_sequence", "val_loss_sequence")
+
+
+class FinalState(NamedTuple):
+    """What ``load_result`` restores of a node's final state: its parameters."""
+
+    x: Params
 
 
 class LearningExecutor(SyncAlgorithmExecutor):
@@ -41,7 +48,11 @@ class LearningExecutor(SyncAlgorithmExecutor):
     Subclasses choose the algorithm by overriding ``build_algorithm`` (as the
     NVFlare-named executors do), or pass ``algorithm``: a function of ``extra``.
     The algorithm's state must have an ``x`` (the parameters, by name); after a run
-    ``state`` holds the final state and ``model`` the final parameters.
+    ``state`` holds the final state and ``model`` the final parameters. The run's
+    result (``to_result``) carries the loss sequences and the final parameters;
+    ``load_result`` restores them into another executor of the same node (the
+    controller's, in a multi-process run). ``test_accuracy`` is what an agent
+    reported (agent-backed nodes, see ``AgentLearning``), else None.
 
     Args:
         model: the network to train; its trainable parameters are exchanged by name.
@@ -53,6 +64,9 @@ class LearningExecutor(SyncAlgorithmExecutor):
         algorithm: builds the algorithm from ``extra`` (else ``build_algorithm``).
         on_step: called after every iteration with (iteration, state).
     """
+
+    extra_parameters: tuple[str, ...] = ()
+    """The ``extra`` entries the algorithm reads besides iterations and stepsize."""
 
     def __init__(self, model: nn.Module, loss: nn.Module, train_dataloader: Iterable[Any],
                  test_dataloader: Iterable[Any] | None = None,
@@ -70,6 +84,7 @@ class LearningExecutor(SyncAlgorithmExecutor):
         self.train_loss_sequence: list[LossRecord] = []
         self.test_loss_sequence: list[LossRecord] = []
         self.val_loss_sequence: list[LossRecord] = []
+        self.test_accuracy: float | None = None
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         """The algorithm to run, built from the run's ``extra``.
@@ -88,8 +103,8 @@ class LearningExecutor(SyncAlgorithmExecutor):
                 if p.requires_grad}
 
     async def _pre_algorithm_run(self, extra: dict[str, Any]) -> None:
-        for record in (self.train_loss_sequence, self.test_loss_sequence, self.val_loss_sequence):
-            record.clear()
+        for name in _SEQUENCES:
+            getattr(self, name).clear()
         self._record(0.0, None)
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +121,24 @@ class LearningExecutor(SyncAlgorithmExecutor):
                 self.on_step(t, self.state)
             if epoch_end or t == iterations - 1:
                 self._record(time.perf_counter() - start, self.state.x)
-        return {"train_loss_sequence": self.train_loss_sequence,
-                "test_loss_sequence": self.test_loss_sequence,
-                "val_loss_sequence": self.val_loss_sequence, "iterations": iterations}
+        return {**self.to_result(), "iterations": iterations}
+
+    def to_result(self) -> dict[str, Any]:
+        """What a report reads of this node: its loss sequences and final parameters."""
+        return {**{name: getattr(self, name) for name in _SEQUENCES}, "params": self.state.x}
+
+    def load_result(self, result: Mapping[str, Any]) -> None:
+        """Restore what ``to_result`` gave (on another executor of the same node): loss
+        sequences, ``state.x`` (also loaded into the model) and an agent's test accuracy.
+
+        Raises:
+            KeyError: the result lacks a field.
+        """
+        for name in _SEQUENCES:
+            setattr(self, name, [(float(t), float(loss)) for t, loss in result[name]])
+        self.state = FinalState(dict(result["params"]))
+        self.test_accuracy = result.get("test_accuracy")
+        self._load(self.state.x)
 
     async def local_update(self, algorithm: Algorithm, mixed: Tree, batch: Any) -> Any:
         """The local step: ``algorithm.update`` with the gradient on ``batch``.
@@ -215,6 +245,8 @@ class GTExecutor(LearningExecutor):
 class GTAdamExecutor(LearningExecutor):
     """GTAdam; ``extra``: iterations, stepsize, beta1 (0.9), beta2 (0.999), epsilon (1e-8)."""
 
+    extra_parameters = ("beta1", "beta2", "epsilon")
+
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         return _steps.gtadam(_extra_float(extra, "stepsize"), _extra_float(extra, "beta1", 0.9),
                       _extra_float(extra, "beta2", 0.999), _extra_float(extra, "epsilon", 1e-8))
@@ -233,6 +265,8 @@ class ExtraExecutor(LearningExecutor):
 
 class SubgradientPushExecutor(LearningExecutor):
     """Subgradient-push for directed graphs; ``extra``: iterations, stepsize, power (0)."""
+
+    extra_parameters = ("power",)
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         return _steps.subgradient_push(_extra_float(extra, "stepsize"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from peerflow.actors import SyncAlgorithmExecutor
 
-from ._consensus import _iterations
+from ._consensus import ValueHistory, _iterations
 from ._steps import Tree, tree_map, weighted_sum
 
 
@@ -30,7 +30,7 @@ def push_mix(share: Tree, received: Mapping[str, Tree], senders: Sequence[str]) 
     return weighted_sum(share, 1.0, [(received[sender], 1.0) for sender in senders])
 
 
-class PushSumExecutor(SyncAlgorithmExecutor):
+class PushSumExecutor(ValueHistory, SyncAlgorithmExecutor):
     """Averages a value over a directed graph for ``extra["iterations"]`` iterations.
 
     Each iteration pushes ``x`` and the weight ``w`` (w(0) = 1) and records the
@@ -59,4 +59,4 @@ class PushSumExecutor(SyncAlgorithmExecutor):
             self.push_weight = pushed["w"]
             self.current_value = pushed["x"] / pushed["w"]
             self.value_history.append(self.current_value)
-        return {"value_history": self.value_history}
+        return self.to_result()

@@ -45,13 +45,14 @@ class Plan:
     flat_iterations: int
     consensus_iterations: int
     emulation_iterations: int
+    two_moons_iterations: int = 1000
 
 
-QUICK = Plan(repeats=3, seconds=0.25, loops=(latency.default_loop(),), counts=(10, 100, 1000),
-             tcp_counts=(10,), topology_nodes=64, payloads=("scalar", "1 MB", "16 MB"),
-             network_payloads=("scalar", "1 MB"), scale_counts=(1000, 5000),
-             flat_iterations=20_000, consensus_iterations=300, emulation_iterations=20)
-FULL = Plan(repeats=5, seconds=1.0, loops=tuple(latency.loops()),
+QUICK = Plan(repeats=3, seconds=0.2, loops=(latency.default_loop(),), counts=(10, 100, 1000),
+             tcp_counts=(10,), topology_nodes=32, payloads=("scalar", "16 MB"),
+             network_payloads=("1 MB",), scale_counts=(1000, 3000), flat_iterations=20_000,
+             consensus_iterations=300, emulation_iterations=20, two_moons_iterations=200)
+FULL = Plan(repeats=3, seconds=1.0, loops=tuple(latency.loops()),
             counts=(10, 100, 1000, 10_000), tcp_counts=(10, 100), topology_nodes=100,
             payloads=tuple(latency.PAYLOADS), network_payloads=tuple(latency.PAYLOADS),
             scale_counts=(1000, 3000, 10_000, 30_000, 100_000), flat_iterations=100_000,
@@ -99,8 +100,8 @@ def emulation_section(plan: Plan, out: Path) -> dict[str, Any]:
     return {"rows": rows, "markdown": emulation.markdown(rows, 16)}
 
 
-def nvflare_section(out: Path, nvflare_python: str | None) -> dict[str, Any]:
-    results = nvflare.side_by_side(out, nvflare_python)
+def nvflare_section(plan: Plan, out: Path, nvflare_python: str | None) -> dict[str, Any]:
+    results = nvflare.side_by_side(out, nvflare_python, plan.two_moons_iterations)
     return {**results, "markdown": nvflare.markdown(results)}
 
 
@@ -131,19 +132,27 @@ def optional(name: str) -> Any | None:
         return None
 
 
-def sections(plan: Plan, out: Path, quick: bool,
-             nvflare_python: str | None) -> dict[str, Callable[[], dict[str, Any]]]:
-    """Each section as a thunk, in the order they run."""
+def sections(plan: Plan, out: Path, quick: bool, nvflare_python: str | None,
+             only: set[str] | None = None) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Each section as a thunk, in the order they run.
+
+    benchmarks/transport.py takes about two minutes: a quick run skips it unless
+    it is asked for by name.
+    """
     chosen: dict[str, Callable[[], dict[str, Any]]] = {
         "latency": lambda: latency_section(plan, out),
         "scale": lambda: scale_section(plan, out),
         "consensus": lambda: consensus_section(plan, out),
         "emulation": lambda: emulation_section(plan, out),
-        "nvflare": lambda: nvflare_section(out, nvflare_python),
+        "nvflare": lambda: nvflare_section(plan, out, nvflare_python),
     }
     transport, convergence = optional("transport"), optional("convergence")
     if transport is not None:
-        chosen["transport"] = lambda: transport_section(transport)
+        chosen["transport"] = (
+            (lambda: {"skipped": "a quick run skips it (about two minutes): run "
+                                 "`peerflow bench --only transport` or a full run"})
+            if quick and "transport" not in (only or ()) else
+            (lambda: transport_section(transport)))
     if convergence is not None:
         chosen["convergence"] = lambda: convergence_section(convergence, out, quick)
     return chosen
@@ -158,7 +167,7 @@ def run_suite(out: Path, *, quick: bool, nvflare_python: str | None = None,
     report: dict[str, Any] = {"mode": "quick" if quick else "full", "plan": asdict(plan),
                               "machine": machine(), "sections": {}, "seconds": {}}
     with _quiet("peerflow"):  # aborts and sync timeouts are results here, not news
-        for name, thunk in sections(plan, out, quick, nvflare_python).items():
+        for name, thunk in sections(plan, out, quick, nvflare_python, only).items():
             if not only or name in only:
                 report["sections"][name], report["seconds"][name] = _timed(name, thunk)
     report["machine"]["load_average_after"] = machine()["load_average"]

@@ -14,6 +14,7 @@ so peak RSS belongs to that job alone:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -56,10 +57,8 @@ def peak_rss_mb() -> float:
 
 def reset_peak() -> None:
     """Start the peak over from now (Linux), so that imports' transients do not count."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def child(args: list[str], timeout: float) -> dict[str, Any] | None:
@@ -68,7 +67,7 @@ def child(args: list[str], timeout: float) -> dict[str, Any] | None:
         filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("PEERFLOW_STRICT", None)
     try:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", *args],
+        done = subprocess.run([sys.executable, "-m", f"{__package__}.scale", "--child", *args],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=_ROOT, check=False)
     except subprocess.TimeoutExpired:

@@ -3,16 +3,17 @@
 ``python -m benchmarks.transport --out DIR`` writes ``transport.json`` and ``transport.md``.
 
 - Per-iteration latency: consensus over memory, tcp and tls (``simulate``, one process).
-- 64-byte round trip between two processes: a blocking socket pair and a bare
-  asyncio-streams echo of 64 bytes (floors of the bytes alone), then the
-  like-for-like floor: asyncio streams carrying the same envelopes as peerflow
-  (codec-encoded, length-prefixed, decoded; the echo side answers each with a new
-  envelope, as peerflow's echoing endpoint does), then peerflow TCP and TLS.
-- One-way throughput of 1 KB, 1 MB and 16 MB payloads between two processes:
-  blocking sockets (the physical floor), asyncio streams, peerflow TCP and TLS
-  (numpy payloads; header and array buffer written without joining them).
-The echo/sink side always runs in a child process; loops use uvloop when installed,
-on both sides of every floor and of peerflow alike.
+- 64-byte round trip between two processes, both on one CPU (waking the other vCPU of
+  this shared machine takes 20 to 100 µs, varying; on one CPU a round trip costs the
+  work of both ends): a blocking socket pair and a bare asyncio-streams echo (the bytes
+  alone); the like-for-like floor: asyncio streams carrying peerflow's envelopes
+  (encoded, framed, decoded, each answered with a new one as peerflow's echo does);
+  peerflow TCP and TLS.
+- One-way throughput of 1 KB, 1 MB and 16 MB numpy payloads between two processes:
+  blocking sockets, plain and TLS (the physical floors), peerflow TCP and TLS (a window
+  of messages in flight).
+Every path runs ``ROUNDS`` times in turn (medians); the echo/sink side runs in a child
+process; every loop is uvloop when installed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -29,7 +31,7 @@ import statistics
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +54,39 @@ from peerflow.transport import (
 _BARE = "asyncio streams, bare 64 B echo"
 _ALIKE = "asyncio streams, same envelopes"
 SIZES = {"1 KB": 1 << 10, "1 MB": 1 << 20, "16 MB": 16 << 20}
-VOLUME = 512 << 20  # bytes per throughput measurement (at least 20 messages)
-PINGS = 2000
+VOLUME = 512 << 20  # bytes per throughput measurement
+PAYLOAD = b"x" * 64
+PINGS, ROUNDS = 2000, 3  # round trips per measurement; measurements of each path, in turn
 _LEN = struct.Struct("<I")
 
 
 def _run(main: Callable[[], Any]) -> Any:
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
+
+
+async def _timed(ping: Callable[[], Awaitable[None]]) -> list[float]:
+    times = []
+    for _ in range(PINGS):
+        start = time.perf_counter()
+        await ping()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@contextlib.contextmanager
+def _one_core() -> Iterator[None]:
+    """Pin this process and its children to one CPU: a round trip costs both ends' work."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
     try:
-        import uvloop  # noqa: F401
-        options = {"use_uvloop": True}
-    except ImportError:
-        options = {}
-    return anyio.run(main, backend="asyncio", backend_options=options)
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
-def _count(size: int) -> int:
-    return max(20, VOLUME // size)
+def _count(size: int) -> int:  # messages per throughput measurement
+    return max(20, min(VOLUME // size, 1 << 16))
 
 
 def _window(size: int) -> int:
@@ -75,16 +94,14 @@ def _window(size: int) -> int:
     return max(2, (64 << 20) // size)
 
 
-def _ack_every(size: int) -> int:
-    return max(1, min(8, _window(size) // 2))
-
-
 # -- floors: blocking sockets ---------------------------------------------------------
-def _socket_server(port_out: Any, mode: str, size: int) -> None:
+def _socket_server(port_out: Any, mode: str, size: int, kits: str | None = None) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port_out.send(server.getsockname()[1])
         conn, _ = server.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if kits:
+            conn = TlsConfig.from_dir(kits, "b").server_context().wrap_socket(conn, True)
         buf = memoryview(bytearray(max(size, 64) + 4))
         if mode == "echo":
             while (n := conn.recv_into(buf)) > 0:
@@ -101,28 +118,29 @@ def socket_round_trip() -> list[float]:
     with _child(_socket_server, "echo", 64) as port, \
             socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        payload, times = b"x" * 64, []
+        times = []
         for _ in range(PINGS):
             start = time.perf_counter()
-            sock.sendall(payload)
-            got = 0
-            while got < 64:
-                got += len(sock.recv(64 - got))
+            sock.sendall(PAYLOAD)
+            sock.recv(64, socket.MSG_WAITALL)
             times.append(time.perf_counter() - start)
     return times
 
 
-def socket_throughput(size: int) -> float:
-    with _child(_socket_server, "sink", size) as port, \
-            socket.create_connection(("127.0.0.1", port)) as sock:
+def socket_throughput(size: int, kits: str | None = None) -> float:
+    """Blocking sockets, plain or (``kits``) TLS: the physical floors."""
+    with _child(_socket_server, "sink", size, kits) as port, \
+            socket.create_connection(("127.0.0.1", port)) as raw:
+        sock = TlsConfig.from_dir(kits, "a").client_context().wrap_socket(raw) if kits else raw
         data = np.zeros(size, dtype=np.uint8)
-        prefix = _LEN.pack(size)
         start = time.perf_counter()
         for _ in range(_count(size)):
-            sock.sendall(prefix)
+            sock.sendall(_LEN.pack(size))
             sock.sendall(memoryview(data))
         sock.recv(1)
-        return _count(size) * size / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        sock.close()
+    return _count(size) * size / elapsed
 
 
 # -- floors: asyncio streams ------------------------------------------------------------
@@ -136,20 +154,16 @@ def _write_envelope(writer: asyncio.StreamWriter, envelope: Envelope) -> None:
     writer.write(_LEN.pack(len(frame)) + frame)
 
 
-def _streams_server(port_out: Any, mode: str, size: int) -> None:
+def _streams_server(port_out: Any, mode: str) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if mode == "echo":
             while data := await reader.read(64):
                 writer.write(data)
-        elif mode == "envelopes":
+        else:
             with contextlib.suppress(asyncio.IncompleteReadError):
                 while True:
                     envelope = decode(await _read_frame(reader))
                     _write_envelope(writer, _tell("b", "a", envelope.body))
-        else:
-            for _ in range(_count(size)):
-                await _read_frame(reader)
-            writer.write(b"k")
         await writer.drain()
         writer.close()
         done.set()
@@ -168,38 +182,20 @@ def streams_round_trip(envelopes: bool) -> list[float]:
     """Bare 64 bytes echoed, or (``envelopes``) peerflow's envelope frames both ways."""
     async def main() -> list[float]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        payload, times = b"x" * 64, []
-        for _ in range(PINGS):
-            start = time.perf_counter()
+
+        async def ping() -> None:
             if envelopes:
-                _write_envelope(writer, _tell("a", "b", payload))
+                _write_envelope(writer, _tell("a", "b", PAYLOAD))
                 decode(await _read_frame(reader))
             else:
-                writer.write(payload)
+                writer.write(PAYLOAD)
                 await reader.readexactly(64)
-            times.append(time.perf_counter() - start)
+
+        times = await _timed(ping)
         writer.close()
         return times
 
-    with _child(_streams_server, "envelopes" if envelopes else "echo", 64) as port:
-        return _run(main)
-
-
-def streams_throughput(size: int) -> float:
-    async def main() -> float:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        data = np.zeros(size, dtype=np.uint8)
-        start = time.perf_counter()
-        for _ in range(_count(size)):
-            writer.write(_LEN.pack(size))
-            writer.write(memoryview(data))
-            await writer.drain()
-        await reader.readexactly(1)
-        elapsed = time.perf_counter() - start
-        writer.close()
-        return _count(size) * size / elapsed
-
-    with _child(_streams_server, "sink", size) as port:
+    with _child(_streams_server, "envelopes" if envelopes else "echo") as port:
         return _run(main)
 
 
@@ -209,11 +205,11 @@ def _peerflow_server(port_out: Any, mode: str, size: int, kits: str | None) -> N
         tls = TlsConfig.from_dir(kits, "b") if kits else None
         async with TcpTransport("b", run_id="bench", tls=tls) as transport:
             done = anyio.Event()
-            received = [0]
+            received, every = [0], max(1, min(8, _window(size) // 2))
 
             def deliver(envelope: Envelope) -> None:
                 received[0] += 1
-                if mode == "echo" or received[0] % _ack_every(size) == 0 or \
+                if mode == "echo" or received[0] % every == 0 or \
                         received[0] == _count(size):
                     transport.send(_tell("b", "a", envelope.body if mode == "echo" else
                                          received[0]))
@@ -232,11 +228,7 @@ def _tell(sender: str, recipient: str, body: Any, topic: str = "value") -> Envel
 
 
 class _Client:
-    """The sending side: a transport named ``a`` and what ``b`` sent back.
-
-    It waits on a bare asyncio Future, as the runtime's mailbox does, and as the
-    asyncio-streams floor's reader does.
-    """
+    """Transport ``a`` and what ``b`` sent back, awaited on a bare Future (as a mailbox)."""
 
     def __init__(self, transport: TcpTransport) -> None:
         self.transport = transport
@@ -246,7 +238,7 @@ class _Client:
 
     def deliver(self, envelope: Envelope) -> None:
         self.replies.append(envelope.body)
-        if self.waiter is not None and not self.waiter.done():
+        if self.waiter and not self.waiter.done():
             self.waiter.set_result(None)
 
     async def next_reply(self) -> Any:
@@ -270,13 +262,11 @@ async def _peerflow_client(port: int, kits: str | None,
 
 def peerflow_round_trip(kits: str | None) -> list[float]:
     async def work(client: _Client) -> list[float]:
-        payload, times = b"x" * 64, []
-        for _ in range(PINGS):
-            start = time.perf_counter()
-            client.transport.send(_tell("a", "b", payload))
+        async def ping() -> None:
+            client.transport.send(_tell("a", "b", PAYLOAD))
             await client.next_reply()
-            times.append(time.perf_counter() - start)
-        return times
+
+        return await _timed(ping)
 
     with _child(_peerflow_server, "echo", 64, kits) as port:
         return _run(lambda: _peerflow_client(port, kits, work))
@@ -301,23 +291,19 @@ def peerflow_throughput(size: int, kits: str | None) -> float:
         return _run(lambda: _peerflow_client(port, kits, work))
 
 
-class _child:  # noqa: N801 - used as a context manager, named like a function
+@contextlib.contextmanager
+def _child(target: Callable[..., None], *args: Any) -> Iterator[int]:
     """Run ``target(port_out, *args)`` in a child process; yield the port it reports."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        context = mp.get_context("spawn")
-        self.receive, send = context.Pipe(duplex=False)
-        self.process = context.Process(target=target, args=(send, *args), daemon=True)
-
-    def __enter__(self) -> int:
-        self.process.start()
-        return int(self.receive.recv())
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+    context = mp.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(send, *args), daemon=True)
+    process.start()
+    try:
+        yield int(receive.recv())
+    finally:
+        process.join(30)
+        process.kill()  # if it is still there
+        process.join()
 
 
 # -- per-iteration latency -----------------------------------------------------------------
@@ -330,21 +316,36 @@ def iteration_ms(transport: str, nodes: int = 6, iterations: int = 300) -> float
     return 1000 * result.timings["run"] / iterations
 
 
+def _in_turn(paths: dict[str, Callable[[], Any]]) -> dict[str, list[Any]]:
+    """Run every path ``ROUNDS`` times in turn, so that a noisy spell hits them all alike."""
+    results: dict[str, list[Any]] = {path: [] for path in paths}
+    for _ in range(ROUNDS):
+        for path, run in paths.items():
+            results[path].append(run())
+    return results
+
+
+def _throughputs(size: int, kits: str) -> dict[str, list[float]]:
+    return _in_turn({"socket pair": lambda: socket_throughput(size),
+                     "tls socket pair": lambda: socket_throughput(size, kits),
+                     "peerflow tcp": lambda: peerflow_throughput(size, None),
+                     "peerflow tls": lambda: peerflow_throughput(size, kits)})
+
+
 def measure(kits: str) -> dict[str, Any]:
-    """Every figure, with its floors, measured now."""
+    """Every figure, with its floors, measured now (medians over the rounds)."""
     load = os.getloadavg()[0]
-    rtt = {"socket pair": socket_round_trip(), _BARE: streams_round_trip(False),
-           _ALIKE: streams_round_trip(True), "peerflow tcp": peerflow_round_trip(None),
-           "peerflow tls": peerflow_round_trip(kits)}
-    throughput = {label: {"socket pair": socket_throughput(size),
-                          "asyncio streams": streams_throughput(size),
-                          "peerflow tcp": peerflow_throughput(size, None),
-                          "peerflow tls": peerflow_throughput(size, kits)}
-                  for label, size in SIZES.items()}
+    with _one_core():
+        rtt = _in_turn({"socket pair": socket_round_trip,
+                        _BARE: lambda: streams_round_trip(False),
+                        _ALIKE: lambda: streams_round_trip(True),
+                        "peerflow tcp": lambda: peerflow_round_trip(None),
+                        "peerflow tls": lambda: peerflow_round_trip(kits)})
+    throughput = {label: _throughputs(size, kits) for label, size in SIZES.items()}
     return {"load_average_1min": [load, os.getloadavg()[0]],
             "iteration_ms": {t: iteration_ms(t) for t in ("memory", "tcp", "tls")},
-            "round_trip_us": {k: 1e6 * statistics.median(v) for k, v in rtt.items()},
-            "throughput_gb_s": {size: {k: v / 1e9 for k, v in row.items()}
+            "round_trip_us": {k: 1e6 * statistics.median(sum(v, [])) for k, v in rtt.items()},
+            "throughput_gb_s": {size: {k: statistics.median(v) / 1e9 for k, v in row.items()}
                                 for size, row in throughput.items()}}
 
 
@@ -355,23 +356,25 @@ def markdown(figures: dict[str, Any]) -> str:
              "| transport | ms / iteration | x memory |", "|---|---|---|"]
     lines += [f"| {t} | {ms:.3f} | {ms / it['memory']:.1f} |" for t, ms in it.items()]
     rtt = figures["round_trip_us"]
-    lines += ["", "## 64-byte round trip between two processes (median)", "",
-              f"Like-for-like floor: {_ALIKE}. Load average (1 min) before and after: "
+    lines += ["", f"## 64-byte round trip between two processes (median of {ROUNDS} rounds)", "",
+              f"Both ends pinned to one CPU. Like-for-like floor: {_ALIKE}. "
+              "Load average (1 min) before and after: "
               + " / ".join(f"{x:.1f}" for x in figures["load_average_1min"]) + ".", "",
               "| path | µs | x socket pair | x streams, bare | x streams, same envelopes |",
               "|---|---|---|---|---|"]
     lines += [f"| {k} | {v:.0f} | {v / rtt['socket pair']:.2f} | {v / rtt[_BARE]:.2f} | "
               f"{v / rtt[_ALIKE]:.2f} |" for k, v in rtt.items()]
-    lines += ["", f"peerflow tls / peerflow tcp: {rtt['peerflow tls'] / rtt['peerflow tcp']:.2f}"]
-    lines += ["", "## One-way throughput between two processes (GB/s)", "",
-              "| payload | socket pair | asyncio streams | peerflow tcp | peerflow tls | "
-              "tcp / socket pair | tcp / streams | tls / tcp |",
+    lines += ["", f"peerflow tls / peerflow tcp: {rtt['peerflow tls'] / rtt['peerflow tcp']:.2f}",
+              "", f"## One-way throughput between two processes (GB/s, median of {ROUNDS} rounds)",
+              "",
+              "| payload | socket pair | tls socket pair | peerflow tcp | peerflow tls | "
+              "tcp / socket pair | tls / tls socket pair | tls / tcp |",
               "|---|---|---|---|---|---|---|---|"]
     for size, row in figures["throughput_gb_s"].items():
         tcp, tls = row["peerflow tcp"], row["peerflow tls"]
-        lines.append(f"| {size} | {row['socket pair']:.2f} | {row['asyncio streams']:.2f} | "
+        lines.append(f"| {size} | {row['socket pair']:.2f} | {row['tls socket pair']:.2f} | "
                      f"{tcp:.2f} | {tls:.2f} | {tcp / row['socket pair']:.0%} | "
-                     f"{tcp / row['asyncio streams']:.2f} | {tls / tcp:.0%} |")
+                     f"{tls / row['tls socket pair']:.0%} | {tls / tcp:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -384,9 +387,8 @@ def main() -> None:
         provision(Project("bench", "b", ("a",), ()), kits)
         figures = measure(kits)
     (args.out / "transport.json").write_text(json.dumps(figures, indent=2) + "\n")
-    table = markdown(figures)
-    (args.out / "transport.md").write_text(table)
-    print(table)
+    (args.out / "transport.md").write_text(markdown(figures))
+    print(markdown(figures))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""The ``peerflow`` command: thin typer commands that parse, build, run and render."""
+"""The ``peerflow`` command: thin typer commands that parse, build, run and render.
+
+Nothing here imports torch: ``peerflow --help``, consensus and the distributed
+commands start fast; the learning commands import it when they run.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from typing import Any
 
 import typer
 
@@ -12,8 +17,10 @@ import peerflow
 from peerflow.actors import Config, ConfigError, RunResult
 from peerflow.algorithms import describe
 
+from . import _learning as learning
 from . import _options as opt
 from . import _render as render
+from ._agents import AgentCommand, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._consensus import consensus_executors, report_consensus
 from ._distributed import add_commands as add_distributed_commands
@@ -52,6 +59,52 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     _exit_on_abort(result)
 
 
+def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons",
+                      nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
+                      seed: opt.Seed = 0, iterations: opt.LearningIterations = None,
+                      stepsize: opt.Stepsize = None, extra: opt.ExtraParams = None,
+                      network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
+                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                      torch_threads: opt.TorchThreads = 1,
+                      agent_command: AgentCommand = None) -> None:
+    """Train a built-in problem with the algorithm named by the command."""
+    algorithm = str(ctx.info_name)
+    graph = build_network(topology, nodes, seed, network)
+    task = learning.build_problem(problem, len(graph.nodes), seed)
+    out_dir = render.prepare_out(out)
+    config = learning.learning_config(graph, task, iterations, stepsize,
+                                      learning.parse_extra(extra or []))
+    executors = learning.learning_executors(algorithm, task, graph, sync_timeout,
+                                            agents=bool(agent_command),
+                                            torch_threads=torch_threads)
+    with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
+        result = (simulate_with_agents(config, executors, agent_command, transport=transport,
+                                       on_progress=on_progress) if agent_command
+                  else _simulate(config, executors, transport, on_progress))
+    learning.report_learning(algorithm, task, result, config, executors, out_dir)
+    _exit_on_abort(result)
+
+
+for _name, _help in learning.HELP.items():
+    simulate_app.command(_name, help=_help)(simulate_learning)
+
+
+@simulate_app.command("push-sum")
+def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random-directed",
+                      seed: opt.Seed = 0, iterations: opt.Iterations = 50,
+                      network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
+                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0) -> None:
+    """Average random values over a directed graph with push-sum (sender-side weights)."""
+    graph = build_network(topology, nodes, seed, network)
+    out_dir = render.prepare_out(out)
+    executors = learning.push_sum_executors(graph, seed, sync_timeout)
+    config = Config(graph, {"iterations": iterations})
+    with render.progress_bar(iterations, "push-sum") as on_progress:
+        result = _simulate(config, executors, transport, on_progress)
+    learning.report_push_sum(result, config, executors, out_dir)
+    _exit_on_abort(result)
+
+
 @app.command("topology")
 def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
              network: opt.NetworkFile = None, json_out: opt.JsonOut = None) -> None:
@@ -68,7 +121,8 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
         render.write_json(json_out, graph.to_dict())
 
 
-def _simulate(config: Config, executors: dict, transport: str, on_progress) -> RunResult:
+def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
+              on_progress: Callable[[Mapping[str, int | None]], None]) -> RunResult:
     try:
         return peerflow.simulate(config, executors, transport, on_progress=on_progress)
     except ConfigError as exc:
@@ -80,9 +134,6 @@ def _exit_on_abort(result: RunResult) -> None:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)
         raise typer.Exit(1)
-
-
-from . import _learning  # noqa: E402, F401  (registers the learning commands on simulate_app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,8 +69,11 @@ def load_benchmarks() -> Any:
 
 
 def _entry_module() -> Any | None:
-    try:
-        module = importlib.import_module("benchmarks.__main__")
-    except ImportError:
-        return None
-    return module if hasattr(module, "bench") else None
+    for name in ("peerflow.benchmarks.__main__", "benchmarks.__main__"):  # installed, or a clone
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "bench"):
+            return module
+    return None

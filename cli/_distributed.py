@@ -7,6 +7,11 @@ A session on one host (each command in its own terminal)::
     ...                                       (one per node of the job's network)
     peerflow status 127.0.0.1:7000
 
+The job (see ``_jobs``) is consensus, push-sum or a learning algorithm; the
+controller writes the summary.json and plots ``peerflow simulate`` would. With
+``--agent-command "python examples/trainer.py"``, a node of a learning job starts
+one agent process, which computes that node's gradients and losses.
+
 With ``peerflow provision project.yml --out kits/`` first and ``--tls kits/``
 on every command, every connection is mutual TLS and names come from certificates.
 """
@@ -39,7 +44,7 @@ from peerflow.transport import (
 from . import _render as render
 from ._agents import AgentCommand, agent_lines, serve_with_agent
 from ._errors import CliInputError
-from ._jobs import ALGORITHMS, Job, load_job, report_job
+from ._jobs import Job, build_executors, load_job, report_job
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
 Tls = Annotated[Path | None, typer.Option(
@@ -92,10 +97,10 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
     _check_address(controller_address, "--controller")
     transport = _transport(listen, name, tls, connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
+    build = _build_executor(name, agents=bool(agent_command))
     try:
-        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve,
-                                                      _build_executor(name))
-                             if agent_command else serve(_build_executor(name)))
+        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build)
+                             if agent_command else serve(build))
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
     except (TransportError, TimeoutError, ActorError) as exc:
@@ -108,10 +113,10 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
         raise typer.Exit(1)
 
 
-def _build_executor(name: str) -> Any:
+def _build_executor(name: str, *, agents: bool) -> Callable[[Any], Any]:
+    """Build node ``name``'s executor from the job spec the controller hands out."""
     def build(spec: Any) -> Any:
-        job = Job.from_spec(spec)
-        return ALGORITHMS[job.algorithm].build(job)[name]
+        return build_executors(Job.from_spec(spec), agents=agents)[name]
     return build
 
 

@@ -1,36 +1,30 @@
-"""``peerflow simulate dgd|gt|gtadam|extra|subgradient-push|push-diging`` and ``push-sum``.
+"""Learning algorithms and push-sum: builders and reports for the simulator and for jobs.
 
-One command function serves every learning algorithm: the command's name picks the
-executor class. Registered on ``simulate_app`` when ``_app`` imports this module.
+``peerflow simulate dgd|gt|gtadam|extra|subgradient-push|push-diging|push-sum``
+(commands in ``_app``) and multi-process jobs (``_jobs``) build their executors and
+write their summaries with these functions, so both start from the same state and
+write the same summary.json.
+
+Importing this module does not import torch: the torch-using names of
+``peerflow.algorithms`` are looked up on the module when a function runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import typer
 
+from peerflow import algorithms
 from peerflow.actors import Config, Network, RunResult
-from peerflow.algorithms import (
-    LEARNING_EXECUTORS,
-    PROBLEMS,
-    LearningExecutor,
-    Problem,
-    PushSumExecutor,
-    column_stochastic,
-    mixing_matrix,
-    push_sum_reference,
-)
-from peerflow.algorithms._problems import flatten
+from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
-from . import _options as opt
 from . import _render as render
-from ._agents import AgentCommand, agent_learning_executors, node_accuracy, simulate_with_agents
-from ._app import _exit_on_abort, _simulate, simulate_app
+from ._agents import agent_learning_executors, node_accuracy
 from ._errors import CliInputError
-from ._network import build_network
+
+if TYPE_CHECKING:
+    from peerflow.algorithms import LearningExecutor, Problem, PushSumExecutor
 
 HELP = {
     "dgd": "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
@@ -40,63 +34,7 @@ HELP = {
     "subgradient-push": "Subgradient-push: push-sum weights, for directed graphs.",
     "push-diging": "Push-DIGing: gradient tracking with push-sum, exact on directed graphs.",
 }
-
-
-def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons",
-                      nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
-                      seed: opt.Seed = 0, iterations: opt.LearningIterations = None,
-                      stepsize: opt.Stepsize = None, extra: opt.ExtraParams = None,
-                      network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
-                      torch_threads: opt.TorchThreads = 1,
-                      agent_command: AgentCommand = None) -> None:
-    """Train a built-in problem with the algorithm named by the command."""
-    algorithm = str(ctx.info_name)
-    torch.set_num_threads(torch_threads)
-    graph = build_network(topology, nodes, seed, network)
-    task = build_problem(problem, len(graph.nodes), seed)
-    out_dir = render.prepare_out(out)
-    config = Config(graph, {"iterations": task.iterations if iterations is None else iterations,
-                            "stepsize": task.stepsize if stepsize is None else stepsize,
-                            **parse_extra(extra or [])})
-    if agent_command:  # each node's gradients and losses come from an agent process
-        executors: dict[str, Any] = agent_learning_executors(algorithm, graph, problem, seed,
-                                                             sync_timeout)
-    else:
-        executor = LEARNING_EXECUTORS[algorithm]
-        executors = {node: executor(**task.node_kwargs(i), sync_timeout=sync_timeout)
-                     for i, node in enumerate(graph.node_ids)}
-    with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
-        result = (simulate_with_agents(config, executors, agent_command, transport=transport,
-                                       on_progress=on_progress) if agent_command
-                  else _simulate(config, executors, transport, on_progress))
-    report_learning(algorithm, task, result, config, executors, out_dir)
-    _exit_on_abort(result)
-
-
-for _name, _help in HELP.items():
-    simulate_app.command(_name, help=_help)(simulate_learning)
-
-
-@simulate_app.command("push-sum")
-def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random-directed",
-                      seed: opt.Seed = 0, iterations: opt.Iterations = 50,
-                      network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0) -> None:
-    """Average random values over a directed graph with push-sum (sender-side weights)."""
-    graph = build_network(topology, nodes, seed, network)
-    out_dir = render.prepare_out(out)
-    x0 = np.random.default_rng(seed).uniform(size=len(graph.nodes))
-    executors = {node: PushSumExecutor(float(x), sync_timeout=sync_timeout)
-                 for node, x in zip(graph.node_ids, x0, strict=True)}
-    config = Config(graph, {"iterations": iterations})
-    with render.progress_bar(iterations, "push-sum") as on_progress:
-        result = _simulate(config, executors, transport, on_progress)
-    metrics = push_sum_metrics(graph, executors, x0, iterations) if result.ok else {}
-    histories = {node: ex.value_history for node, ex in executors.items()}
-    _report("push-sum", result, config, metrics, out_dir,
-            {"push_sum.png": ("push-sum: estimate per node", "value", histories)})
-    _exit_on_abort(result)
+"""The learning algorithms by command name (the keys of ``LEARNING_EXECUTORS``)."""
 
 
 def build_problem(name: str, nodes: int, seed: int) -> Problem:
@@ -105,9 +43,39 @@ def build_problem(name: str, nodes: int, seed: int) -> Problem:
     Raises:
         CliInputError: no such problem.
     """
-    if name not in PROBLEMS:
-        raise CliInputError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)}")
-    return PROBLEMS[name](nodes, seed)
+    if name not in algorithms.PROBLEMS:
+        raise CliInputError(f"unknown problem {name!r}; choose one of "
+                            f"{sorted(algorithms.PROBLEMS)}")
+    return algorithms.PROBLEMS[name](nodes, seed)
+
+
+def learning_config(network: Network, task: Problem, iterations: int | None,
+                    stepsize: float | None, extra: dict[str, float]) -> Config:
+    """The run's config: iterations and step size (the problem's unless given), then extra."""
+    return Config(network, {"iterations": task.iterations if iterations is None else iterations,
+                            "stepsize": task.stepsize if stepsize is None else stepsize, **extra})
+
+
+def learning_executors(algorithm: str, task: Problem, network: Network, sync_timeout: float,
+                       *, agents: bool = False, torch_threads: int = 1) -> dict[str, Any]:
+    """One executor per node: in-process, or agent-backed (each agent told its part)."""
+    import torch  # loaded by the problem already; set before any node computes
+
+    torch.set_num_threads(torch_threads)
+    if agents:
+        return dict(agent_learning_executors(algorithm, network, task.name, task.seed,
+                                             sync_timeout))
+    executor = algorithms.LEARNING_EXECUTORS[algorithm]
+    return {node: executor(**task.node_kwargs(i), sync_timeout=sync_timeout)
+            for i, node in enumerate(network.node_ids)}
+
+
+def push_sum_executors(network: Network, seed: int, sync_timeout: float
+                       ) -> dict[str, PushSumExecutor]:
+    """One executor per node, initial values uniform in [0, 1) from ``seed``."""
+    x0 = np.random.default_rng(seed).uniform(size=len(network.nodes))
+    return {node: algorithms.PushSumExecutor(float(x), sync_timeout=sync_timeout)
+            for node, x in zip(network.node_ids, x0, strict=True)}
 
 
 def parse_extra(items: list[str]) -> dict[str, float]:
@@ -130,6 +98,8 @@ def parse_extra(items: list[str]) -> dict[str, float]:
 
 def learning_metrics(task: Problem, executors: dict[str, LearningExecutor]) -> dict[str, float]:
     """Final losses (mean over nodes), spread between node models, distance to the optimum."""
+    from peerflow.algorithms._problems import flatten
+
     models = np.array([flatten(ex.state.x) for ex in executors.values()])
     train = [ex.train_loss_sequence[-1][1] for ex in executors.values()]
     metrics = {
@@ -176,6 +146,17 @@ def report_learning(algorithm: str, task: Problem, result: RunResult, config: Co
     _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
         f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node (per epoch)",
                              "loss", series) for kind, series in curves.items()})
+
+
+def report_push_sum(result: RunResult, config: Config, executors: dict[str, PushSumExecutor],
+                    out: render.Path | None) -> None:
+    """Print the summary table; write summary.json and the per-node estimates plot."""
+    x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
+    metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
+               if result.ok else {})
+    histories = {node: ex.value_history for node, ex in executors.items()}
+    _report("push-sum", result, config, metrics, out,
+            {"push_sum.png": ("push-sum: estimate per node", "value", histories)})
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],

@@ -9,29 +9,27 @@ from typing import Any
 
 import pytest
 
-from peerflow.cli import main
 from peerflow.cli import _bench as bench_cli
+from peerflow.cli import main
 
 benchmarks_main = bench_cli.load_benchmarks()
-from benchmarks import _suite, nvflare, scale  # noqa: E402  (found by load_benchmarks)
+from benchmarks import _suite, scale  # noqa: E402  (found by load_benchmarks)
 
 TINY = _suite.Plan(repeats=1, seconds=0.001, loops=("asyncio",), counts=(4,), tcp_counts=(3,),
                    topology_nodes=4, payloads=("scalar", "1 KB"), network_payloads=("1 KB",),
                    scale_counts=(8, 16), flat_iterations=200, consensus_iterations=20,
-                   emulation_iterations=3)
+                   emulation_iterations=3, two_moons_iterations=5)
 
 
 @pytest.fixture
 def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Scale children run in this process, and the two-moons job takes 5 iterations."""
+    """Scale's child processes run in this process instead."""
     def child(args: list[str], timeout: float) -> dict[str, Any]:
         what, *numbers = args
         values = [int(x) for x in numbers]
         return scale._flat(*values) if what == "flat" else scale._job(*values, side=what)
 
-    two_moons = nvflare.peerflow_two_moons
     monkeypatch.setattr(scale, "child", child)
-    monkeypatch.setattr(nvflare, "peerflow_two_moons", lambda: two_moons(iterations=5))
     monkeypatch.setenv("PEERFLOW_STRICT", "1")  # restored after the suite pops it
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import peerflow
 import peerflow.actors
@@ -28,3 +29,47 @@ def test_importing_the_transport_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def without_torch(code: str) -> str:
+    """Run ``code`` in a fresh interpreter that fails if anything imports torch; its stdout."""
+    guard = ("import sys\nclass NoTorch:\n    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'torch' or name.startswith('torch.'):\n"
+             "            raise ImportError('torch imported')\n"
+             "sys.meta_path.insert(0, NoTorch())\n")
+    done = subprocess.run([sys.executable, "-c", guard + code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
+    out = without_torch("import peerflow, peerflow.algorithms as a\n"
+                        "print(a.ConsensusExecutor.__name__, 'torch' in sys.modules)")
+    assert out.split() == ["ConsensusExecutor", "False"]
+
+
+def test_the_torch_using_names_load_on_first_use() -> None:
+    lazy = set(peerflow.algorithms._LAZY_MODULES)
+    assert lazy <= set(peerflow.algorithms.__all__) and lazy <= set(dir(peerflow.algorithms))
+    assert peerflow.algorithms.GTExecutor.__module__ == "peerflow.algorithms._learning"
+
+
+def test_the_consensus_path_of_the_cli_never_imports_torch(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('algorithm = "consensus"\niterations = 5\n[network]\nnodes = 3\n')
+    out = without_torch(f"""
+import peerflow
+from pathlib import Path
+from peerflow.cli import main
+from peerflow.cli._jobs import Job, build_executors, load_job, report_job
+assert main(["--help"]) == 0 and main(["simulate", "--help"]) == 0
+assert main(["simulate", "consensus", "-n", "3", "-i", "5", "--out", {str(tmp_path)!r}]) == 0
+job = load_job(Path({str(job)!r}))                       # the controller
+executors = build_executors(Job.from_spec(job.spec()))  # a node
+report_job(peerflow.simulate(job.config, executors), job, Path({str(tmp_path)!r}))
+""")
+    for command in ("simulate", "controller", "node", "status", "provision", "topology",
+                    "consensus", "dgd", "gt", "gtadam", "extra", "subgradient-push",
+                    "push-diging", "push-sum"):
+        assert f" {command} " in out, command

@@ -1,10 +1,11 @@
-"""Making connections for the TCP transport: listening, dialing, TLS and the handshake.
+"""Connections for the TCP transport: listening, dialing, TLS, the handshake, recovery.
 
-``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s:
-it accepts (with a handshake timeout, so a silent peer is dropped), dials with
-retry and backoff while peers start in any order, has the loop do TLS (see
-``_protocol``), and runs the handshake of ``_handshake``. Every connection it
-makes is tracked until it closes, so that closing the transport leaves none
+``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s
+and wins them back: it accepts (with a handshake timeout, so a silent peer is
+dropped), dials with retry and backoff while peers start in any order, has the
+loop do TLS (see ``_protocol``), runs the handshake of ``_handshake``, and after
+a broken link redials or waits for the peer, then gives it up. Every connection
+it makes is tracked until it closes, so that closing the transport leaves none
 open. What happens on an established link is ``tcp``'s.
 """
 
@@ -20,8 +21,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import _handshake as hs
+from ._envelope import Envelope
 from ._link import Link, Peer
-from ._protocol import FrameProtocol, adopt, dial
+from ._protocol import FrameProtocol, adopt, dial, format_address
 from .abc import DecodeError
 
 logger = logging.getLogger("peerflow.transport.tcp")
@@ -44,12 +46,17 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class Connector:
-    """Accepting and dialing for ``TcpTransport`` (a mixin: it uses the transport's state)."""
+    """Accepting, dialing and recovering for ``TcpTransport`` (a mixin: it uses the
+    transport's state)."""
 
     name: str
     run_id: str | None
     address: str | None
     handshake_timeout: float
+    reconnect_window: float
+    on_peer_lost: Callable[[str, str], None] | None
+    dead_letter: Callable[[Envelope, str], None]
+    _peers: dict[str, Peer]
     _joiner: Callable[[str], bool]
     _group: TaskGroup | None
     _closing: bool
@@ -58,9 +65,6 @@ class Connector:
     _connections: set[FrameProtocol]
 
     async def _serve(self, link: Link) -> None:
-        raise NotImplementedError
-
-    def _lose(self, peer: Peer, reason: str) -> None:
         raise NotImplementedError
 
     async def _accept_loop(self, listener: socket.socket) -> None:
@@ -89,8 +93,9 @@ class Connector:
                 conn = self._track(await adopt(sock, self._server_context))  # owns sock
                 hello, run = await self._admit(conn)
         except (*FAILURES, hs.HandshakeError) as exc:
-            logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
-                           describe(exc))
+            if not self._closing:
+                logger.warning("%s: dropped incoming connection from %s: %s", self.name,
+                               remote, describe(exc))
         finally:
             if hello is None and conn is not None:  # failed, or cancelled while closing
                 conn.close()  # after any refusal written
@@ -164,6 +169,41 @@ class Connector:
             raise hs.HandshakeError(f"peer {node!r} is in run {run!r}, not {self.run_id!r}")
 
 
+    # -- losing peers --------------------------------------------------------------
+    def _recover(self, peer: Peer, link: Link) -> None:
+        if self._closing or peer.link is not None:
+            return
+        if link.failure is None and not peer.queue:
+            if peer.idle:
+                self._peers.pop(peer.name, None)
+            return
+        if not (peer.watched or peer.queue or peer.route):
+            self._peers.pop(peer.name, None)
+            return
+        reason = link.failure or f"{peer.name!r} closed the connection with data pending"
+        if peer.route and not peer.dialing and self._group is not None:
+            peer.dialing = True
+            self._group.start_soon(self._dial, peer, self.reconnect_window)
+        elif self._group is not None:
+            self._group.start_soon(self._await_return, peer, reason)
+
+    async def _await_return(self, peer: Peer, reason: str) -> None:
+        await anyio.sleep(self.reconnect_window)
+        if peer.link is None and not self._closing:
+            self._lose(peer, f"connection broken and not restored within "
+                             f"{self.reconnect_window:g}s: {reason}")
+
+    def _lose(self, peer: Peer, reason: str) -> None:
+        if self._closing or peer.lost is not None:
+            return
+        peer.lost = reason
+        logger.warning("%s: lost peer %r: %s", self.name, peer.name, reason)
+        for envelope in peer.drop_queue():
+            self.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
+        if peer.watched and self.on_peer_lost is not None:
+            self.on_peer_lost(peer.name, reason)
+
+
 async def _read_handshake(conn: FrameProtocol) -> bytearray:
     prefix = await conn.receive_exactly(4)
     size = int.from_bytes(prefix, "little")
@@ -193,10 +233,9 @@ def _permanent(exc: BaseException) -> bool:
 
 def _remote(sock: socket.socket) -> str:
     try:
-        host, port = sock.getpeername()[:2]
+        return format_address(sock.getpeername())
     except OSError:
         return "?"
-    return f"{host}:{port}"
 
 
 def describe(exc: BaseException) -> str:

@@ -2,9 +2,12 @@
 
 A ``Peer`` is a remote process by name. Its queue belongs to the peer, not to a
 connection: it holds what could not be written yet (no link, or the link's
-transport paused writing), and whichever link is current flushes it in one
-gathered write. At most one link is current; if both sides dial at once, both
-keep the link dialed by the smaller name and retire the other with a goodbye.
+transport paused writing), and whichever link is current flushes it in gathered
+writes of about ``FLUSH_BYTES`` each, until the transport pauses again: bounded
+writes keep a TLS sender encrypting while the kernel still has bytes to send,
+instead of encrypting the whole backlog while the receiver waits. At most one
+link is current; if both sides dial at once, both keep the link dialed by the
+smaller name and retire the other with a goodbye.
 
 A goodbye is a zero-length frame: "I send nothing more on this link". Each side
 says it once per link; the link closes once both have said it.
@@ -12,6 +15,7 @@ says it once per link; the link closes once both have said it.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,6 +24,7 @@ from ._frames import frame_prefix
 from ._protocol import Buffer, FrameProtocol
 
 GOODBYE: Final = frame_prefix(0)
+FLUSH_BYTES: Final = 1 << 20
 
 
 @dataclass(eq=False)
@@ -85,7 +90,7 @@ class Peer:
     link: Link | None = None
     links: set[Link] = field(default_factory=set)
     dialing: bool = False
-    queue: list[tuple[Envelope, list[Buffer]]] = field(default_factory=list)
+    queue: deque[tuple[Envelope, list[Buffer], int]] = field(default_factory=deque)
     queued: int = 0
 
     @property
@@ -94,20 +99,26 @@ class Peer:
         return self.queued + (self.link.conn.buffered if self.link else 0)
 
     def enqueue(self, envelope: Envelope, buffers: list[Buffer], size: int) -> None:
-        self.queue.append((envelope, buffers))
+        self.queue.append((envelope, buffers, size))
         self.queued += size
 
-    def take(self) -> list[Buffer]:
-        """Remove and return every queued buffer, in order."""
-        return [b for _, frame in self._drain() for b in frame]
+    def take(self, limit: int = FLUSH_BYTES) -> list[Buffer]:
+        """Remove the oldest frames, about ``limit`` bytes (one at least); return their buffers."""
+        buffers: list[Buffer] = []
+        taken = 0
+        while self.queue and taken < limit:
+            _, frame, size = self.queue.popleft()
+            buffers += frame
+            taken += size
+        self.queued -= taken
+        return buffers
 
     def drop_queue(self) -> list[Envelope]:
         """Remove and return the queued envelopes (to dead-letter them)."""
-        return [envelope for envelope, _ in self._drain()]
-
-    def _drain(self) -> list[tuple[Envelope, list[Buffer]]]:
-        queue, self.queue, self.queued = self.queue, [], 0
-        return queue
+        envelopes = [envelope for envelope, _, _ in self.queue]
+        self.queue.clear()
+        self.queued = 0
+        return envelopes
 
     def attach(self, link: Link, own_name: str) -> None:
         """Add a link and make it current, unless the current one is the preferred

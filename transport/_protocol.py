@@ -8,10 +8,9 @@ three to remove, a future and a task wake per read), and every message woke a
 writer task. Here the loop calls ``buffer_updated`` as soon as bytes are in;
 they land in a preallocated buffer (or, for a large frame, straight in its
 body), and each complete frame goes to a callback in that same call. ``write``
-hands a frame to the loop's transport at once: asyncio sends it now, uvloop at
-the end of the loop iteration, gathering what was written in it. Bytes the
-kernel did not take wait in the transport, which calls ``pause_writing`` above
-its high-water mark; the owner keeps its own queue until ``resume_writing``.
+hands a frame to the loop's transport, which sends it at once. Bytes the kernel
+did not take wait in the transport, which calls ``pause_writing`` above its
+high-water mark; the owner keeps its own queue until ``resume_writing``.
 
 TLS is asyncio's (``ssl=`` on ``create_connection`` and ``connect_accepted_socket``).
 Before ``start`` the protocol reads nothing unasked: ``receive_exactly`` reads
@@ -69,7 +68,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.remote = _format_address(transport.get_extra_info("peername"))
+        self.remote = format_address(transport.get_extra_info("peername"))
         transport.pause_reading()  # nothing is read before it is asked for
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -105,11 +104,13 @@ class FrameProtocol(asyncio.BufferedProtocol):
             self._on_writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        failure = self._failure or (self._broken(exc) if exc is not None else None)
+        if exc is not None and self._failure is None:
+            self._failure = anyio.BrokenResourceError(
+                f"connection with {self.remote} failed: {exc}")
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(failure or anyio.IncompleteRead())
+            self._waiter.set_exception(self._failure or anyio.IncompleteRead())
         if not self.closed.done():
-            self.closed.set_result(failure)
+            self.closed.set_result(self._failure)
 
     # -- the handshake ----------------------------------------------------------------
     async def receive_exactly(self, size: int) -> bytearray:
@@ -123,7 +124,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
         try:
             while len(self._inbox) < size:
                 if self.closed.done() or self.transport is None:
-                    raise (self.closed.done() and self.closed.result()) or anyio.IncompleteRead()
+                    raise self._failure or anyio.IncompleteRead()
                 self._waiter = asyncio.get_running_loop().create_future()
                 self.transport.resume_reading()
                 await self._waiter
@@ -179,9 +180,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def abort(self) -> None:
         """Close at once, dropping anything not sent; idempotent."""
-        if self._failure is None:
-            self._failure = anyio.ClosedResourceError()
         if self.transport is not None and not self.closed.done():
+            self._failure = self._failure or anyio.ClosedResourceError()
             self.transport.abort()
 
     async def wait_closed(self) -> None:
@@ -195,9 +195,6 @@ class FrameProtocol(asyncio.BufferedProtocol):
         failure = await asyncio.shield(self.closed)
         if failure is not None:
             raise failure
-
-    def _broken(self, exc: BaseException) -> Exception:
-        return anyio.BrokenResourceError(f"connection with {self.remote} failed: {exc}")
 
 
 async def dial(host: str, port: int, context: ssl.SSLContext | None) -> FrameProtocol:
@@ -245,7 +242,8 @@ def _coalesce(buffers: Sequence[Buffer]) -> list[Buffer]:
     return out
 
 
-def _format_address(address: object) -> str:
+def format_address(address: object) -> str:
+    """``host:port`` (``[v6]:port``) of a socket address."""
     if isinstance(address, tuple) and len(address) >= 2:
         host = str(address[0])
         return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"

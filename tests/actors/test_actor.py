@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from peerflow.actors import Actor, ActorDead, AskTimeout, RemoteError, Runtime
@@ -125,3 +126,78 @@ async def test_two_actors_cannot_share_a_name(transport: MemoryTransport) -> Non
             await runtime.spawn(Echo())
             with pytest.raises(ValueError, match="already running"):
                 await runtime.spawn(Echo())
+
+
+class Ticker(Actor):
+    """Counts ticks in a background task; records what it saw around the lifecycle."""
+
+    def __init__(self) -> None:
+        super().__init__("ticker")
+        self.ticks = 0
+        self.events: list[str] = []
+
+    async def on_start(self) -> None:
+        self.events.append("start")
+
+    async def run_background(self, task_group: anyio.abc.TaskGroup) -> None:
+        self.events.append("background")
+        await task_group.start(self.tick)
+
+    async def tick(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        try:
+            while True:
+                self.ticks += 1
+                await anyio.sleep(0.001)
+        finally:
+            self.events.append("cancelled")
+
+    async def on_stop(self) -> None:
+        self.events.append("stop")
+
+    async def handle(self, envelope: Envelope) -> Any:
+        return self.ticks
+
+
+async def test_background_tasks_live_exactly_as_long_as_the_actor(
+    transport: MemoryTransport,
+) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            ticker = await runtime.spawn(Ticker())
+            assert ticker.events == ["start", "background"]
+            client = await runtime.spawn(Client("client"))
+            while await client.ask("ticker", "ticks", timeout=1) < 3:
+                await anyio.sleep(0.001)
+        ticks = ticker.ticks
+        await anyio.sleep(0.01)
+    assert ticker.events == ["start", "background", "stop", "cancelled"]
+    assert ticker.ticks == ticks  # nothing ticks once the actor has stopped
+
+
+class Failing(Ticker):
+    async def on_start(self) -> None:
+        raise OSError("no such device")
+
+
+async def test_an_error_in_on_start_fails_the_spawn_as_it_is(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5):
+        async with Runtime(transport) as runtime:
+            with pytest.raises(OSError, match="no such device"):
+                await runtime.spawn(Failing())
+
+
+class BrokenBackground(Ticker):
+    async def tick(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await anyio.sleep(0.01)
+        raise ValueError("background broke")
+
+
+async def test_a_failing_background_task_stops_its_actor(transport: MemoryTransport) -> None:
+    with anyio.fail_after(5), pytest.raises(ExceptionGroup) as caught:
+        async with Runtime(transport) as runtime:
+            actor = await runtime.spawn(BrokenBackground())
+            await anyio.sleep(1)
+    assert caught.group_contains(ValueError, match="background broke")
+    assert actor.events == ["start", "background", "stop"]

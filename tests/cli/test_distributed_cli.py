@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from peerflow.actors import ConfigError
+from peerflow.algorithms import metropolis_hastings, ring
 from peerflow.cli import main
 from peerflow.cli._distributed import status_lines
+from peerflow.cli._jobs import Job, load_job
 from peerflow.transport import TlsConfig
 
 
@@ -34,11 +37,22 @@ def test_bad_input_gives_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize(("job", "message"), [
-    ('algorithm = "sgd"\n', "algorithm must be one of ['consensus']"),
+    ('algorithm = "sgd"\n', "algorithm must be one of ['consensus', 'dgd', 'extra', 'gt', "),
     ('algorithm = "consensus"\niterations = "many"\n', "iterations must be a number"),
     ('algorithm = "consensus"\ncolour = 1\n', "unknown fields ['colour']"),
     ('algorithm = "consensus"\n[network]\ntopology = "moebius"\n', "unknown topology"),
     ("algorithm = \n", "is not valid TOML"),
+    ('algorithm = "consensus"\nproblem = "two-moons"\n', "unknown fields ['problem']"),
+    ('algorithm = "gt"\nproblem = "mnist"\n', "unknown problem 'mnist'; choose one of"),
+    ('algorithm = "gt"\nstepsize = "big"\n', "stepsize must be a number, got 'big'"),
+    ('algorithm = "dgd"\nstepsize = -0.5\n', "stepsize must be >= 0, got -0.5"),
+    ('algorithm = "gt"\ntorch_threads = 0\n', "torch_threads must be >= 1, got 0"),
+    ('algorithm = "gt"\nextra = 3\n', "[extra] must be a table"),
+    ('algorithm = "gtadam"\n[extra]\nbeta1 = "high"\n', "[extra]: beta1 must be a number"),
+    ('algorithm = "gtadam"\n[extra]\nbeta2 = -1\n', "[extra]: beta2 must be >= 0, got -1"),
+    ('algorithm = "gt"\n[extra]\nbeta1 = 0.9\n', "[extra] of gt: unknown fields ['beta1']"),
+    ('algorithm = "push-sum"\n[network]\nnodes = "six"\n', "nodes must be a number"),
+    ("algorithm = [1]\n", "algorithm must be one of"),
 ])
 def test_bad_job_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  job: str, message: str) -> None:
@@ -81,3 +95,30 @@ def test_status_lines_show_nodes_iterations_and_connections() -> None:
         "site-1  127.0.0.1:7001  iteration 12",
         "    controller   127.0.0.1:7000         tls dialed",
         "site-2  None  not registered"]
+
+
+def test_a_learning_job_reads_its_fields_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"
+    path.write_text('algorithm = "gtadam"\nproblem = "blobs"\nstepsize = 0.1\n'
+                    "[extra]\nbeta1 = 0.8\nepsilon = 1e-6\n[network]\ntopology = \"ring\"\n"
+                    "nodes = 4\n")
+    job = load_job(path)
+    assert (job.problem, job.iterations, job.stepsize, job.torch_threads) == ("blobs", 500,
+                                                                             0.1, 1)
+    assert job.config.extra == {"iterations": 500, "stepsize": 0.1, "beta1": 0.8,
+                                "epsilon": 1e-6}  # the order and values simulate runs with
+    assert Job.from_spec(job.spec()) == job
+    again = tmp_path / "again.toml"
+    again.write_text(job.to_toml(tmp_path / "network.json"))
+    assert load_job(again) == job
+    consensus = Job("consensus", 3, 0, 1.0, job.network)
+    again.write_text(consensus.to_toml(tmp_path / "network.json"))
+    assert load_job(again) == consensus
+
+
+def test_a_spec_naming_an_unknown_algorithm_is_refused() -> None:
+    spec = Job("consensus", 3, 0, 1.0, metropolis_hastings(ring(2))).spec()
+    with pytest.raises(ConfigError, match="algorithm 'sgd' is unknown here"):
+        Job.from_spec({**spec, "algorithm": "sgd"})
+    with pytest.raises(ConfigError, match="malformed job spec"):
+        Job.from_spec({**spec, "colour": 1})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import numpy as np
 import pytest
 import torch
-from _net import RUN, open_net, tell
+from _net import RUN, make_kits, open_net, tell
 
 import peerflow
 from peerflow import Config
@@ -17,8 +19,16 @@ from peerflow.transport import (
     TcpTransport,
     TransportError,
     create_transport,
+    encode_bytes,
     parse_address,
 )
+from peerflow.transport._frames import FrameDecoder, frame_prefix
+from peerflow.transport._handshake import hello
+
+
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_kits(tmp_path_factory.mktemp("kits"))
 
 
 async def test_a_connection_for_another_run_is_refused(caplog: pytest.LogCaptureFixture) -> None:
@@ -79,6 +89,84 @@ async def test_a_slow_reader_makes_the_sender_refuse_tells_not_buffer_without_bo
         net["a"].send(tell("a", "b", "abort", kind="abort"))  # control still queues
 
 
+async def test_a_frame_right_behind_the_hello_is_delivered_not_swallowed_by_the_handshake(
+        ) -> None:
+    got: list[Envelope] = []
+    async with TcpTransport("a", run_id=RUN) as a:
+        a.register("a", got.append)
+        address = parse_address(f"tcp://{a.address}")
+        frame = encode_bytes(tell("x", "a", "right behind"))
+        async with await anyio.connect_tcp(address.host, address.port) as raw:
+            await raw.send(hello("x", RUN, None) + frame_prefix(len(frame)) + frame)
+            with anyio.fail_after(5):
+                while not got:
+                    await anyio.sleep(0.01)
+    assert [e.body for e in got] == ["right behind"]
+
+
+async def test_writes_go_straight_out_and_a_paused_connection_queues_them_in_order() -> None:
+    chunk = np.zeros(1 << 20, dtype=np.uint8)
+    async with open_net("tcp", ["a", "b"]) as net:
+        got: list[Envelope] = []
+        net["b"].register("b", got.append)
+        net["a"].send(tell("a", "b", "hello"))
+        with anyio.fail_after(5):
+            while not got:
+                await anyio.sleep(0.01)
+        peer = net["a"]._peers["b"]  # noqa: SLF001 - the write path is what is tested
+        assert not peer.queue and not peer.link.conn.paused
+        net["b"]._peers["a"].link.conn.transport.pause_reading()  # noqa: SLF001 - a slow reader
+        with anyio.fail_after(5):
+            for i in range(64):  # far more than the kernel buffers: the transport pauses
+                net["a"].send(tell("a", "b", chunk, iteration=i))
+                await anyio.sleep(0)
+        assert peer.link.conn.paused and peer.queue
+        net["b"]._peers["a"].link.conn.transport.resume_reading()  # noqa: SLF001
+        with anyio.fail_after(10):
+            while len(got) < 65:
+                await anyio.sleep(0.01)
+        assert [e.iteration for e in got[1:]] == list(range(64))
+        assert not peer.queue and peer.backlog == 0
+
+
+def test_a_body_spanning_reads_is_read_straight_into_its_own_buffer() -> None:
+    decoder = FrameDecoder(max_frame=100)
+    assert decoder.feed(frame_prefix(50) + bytes(range(10))) == []
+    window = decoder.body_buffer()
+    assert window is not None and window.nbytes == 40
+    window[:30] = bytes(range(10, 40))
+    assert decoder.body_filled(30) == []
+    window = decoder.body_buffer()
+    assert window is not None and window.nbytes == 10
+    window[:] = bytes(range(40, 50))
+    assert decoder.body_filled(10) == [bytearray(range(50))]
+    assert decoder.body_buffer() is None
+    assert decoder.feed(frame_prefix(2) + b"ok") == [bytearray(b"ok")]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+def test_over_uvloop_tensors_and_thousands_of_tells_arrive_and_nothing_stays_open(
+        kind: str, kits: Path) -> None:
+    big = np.random.default_rng(1).normal(size=3 << 20)  # 24 MB: spans many reads
+
+    async def scenario() -> list[TcpTransport]:
+        async with open_net(kind, ["a", "b"], kits) as net:
+            got: list[Envelope] = []
+            net["b"].register("b", got.append)
+            net["a"].send(tell("a", "b", big))
+            for i in range(3000):
+                net["a"].send(tell("a", "b", i, iteration=i))
+            with anyio.fail_after(20):
+                while len(got) < 3001:
+                    await anyio.sleep(0.01)
+        np.testing.assert_array_equal(got[0].body, big)
+        assert [e.body for e in got[1:]] == list(range(3000))
+        return list(net.values())  # type: ignore[arg-type]
+
+    transports = anyio.run(scenario, backend="asyncio", backend_options={"use_uvloop": True})
+    assert all(not t._connections for t in transports)  # noqa: SLF001
+
+
 async def test_losing_a_watched_peer_calls_on_peer_lost_after_the_window() -> None:
     lost: list[tuple[str, str]] = []
     async with TcpTransport("a", run_id=RUN, reconnect_window=0.3) as a:
@@ -132,8 +220,6 @@ def test_a_node_name_with_a_slash_cannot_run_over_tcp() -> None:
     network = peerflow.Network.from_dict({"nodes": [{"id": "a/b", "neighbors": []}]})
     with pytest.raises(peerflow.actors.ConfigError, match="cannot be carried over tcp"):
         peerflow.simulate(Config(network, {"iterations": 1}), [ConsensusExecutor(1.0)], "tcp")
-
-
 
 
 @pytest.mark.parametrize("algorithm", ["gt"])
