@@ -144,7 +144,7 @@ def report_learning(algorithm: str, task: Problem, result: RunResult, config: Co
     curves = {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
                      for node, ex in executors.items()} for kind in ("train", "test")}
     _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
-        f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node (per epoch)",
+        f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node", "epoch",
                              "loss", series) for kind, series in curves.items()})
 
 
@@ -156,11 +156,15 @@ def report_push_sum(result: RunResult, config: Config, executors: dict[str, Push
                if result.ok else {})
     histories = {node: ex.value_history for node, ex in executors.items()}
     _report("push-sum", result, config, metrics, out,
-            {"push_sum.png": ("push-sum: estimate per node", "value", histories)})
+            {"push_sum.png": ("push-sum: estimate per node", "iteration", "value", histories)})
+
+
+Plots = dict[str, tuple[str, str, str, dict[str, Any]]]
+"""PNG file name -> (title, x label, y label, one series per node)."""
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],
-            out: render.Path | None, plots: dict[str, tuple[str, str, dict[str, Any]]]) -> None:
+            out: render.Path | None, plots: Plots) -> None:
     rows = [("status", result.status), ("nodes", str(len(config.network.nodes)))]
     rows += [(key, str(value)) for key, value in config.extra.items()]
     rows += [(name.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -171,5 +175,5 @@ def _report(title: str, result: RunResult, config: Config, metrics: dict[str, An
         return
     render.write_json(out / "summary.json", {"algorithm": title, **result.to_dict(),
                                              "metrics": metrics, "config": config.to_dict()})
-    for filename, (plot_title, ylabel, series) in plots.items():
-        render.plot_lines(out / filename, series, title=plot_title, ylabel=ylabel)
+    for filename, (plot_title, xlabel, ylabel, series) in plots.items():
+        render.plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)

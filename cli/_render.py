@@ -73,8 +73,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str, ylabel: str,
-               log: bool = False) -> None:
-    """Plot one line per named series against the iteration index into a PNG."""
+               xlabel: str = "iteration", log: bool = False) -> None:
+    """Plot one line per named series against its index (``xlabel``) into a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +83,7 @@ def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str,
     figure, axes = plt.subplots(figsize=(8, 5))
     for name, values in series.items():
         axes.plot(np.arange(len(values)), np.asarray(values, dtype=float), label=name, lw=1)
-    axes.set(title=title, xlabel="iteration", ylabel=ylabel)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if log:
         axes.set_yscale("log")
     if len(series) <= 12:
