@@ -61,6 +61,7 @@ class Registry(Actor):
         self.controller, self.transport, self.job = controller, transport, dict(job)
         self.addresses: dict[str, str] = {}
         self.ready: set[str] = set()
+        self.failed: set[str] = set()
         self.state = "waiting for nodes"
         self.joined = anyio.Event()
         self.failure: str | None = None
@@ -78,6 +79,7 @@ class Registry(Actor):
             if self.ready == set(self.controller.targets):
                 self.joined.set()
         elif envelope.topic == "failed":  # e.g. it cannot build its executor from the job
+            self.failed.add(node)
             self._fail(f"node {node!r} cannot join: {envelope.body}")
         else:
             raise ValueError(f"the registry has no task named {envelope.topic!r}")
@@ -159,7 +161,7 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
             registry.state = "running"
             result = await controller.run_job()
         registry.state = result.status
-        for node in registry.addresses:
+        for node in registry.addresses.keys() - registry.failed:  # those have gone already
             registry.tell(host_name(node), "finish", {"status": result.status,
                                                        "reason": result.reason})
     return result

@@ -114,8 +114,9 @@ class Network:
         duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
         if duplicates:
             raise ConfigError(f"network names nodes more than once: {duplicates}")
+        known = set(ids)
         for node in self.nodes:
-            _validate_row(node, set(ids))
+            _validate_row(node, known)
 
     def to_dict(self) -> dict[str, Any]:
         return {"nodes": [node.to_dict() for node in self.nodes]}

@@ -12,9 +12,8 @@ payload is the msgpack array ``[lib, dtype, shape, offset, nbytes]`` (lib "np" o
 the encoder can patch each offset, at the place it noted while packing, once the map
 length is known: one pass, and the TCP layer writes each tensor's own memory.
 
-Decoding checks everything and returns views of the frame (``np.frombuffer``;
-``torch.frombuffer``, on one writable copy if the frame is read-only). msgpack
-decodes ext -1 (timestamp) itself, so the body is searched for it afterwards.
+Decoding checks everything and returns views of the frame (a read-only frame with
+torch tensors is copied once); ext -1 (timestamp) is refused after unpacking.
 torch is imported only when a torch tensor is met.
 """
 
@@ -40,6 +39,7 @@ _TENSOR_EXT: Final = 1
 _ALIGN: Final = 64
 _MAX_NDIM: Final = 32
 _ZEROS: Final = memoryview(bytes(_ALIGN))
+_PACKER_START: Final = 1024  # a Packer's first buffer: msgpack's default is 256 KiB
 _U32: Final = struct.Struct("<I")
 _U64BE: Final = struct.Struct(">Q")
 _FIELDS: Final = ("v", "kind", "id", "reply_to", "sender", "recipient", "topic",
@@ -124,9 +124,8 @@ class _Packing:
 
     def pack_map(self, fields: dict[str, Any]) -> bytearray:
         """Return the frame head: map length, map and padding, offsets not yet patched."""
-        self.packer = msgpack.Packer(
-            default=self.default, use_bin_type=True, strict_types=True, autoreset=False
-        )
+        self.packer = msgpack.Packer(default=self.default, use_bin_type=True, strict_types=True,
+                                     autoreset=False, buf_size=_PACKER_START)
         try:
             self.packer.pack(fields)
             with self.packer.getbuffer() as packed:
@@ -153,7 +152,7 @@ class _Packing:
 
     def tensor(self, lib: str, dtype: str, shape: tuple[int, ...], data: memoryview) -> Any:
         """Record a tensor's data; return its ext with a zero offset to patch later."""
-        payload = b"".join((_payload_head(lib, dtype), msgpack.packb(list(shape)),
+        payload = b"".join((_payload_head(lib, dtype), msgpack.packb(list(shape), buf_size=64),
                             b"\xcf", bytes(8), b"\xcf", _U64BE.pack(data.nbytes)))
         assert self.packer is not None
         with self.packer.getbuffer() as written:

@@ -320,6 +320,8 @@ class TcpTransport(Connector, Transport):
             return
         try:
             deliver(envelope)
+        except anyio.ClosedResourceError:  # the endpoint closed before it unregistered
+            self.dead_letter(envelope, f"endpoint {envelope.recipient!r} is closed")
         except Exception as exc:  # an endpoint's bug must not cost the connection
             logger.error("%s: delivering %r to %r failed: %r", self.name, envelope.topic,
                          envelope.recipient, exc)

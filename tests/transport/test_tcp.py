@@ -167,6 +167,22 @@ def test_over_uvloop_tensors_and_thousands_of_tells_arrive_and_nothing_stays_ope
     assert all(not t._connections for t in transports)  # noqa: SLF001
 
 
+async def test_an_envelope_for_an_endpoint_that_closed_before_unregistering_is_a_dead_letter(
+        ) -> None:
+    def closed(envelope: Envelope) -> None:
+        raise anyio.ClosedResourceError
+
+    letters: list[str] = []
+    async with open_net("tcp", ["a", "b"]) as net:
+        net["b"].on_dead_letter = lambda envelope, reason: letters.append(reason)
+        net["b"].register("b", closed)
+        net["a"].send(tell("a", "b", 1))
+        with anyio.fail_after(5):
+            while not letters:
+                await anyio.sleep(0.01)
+    assert letters == ["endpoint 'b' is closed"]
+
+
 async def test_losing_a_watched_peer_calls_on_peer_lost_after_the_window() -> None:
     lost: list[tuple[str, str]] = []
     async with TcpTransport("a", run_id=RUN, reconnect_window=0.3) as a:
