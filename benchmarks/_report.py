@@ -16,9 +16,9 @@ def summary(report: dict[str, Any]) -> list[SummaryRow]:
     """The headline figures, each with its floor (or reference) and ratio."""
     sections = report["sections"]
     rows: list[SummaryRow] = []
-    for key, build in (("latency", _latency_rows), ("scale", _scale_rows),
-                       ("nvflare", _nvflare_rows)):
-        if key in sections and "error" not in sections[key]:
+    for key, build in (("latency", _latency_rows), ("transport", _transport_rows),
+                       ("scale", _scale_rows), ("nvflare", _nvflare_rows)):
+        if key in sections and not {"error", "skipped"} & sections[key].keys():
             rows += build(sections[key])
     return rows
 
@@ -88,6 +88,34 @@ def _latency_rows(section: dict[str, Any]) -> list[SummaryRow]:
                          f"{per_node[1]:.3g}", f"{per_node[0]:.3g} (bare asyncio)",
                          f"{r['ratio']:.2f}", aim))
     return rows
+
+
+def _transport_rows(section: dict[str, Any]) -> list[SummaryRow]:
+    """Issue 3's aims: round trip, TLS against TCP, 16 MB throughput."""
+    trip, big = section["figures"]["round_trip_us"], section["figures"]["throughput_gb_s"]["16 MB"]
+    bare, same = trip["asyncio streams, bare 64 B echo"], trip["asyncio streams, same envelopes"]
+    tcp, tls = trip["peerflow tcp"], trip["peerflow tls"]
+    share = big["peerflow tcp"] / big["socket pair"]
+    return [
+        ("64 B round trip between two processes, tcp, µs", f"{tcp:.3g}",
+         f"{bare:.3g} (asyncio streams, bare echo)", f"{tcp / bare:.2f}", _aim(tcp / bare, 1.5)),
+        ("the same, against streams carrying the same envelopes", f"{tcp:.3g}",
+         f"{same:.3g} (asyncio streams + codec)", f"{tcp / same:.2f}", _aim(tcp / same, 1.5)),
+        ("64 B round trip, tls against tcp, µs", f"{tls:.3g}", f"{tcp:.3g} (peerflow tcp)",
+         f"{tls / tcp:.2f}", _aim(tls / tcp, 2.0)),
+        ("16 MB one-way throughput, tcp, GB/s", f"{big['peerflow tcp']:.3g}",
+         f"{big['socket pair']:.3g} (blocking socket pair)", f"{share:.0%}",
+         ">= 50%: " + ("met" if share >= 0.5 else f"missed by {0.5 - share:.0%} points")),
+        ("16 MB one-way throughput, tls against tcp, GB/s", f"{big['peerflow tls']:.3g}",
+         f"{big['peerflow tcp']:.3g} (peerflow tcp); tls socket pair {big['tls socket pair']:.3g}",
+         f"{big['peerflow tcp'] / big['peerflow tls']:.2f}x slower",
+         _aim(big["peerflow tcp"] / big["peerflow tls"], 2.0)),
+    ]
+
+
+def _aim(ratio: float, limit: float) -> str:
+    verdict = "met" if ratio <= limit else f"missed by {ratio / limit - 1:.0%}"
+    return f"<= {limit:g}x: {verdict}"
 
 
 def _scale_rows(section: dict[str, Any]) -> list[SummaryRow]:

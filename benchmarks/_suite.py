@@ -132,13 +132,9 @@ def optional(name: str) -> Any | None:
         return None
 
 
-def sections(plan: Plan, out: Path, quick: bool, nvflare_python: str | None,
-             only: set[str] | None = None) -> dict[str, Callable[[], dict[str, Any]]]:
-    """Each section as a thunk, in the order they run.
-
-    benchmarks/transport.py takes about two minutes: a quick run skips it unless
-    it is asked for by name.
-    """
+def sections(plan: Plan, out: Path, quick: bool,
+             nvflare_python: str | None) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Each section as a thunk, in the order they run."""
     chosen: dict[str, Callable[[], dict[str, Any]]] = {
         "latency": lambda: latency_section(plan, out),
         "scale": lambda: scale_section(plan, out),
@@ -148,11 +144,7 @@ def sections(plan: Plan, out: Path, quick: bool, nvflare_python: str | None,
     }
     transport, convergence = optional("transport"), optional("convergence")
     if transport is not None:
-        chosen["transport"] = (
-            (lambda: {"skipped": "a quick run skips it (about two minutes): run "
-                                 "`peerflow bench --only transport` or a full run"})
-            if quick and "transport" not in (only or ()) else
-            (lambda: transport_section(transport)))
+        chosen["transport"] = lambda: transport_section(transport)
     if convergence is not None:
         chosen["convergence"] = lambda: convergence_section(convergence, out, quick)
     return chosen
@@ -167,7 +159,7 @@ def run_suite(out: Path, *, quick: bool, nvflare_python: str | None = None,
     report: dict[str, Any] = {"mode": "quick" if quick else "full", "plan": asdict(plan),
                               "machine": machine(), "sections": {}, "seconds": {}}
     with _quiet("peerflow"):  # aborts and sync timeouts are results here, not news
-        for name, thunk in sections(plan, out, quick, nvflare_python, only).items():
+        for name, thunk in sections(plan, out, quick, nvflare_python).items():
             if not only or name in only:
                 report["sections"][name], report["seconds"][name] = _timed(name, thunk)
     report["machine"]["load_average_after"] = machine()["load_average"]
