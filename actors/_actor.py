@@ -134,6 +134,12 @@ class Actor:
         elif not self.receive_now(envelope) and self._inbox_send is not None:
             self._inbox_send.send_nowait(envelope)
 
+    def _deliver_value(self, sender: str, topic: str, iteration: int, body: Any) -> None:
+        """The transport's fast path for a "tell" with an iteration; here, as an envelope."""
+        run = self._runtime.run_id if self._runtime is not None else ""
+        self._deliver(Envelope("tell", sender, self.name, topic, body, iteration, run,
+                               new_message_id()))
+
     async def _main(self, runtime: Runtime, *, task_status: TaskStatus[None]) -> None:
         self._runtime = runtime
         self._inbox_send, self._inbox_receive = anyio.create_memory_object_stream[Envelope](

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
 
-from peerflow.transport import Envelope, new_message_id
+from peerflow.transport import Envelope
 
 from ._actor import Actor, _describe
 from ._config import LocalConfig, Neighbor
@@ -77,8 +78,11 @@ class SyncAlgorithmExecutor(Actor, ABC):
     async def _post_algorithm_run(self, extra: dict[str, Any]) -> None:
         """Called after ``run_algorithm`` returned (NVFlare's hook)."""
 
-    async def exchange(self, value: Any, iteration: int) -> dict[str, Any]:
-        """Send ``value`` to every out-neighbour and return ``{in_neighbour: value}``.
+    def exchange(self, value: Any, iteration: int) -> Awaitable[dict[str, Any]]:
+        """Send ``value`` to every out-neighbour; await it for ``{in_neighbour: value}``.
+
+        A plain method returning the mailbox's awaitable, not a coroutine: one
+        frame fewer for every node to resume each iteration.
 
         Send a snapshot (an immutable value or a clone), never live storage that
         a later in-place update changes: in memory, values travel by reference.
@@ -89,12 +93,10 @@ class SyncAlgorithmExecutor(Actor, ABC):
         """
         self.iteration = iteration
         runtime = self.runtime
-        send, name, run_id = runtime.transport.send, self.name, runtime.run_id
-        for target in self.out_neighbors:
-            send(Envelope("tell", name, target, VALUE_TOPIC, value, iteration, run_id,
-                          new_message_id()))
+        runtime.transport.send_values(self.name, self.out_neighbors, VALUE_TOPIC, iteration,
+                                      value, runtime.run_id)
         assert self._mailbox is not None, "exchange() before the node was configured"
-        return await self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
+        return self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
 
     def panic(self, reason: str) -> None:
         """Give up the run: tell the controller, which aborts every node, and stop here."""
@@ -114,6 +116,14 @@ class SyncAlgorithmExecutor(Actor, ABC):
             mailbox.put(envelope.sender, envelope.iteration, envelope.body)
         else:
             super()._deliver(envelope)
+
+    def _deliver_value(self, sender: str, topic: str, iteration: int, body: Any) -> None:
+        # The per-message path of send_values: a neighbour's value goes into the mailbox.
+        mailbox = self._mailbox
+        if topic == VALUE_TOPIC and mailbox is not None:
+            mailbox.put(sender, iteration, body)
+        else:
+            super()._deliver_value(sender, topic, iteration, body)
 
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":

@@ -51,13 +51,15 @@ class ConsensusExecutor(ValueHistory, SyncAlgorithmExecutor):
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         iterations = _iterations(extra)
-        for t in range(iterations):
+        weight, record = self.weight, self.value_history.append
+        weighted = [(neighbor.id, neighbor.weight) for neighbor in self.neighbors]
+        for t in range(iterations):  # the hot loop: locals only, no attribute look-ups
             values = await self.exchange(self.current_value, t)
-            mixed = self.current_value * self.weight
-            for neighbor in self.neighbors:
-                mixed = mixed + values[neighbor.id] * neighbor.weight
+            mixed = self.current_value * weight
+            for node, node_weight in weighted:
+                mixed = mixed + values[node] * node_weight
             self.current_value = mixed
-            self.value_history.append(mixed)
+            record(mixed)
         return self.to_result()
 
 

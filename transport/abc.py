@@ -9,12 +9,16 @@ callback; remote endpoints are reached through whatever the transport knows.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from ._envelope import Envelope
+from ._envelope import Envelope, new_message_id
 
 Deliver = Callable[[Envelope], None]
 """Called with each envelope addressed to a local endpoint; must not block."""
+
+DeliverValue = Callable[[str, str, int, Any], None]
+"""Called with (sender, topic, iteration, body) of a value sent by ``send_values``."""
 
 DeadLetter = Callable[[Envelope, str], None]
 """Called with an envelope that could not be delivered and the reason why."""
@@ -62,6 +66,28 @@ class Transport(ABC):
         Raises:
             anyio.ClosedResourceError: the transport is closed.
         """
+
+    def register_values(self, name: str, deliver_value: DeliverValue) -> None:
+        """Offer a local endpoint's fast path for ``send_values``; optional to honour.
+
+        A transport that ignores it (the default) delivers values as envelopes.
+        """
+        return None  # the default: values travel as envelopes, to ``deliver``
+
+    def send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
+                    body: Any, run: str) -> None:
+        """Send one iteration's ``body`` to every recipient as a "tell", without awaiting.
+
+        The default sends one envelope per recipient; a transport may override it
+        to skip the envelopes, delivering the same values.
+
+        Raises:
+            anyio.ClosedResourceError: the transport is closed.
+        """
+        send = self.send
+        for recipient in recipients:
+            send(Envelope("tell", sender, recipient, topic, body, iteration, run,
+                          new_message_id()))
 
     async def __aenter__(self) -> Transport:
         return self

@@ -3,15 +3,20 @@
 By reference, with no awaited send: the per-message cost is one dict lookup and
 one call. In strict mode every envelope is encoded and decoded on the way, which
 proves that what runs here also runs over the network (the test suite runs so).
+Otherwise ``send_values`` skips the envelopes: each recipient's value hook gets
+(sender, topic, iteration, body) directly, which halves the per-message cost.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import anyio
 
 from ._codec import decode, encode
 from ._envelope import Envelope
-from .abc import Deliver, Transport
+from .abc import Deliver, DeliverValue, Transport
 
 
 class MemoryTransport(Transport):
@@ -24,6 +29,7 @@ class MemoryTransport(Transport):
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self._endpoints: dict[str, Deliver] = {}
+        self._value_hooks: dict[str, DeliverValue] = {}
         self._closed = False
 
     def register(self, name: str, deliver: Deliver) -> None:
@@ -31,8 +37,14 @@ class MemoryTransport(Transport):
             raise ValueError(f"endpoint {name!r} is already registered")
         self._endpoints[name] = deliver
 
+    def register_values(self, name: str, deliver_value: DeliverValue) -> None:
+        if name not in self._endpoints:
+            raise ValueError(f"endpoint {name!r} must be registered before its value hook")
+        self._value_hooks[name] = deliver_value
+
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
+        self._value_hooks.pop(name, None)
 
     def send(self, envelope: Envelope) -> None:
         deliver = self._endpoints.get(envelope.recipient)
@@ -45,6 +57,19 @@ class MemoryTransport(Transport):
             envelope = decode(bytearray().join(encode(envelope)))
         deliver(envelope)
 
+    def send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
+                    body: Any, run: str) -> None:
+        if self.strict:
+            return super().send_values(sender, recipients, topic, iteration, body, run)
+        hooks = self._value_hooks
+        for recipient in recipients:
+            hook = hooks.get(recipient)
+            if hook is None:  # no hook, no endpoint, or closed: the envelope path says which
+                super().send_values(sender, (recipient,), topic, iteration, body, run)
+            else:
+                hook(sender, topic, iteration, body)
+
     async def aclose(self) -> None:
         self._closed = True
         self._endpoints.clear()
+        self._value_hooks.clear()

@@ -14,7 +14,7 @@ import pytest
 import torch
 from _net import KINDS, RUN, make_kits, open_net, tell
 
-from peerflow.transport import Envelope, Transport
+from peerflow.transport import Envelope, MemoryTransport, Transport
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,10 @@ class Inbox:
     def __call__(self, envelope: Envelope) -> None:
         self.items.append(envelope)
         self._changed.set()
+
+    def value(self, sender: str, topic: str, iteration: int, body: object) -> None:
+        """The fast path of ``send_values``: kept as a tell envelope with no id."""
+        self(Envelope("tell", sender, "?", topic, body, iteration, RUN, ""))
 
     async def wait(self, count: int, timeout: float = 10) -> list[Envelope]:
         with anyio.fail_after(timeout):
@@ -153,3 +157,38 @@ async def test_sending_on_a_closed_transport_raises_closed_resource_error(kind: 
         await net["a"].aclose()  # idempotent
         with pytest.raises(anyio.ClosedResourceError):
             net["a"].send(tell("a", "b"))
+
+
+async def multicast(net: dict[str, Transport], body: object) -> dict[str, list[Envelope]]:
+    """``send_values`` from "a" to "b" and "c", each with a value hook; what each got."""
+    inboxes = {name: Inbox() for name in ("b", "c")}
+    for name, inbox in inboxes.items():
+        net[name].register(name, inbox)
+        net[name].register_values(name, inbox.value)
+    net["a"].send_values("a", ["b", "c"], "value", 3, body, RUN)
+    return {name: await inbox.wait(1) for name, inbox in inboxes.items()}
+
+
+async def test_send_values_delivers_one_tell_per_recipient(kind: str, kits: Path) -> None:
+    async with open_net(kind, ["a", "b", "c"], kits) as net:
+        got = await multicast(net, {"x": [1.5]})
+    for name, (envelope,) in got.items():
+        assert (envelope.kind, envelope.sender, envelope.recipient, envelope.topic,
+                envelope.iteration, envelope.run, envelope.body) == \
+            ("tell", "a", name, "value", 3, RUN, {"x": [1.5]})
+        assert envelope.id
+
+
+@pytest.mark.parametrize("strict", [True, False])
+async def test_memory_send_values_gives_the_values_that_envelopes_give(strict: bool) -> None:
+    body = np.arange(4.0)
+    async with MemoryTransport(strict=strict) as transport:
+        letters = dead_letters({"a": transport})
+        got = await multicast(dict.fromkeys("abc", transport), body)
+        transport.send_values("a", ["zed"], "value", 3, body, RUN)
+    for (envelope,) in got.values():
+        assert (envelope.kind, envelope.sender, envelope.topic, envelope.iteration) == \
+            ("tell", "a", "value", 3)
+        np.testing.assert_array_equal(envelope.body, body)
+        assert (envelope.body is body) == (not strict)  # by reference unless strict
+    assert [(e.recipient, e.iteration) for e, _ in letters] == [("zed", 3)]
