@@ -1,7 +1,7 @@
 """Actors: a name, a mailbox and one task that handles its messages.
 
-Replies, and whatever a subclass claims in ``receive_now`` (per-iteration values,
-aborts), are handled on the delivery path without a task switch; everything else
+Replies, per-iteration values (``_deliver_value``) and whatever a subclass claims in
+``receive_now`` (aborts) are handled on the delivery path without a task switch; everything else
 queues for the actor's task, which handles one message at a time. Pending asks
 fail with ``ActorDead`` when the actor stops. The actor's task also owns a task
 group for what lives exactly as long as the actor (``run_background``): started

@@ -109,26 +109,24 @@ class SyncAlgorithmExecutor(Actor, ABC):
 
     # -- message handling -------------------------------------------------
     def _deliver(self, envelope: Envelope) -> None:
-        # The per-message path: a neighbour's value goes straight into the mailbox.
-        mailbox = self._mailbox
-        if (envelope.topic == VALUE_TOPIC and envelope.kind == "tell" and mailbox is not None
-                and envelope.iteration is not None):
-            mailbox.put(envelope.sender, envelope.iteration, envelope.body)
+        # A value tell as an envelope (strict mode, TCP) takes the same path as send_values.
+        if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":
+            self._deliver_value(envelope.sender, VALUE_TOPIC, envelope.iteration, envelope.body)
         else:
             super()._deliver(envelope)
 
-    def _deliver_value(self, sender: str, topic: str, iteration: int, body: Any) -> None:
-        # The per-message path of send_values: a neighbour's value goes into the mailbox.
+    def _deliver_value(self, sender: str, topic: str, iteration: int | None, body: Any) -> None:
+        # The per-message path: a neighbour's value goes straight into the mailbox.
         mailbox = self._mailbox
-        if topic == VALUE_TOPIC and mailbox is not None:
+        if topic != VALUE_TOPIC:
+            super()._deliver_value(sender, topic, iteration, body)
+        elif mailbox is not None and iteration is not None:
             mailbox.put(sender, iteration, body)
         else:
-            super()._deliver_value(sender, topic, iteration, body)
+            logger.warning("node %r dropped a value from %r: %s", self.name, sender,
+                           "not configured yet" if mailbox is None else "no iteration")
 
     def receive_now(self, envelope: Envelope) -> bool:
-        if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":
-            self._put_value(envelope)
-            return True
         if envelope.kind == "abort":
             if envelope.sender == self._controller:
                 self._on_abort(PanicReport.from_body(envelope.body, envelope.sender))
@@ -172,13 +170,6 @@ class SyncAlgorithmExecutor(Actor, ABC):
         if self._abort is not None:
             raise RunAborted(self._abort.reason)
         return result
-
-    def _put_value(self, envelope: Envelope) -> None:
-        if self._mailbox is None or envelope.iteration is None:
-            logger.warning("node %r dropped a value from %r: %s", self.name, envelope.sender,
-                           "not configured yet" if self._mailbox is None else "no iteration")
-            return
-        self._mailbox.put(envelope.sender, envelope.iteration, envelope.body)
 
     def _on_abort(self, report: PanicReport) -> None:
         self._abort = self._abort or report

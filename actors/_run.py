@@ -15,7 +15,6 @@ from peerflow.transport import Transport
 
 from ._config import Config, ConfigError
 from ._controller import DistOptController
-from ._deploy import STRICT_ENV as STRICT_ENV  # re-exported: it used to live here
 from ._deploy import deploy
 from ._executor import SyncAlgorithmExecutor
 from ._result import RunResult
