@@ -12,14 +12,9 @@ import anyio
 import numpy as np
 import pytest
 import torch
-from _net import KINDS, RUN, make_kits, open_net, tell
+from _net import KINDS, RUN, open_net, tell
 
 from peerflow.transport import Envelope, MemoryTransport, Transport
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_kits(tmp_path_factory.mktemp("kits"))
 
 
 @pytest.fixture(params=KINDS)

@@ -8,7 +8,7 @@ import anyio
 import numpy as np
 import pytest
 import torch
-from _net import RUN, make_kits, open_net, tell
+from _net import RUN, open_net, tell
 
 import peerflow
 from peerflow import Config
@@ -24,11 +24,6 @@ from peerflow.transport import (
 )
 from peerflow.transport._frames import FrameDecoder, frame_prefix
 from peerflow.transport._handshake import hello
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_kits(tmp_path_factory.mktemp("kits"))
 
 
 async def test_a_connection_for_another_run_is_refused(caplog: pytest.LogCaptureFixture) -> None:

@@ -24,11 +24,6 @@ from peerflow.transport import (
 
 
 @pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_kits(tmp_path_factory.mktemp("kits"))
-
-
-@pytest.fixture(scope="module")
 def foreign_kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_kits(tmp_path_factory.mktemp("foreign"))
 
