@@ -1,7 +1,7 @@
 """Actors: a name, a mailbox and one task that handles its messages.
 
-Replies, per-iteration values (``_deliver_value``) and whatever a subclass claims in
-``receive_now`` (aborts) are handled on the delivery path without a task switch; everything else
+Replies and whatever a subclass claims on the delivery path (``receive_now``: aborts;
+an executor's per-iteration values) are handled without a task switch; everything else
 queues for the actor's task, which handles one message at a time. Pending asks
 fail with ``ActorDead`` when the actor stops. The actor's task also owns a task
 group for what lives exactly as long as the actor (``run_background``): started
@@ -133,12 +133,6 @@ class Actor:
             pending.event.set()
         elif not self.receive_now(envelope) and self._inbox_send is not None:
             self._inbox_send.send_nowait(envelope)
-
-    def _deliver_value(self, sender: str, topic: str, iteration: int, body: Any) -> None:
-        """The transport's fast path for a "tell" with an iteration; here, as an envelope."""
-        run = self._runtime.run_id if self._runtime is not None else ""
-        self._deliver(Envelope("tell", sender, self.name, topic, body, iteration, run,
-                               new_message_id()))
 
     async def _main(self, runtime: Runtime, *, task_status: TaskStatus[None]) -> None:
         self._runtime = runtime

@@ -109,22 +109,15 @@ class SyncAlgorithmExecutor(Actor, ABC):
 
     # -- message handling -------------------------------------------------
     def _deliver(self, envelope: Envelope) -> None:
-        # A value tell as an envelope (strict mode, TCP) takes the same path as send_values.
-        if envelope.topic == VALUE_TOPIC and envelope.kind == "tell":
-            self._deliver_value(envelope.sender, VALUE_TOPIC, envelope.iteration, envelope.body)
-        else:
+        # Values that come as envelopes (strict mode, TCP, before "config"); in memory,
+        # send_values hands them to the mailbox's put directly (registered in _configure).
+        if envelope.topic != VALUE_TOPIC or envelope.kind != "tell":
             super()._deliver(envelope)
-
-    def _deliver_value(self, sender: str, topic: str, iteration: int | None, body: Any) -> None:
-        # The per-message path: a neighbour's value goes straight into the mailbox.
-        mailbox = self._mailbox
-        if topic != VALUE_TOPIC:
-            super()._deliver_value(sender, topic, iteration, body)
-        elif mailbox is not None and iteration is not None:
-            mailbox.put(sender, iteration, body)
+        elif self._mailbox is not None and envelope.iteration is not None:
+            self._mailbox.put(envelope.sender, envelope.iteration, envelope.body)
         else:
-            logger.warning("node %r dropped a value from %r: %s", self.name, sender,
-                           "not configured yet" if mailbox is None else "no iteration")
+            logger.warning("node %r dropped a value from %r: %s", self.name, envelope.sender,
+                           "not configured yet" if self._mailbox is None else "no iteration")
 
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.kind == "abort":
@@ -152,6 +145,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._weight = 1.0 - sum(n.weight or 0.0 for n in self.neighbors)
         self._in_ids = frozenset(n.id for n in self.neighbors)
         self._mailbox = IterationMailbox(self.id, self._in_ids, self.max_ahead)
+        self.runtime.transport.register_values(self.name, VALUE_TOPIC, self._mailbox.put)
         self._abort = None
 
     async def _run(self, extra: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class PanicReport:
                    iteration if isinstance(iteration, int) else None)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult:
     """The outcome of a run.
 
@@ -60,6 +60,13 @@ class RunResult:
     @classmethod
     def aborted(cls, report: PanicReport, timings: dict[str, float]) -> RunResult:
         return cls("aborted", report.reason, report.node, report.iteration, timings=timings)
+
+    def __repr__(self) -> str:
+        # The results hold every node's history: count them (a repr of a 1000-node run's
+        # values takes 150 ms, and asyncio's runner makes one of its main task's result).
+        return (f"RunResult(status={self.status!r}, reason={self.reason!r}, node={self.node!r}, "
+                f"iteration={self.iteration!r}, results=<{len(self.results)} nodes>, "
+                f"timings={self.timings!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "node": self.node,

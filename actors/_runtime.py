@@ -73,7 +73,6 @@ class Runtime:
         if self._task_group is None:
             raise RuntimeError("the runtime is not open: use 'async with Runtime(...)'")
         self.transport.register(actor.name, actor._deliver)
-        self.transport.register_values(actor.name, actor._deliver_value)
         self.actors[actor.name] = actor
         await self._task_group.start(actor._main, self)
         return actor

@@ -73,3 +73,11 @@ report_job(peerflow.simulate(job.config, executors), job, Path({str(tmp_path)!r}
                     "consensus", "dgd", "gt", "gtadam", "extra", "subgradient-push",
                     "push-diging", "push-sum"):
         assert f" {command} " in out, command
+
+
+def test_a_run_result_repr_counts_the_node_results_instead_of_printing_them() -> None:
+    results = {f"n{i}": {"value_history": [0.5] * 1000} for i in range(1000)}
+    result = peerflow.RunResult("completed", results=results, timings={"total": 1.5})
+    text = repr(result)
+    assert text.startswith("RunResult(status='completed', reason=None")
+    assert "results=<1000 nodes>" in text and "'total': 1.5" in text and len(text) < 300

@@ -155,7 +155,11 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def write(self, buffers: Sequence[Buffer]) -> None:
         """Hand buffers to the transport to send in order (dropped once it is closing)."""
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
+            return
+        if len(buffers) == 1:
+            self.transport.write(buffers[0])
+        else:
             self.transport.writelines(_coalesce(buffers))
 
     @property

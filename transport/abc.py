@@ -17,8 +17,8 @@ from ._envelope import Envelope, new_message_id
 Deliver = Callable[[Envelope], None]
 """Called with each envelope addressed to a local endpoint; must not block."""
 
-DeliverValue = Callable[[str, str, int, Any], None]
-"""Called with (sender, topic, iteration, body) of a value sent by ``send_values``."""
+DeliverValue = Callable[[str, int, Any], None]
+"""Called with (sender, iteration, body) of a value ``send_values`` sends on its topic."""
 
 DeadLetter = Callable[[Envelope, str], None]
 """Called with an envelope that could not be delivered and the reason why."""
@@ -67,10 +67,11 @@ class Transport(ABC):
             anyio.ClosedResourceError: the transport is closed.
         """
 
-    def register_values(self, name: str, deliver_value: DeliverValue) -> None:
-        """Offer a local endpoint's fast path for ``send_values``; optional to honour.
+    def register_values(self, name: str, topic: str, deliver_value: DeliverValue) -> None:
+        """Offer a local endpoint's fast path for what ``send_values`` sends it on ``topic``.
 
-        A transport that ignores it (the default) delivers values as envelopes.
+        Optional to honour: a transport that ignores it (the default) delivers
+        those values as envelopes, to the endpoint's ``deliver``.
         """
         return None  # the default: values travel as envelopes, to ``deliver``
 

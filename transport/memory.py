@@ -3,8 +3,8 @@
 By reference, with no awaited send: the per-message cost is one dict lookup and
 one call. In strict mode every envelope is encoded and decoded on the way, which
 proves that what runs here also runs over the network (the test suite runs so).
-Otherwise ``send_values`` skips the envelopes: each recipient's value hook gets
-(sender, topic, iteration, body) directly, which halves the per-message cost.
+Otherwise ``send_values`` skips the envelopes: each recipient's value hook for
+the topic gets (sender, iteration, body) directly, which halves the per-message cost.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class MemoryTransport(Transport):
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self._endpoints: dict[str, Deliver] = {}
-        self._value_hooks: dict[str, DeliverValue] = {}
+        self._value_hooks: dict[str, dict[str, DeliverValue]] = {}  # topic -> name -> hook
         self._closed = False
 
     def register(self, name: str, deliver: Deliver) -> None:
@@ -37,14 +37,15 @@ class MemoryTransport(Transport):
             raise ValueError(f"endpoint {name!r} is already registered")
         self._endpoints[name] = deliver
 
-    def register_values(self, name: str, deliver_value: DeliverValue) -> None:
+    def register_values(self, name: str, topic: str, deliver_value: DeliverValue) -> None:
         if name not in self._endpoints:
             raise ValueError(f"endpoint {name!r} must be registered before its value hook")
-        self._value_hooks[name] = deliver_value
+        self._value_hooks.setdefault(topic, {})[name] = deliver_value
 
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
-        self._value_hooks.pop(name, None)
+        for hooks in self._value_hooks.values():
+            hooks.pop(name, None)
 
     def send(self, envelope: Envelope) -> None:
         deliver = self._endpoints.get(envelope.recipient)
@@ -59,15 +60,15 @@ class MemoryTransport(Transport):
 
     def send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
                     body: Any, run: str) -> None:
-        if self.strict:
+        hooks = self._value_hooks.get(topic)
+        if self.strict or hooks is None:
             return super().send_values(sender, recipients, topic, iteration, body, run)
-        hooks = self._value_hooks
         for recipient in recipients:
             hook = hooks.get(recipient)
             if hook is None:  # no hook, no endpoint, or closed: the envelope path says which
                 super().send_values(sender, (recipient,), topic, iteration, body, run)
             else:
-                hook(sender, topic, iteration, body)
+                hook(sender, iteration, body)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -53,6 +53,7 @@ from .tls import TlsConfig
 logger = logging.getLogger("peerflow.transport.tcp")
 
 DEFAULT_MAX_QUEUED: Final = 256 << 20
+_JOIN_BELOW: Final = 64 << 10  # a frame in one buffer this small goes out joined to its prefix
 PeerLost = Callable[[str, str], None]
 
 
@@ -248,7 +249,8 @@ class TcpTransport(Connector, Transport):
                 raise problem
             self.dead_letter(envelope, str(problem))
             return
-        frame = [frame_prefix(size), *buffers]
+        frame = ([frame_prefix(size) + buffers[0]] if len(buffers) == 1 and size < _JOIN_BELOW
+                 else [frame_prefix(size), *buffers])
         if peer.link is not None and not peer.queue and peer.link.writable:
             peer.link.conn.write(frame)  # the common case: straight to the connection
         else:

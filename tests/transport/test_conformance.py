@@ -33,9 +33,9 @@ class Inbox:
         self.items.append(envelope)
         self._changed.set()
 
-    def value(self, sender: str, topic: str, iteration: int, body: object) -> None:
-        """The fast path of ``send_values``: kept as a tell envelope with no id."""
-        self(Envelope("tell", sender, "?", topic, body, iteration, RUN, ""))
+    def value(self, sender: str, iteration: int, body: object) -> None:
+        """The fast path of ``send_values`` (topic "value"): kept as a tell with no id."""
+        self(Envelope("tell", sender, "?", "value", body, iteration, RUN, ""))
 
     async def wait(self, count: int, timeout: float = 10) -> list[Envelope]:
         with anyio.fail_after(timeout):
@@ -159,7 +159,7 @@ async def multicast(net: dict[str, Transport], body: object) -> dict[str, list[E
     inboxes = {name: Inbox() for name in ("b", "c")}
     for name, inbox in inboxes.items():
         net[name].register(name, inbox)
-        net[name].register_values(name, inbox.value)
+        net[name].register_values(name, "value", inbox.value)
     net["a"].send_values("a", ["b", "c"], "value", 3, body, RUN)
     return {name: await inbox.wait(1) for name, inbox in inboxes.items()}
 
