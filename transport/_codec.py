@@ -13,20 +13,27 @@ of the frame (a read-only frame with torch tensors is copied once); ext -1
 (timestamp) is refused after unpacking.
 
 Every message crosses this module twice on the network, so the common case (no
-tensors, a well-formed envelope) takes the shortest path: one ``Packer`` call and
-one join to encode; to decode, one ``unpackb`` call and one combined check, with
-the detailed checks run only to name what is wrong.
+tensors, a well-formed envelope) takes the shortest path. An envelope whose body
+is a plain scalar, str or bytes is packed by msgspec; any other body by msgpack's
+``Packer`` with strict types, so that what cannot be carried is refused here
+(msgspec would turn tuples, sets or dataclasses into lists and maps on the way)
+and each tensor's place is noted. Decoding first tries msgspec, which unpacks and checks
+the whole envelope shape in C, four times faster than unpacking and checking in
+Python; a frame with tensors, or anything it refuses, takes the full path, which
+builds the tensor views and names exactly what is wrong.
 """
 
 from __future__ import annotations
 
+import datetime
 import struct
 from collections.abc import Iterable
 from typing import Any, Final
 
 import msgpack
+import msgspec
 
-from ._envelope import KINDS, PROTOCOL_VERSION, Envelope
+from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind
 from ._tensors import (
     TensorReader,
     describe,
@@ -54,6 +61,34 @@ _FIELD_TYPES: Final[dict[str, tuple[type, ...]]] = {
 _CONTAINERS: Final = (list, dict)
 _PLAIN: Final = frozenset({bytes, str, int, float, bool, type(None)})  # no timestamp inside
 _BASE_TYPES: Final[tuple[type[Any], ...]] = (list, dict, int, float, str, bytes, bytearray)
+_TIMESTAMPS: Final = frozenset({msgpack.Timestamp, datetime.datetime})  # ext -1, decoded
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True):
+    """The envelope map as it must arrive: every key, each of its type, nothing more."""
+
+    v: int
+    kind: Kind
+    id: str
+    reply_to: str | None
+    sender: str
+    recipient: str
+    topic: str
+    iteration: int | None
+    run: str
+    body: Any
+
+
+class _HasTensors(Exception):
+    """An ext in the map: the fast path leaves the frame to the full one."""
+
+
+def _no_tensors(code: int, data: memoryview) -> Any:
+    raise _HasTensors
+
+
+_FAST_DECODER: Final = msgspec.msgpack.Decoder(_Wire, ext_hook=_no_tensors)
+_FAST_ENCODER: Final = msgspec.msgpack.Encoder()
 
 
 class _Packing:
@@ -99,7 +134,7 @@ class _Packing:
 
 
 def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
-    """Encode an envelope as a frame given as buffers to write one after another.
+    """Encode an envelope as a frame given as flat byte buffers to write in order.
 
     The first buffer holds the map length, the map and its padding; each tensor's
     bytes follow as a view of the tensor itself (no copy when it is contiguous,
@@ -112,6 +147,11 @@ def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
         OverflowError: an int does not fit in 64 bits.
         ValueError: the map is too large or too deeply nested.
     """
+    if type(envelope.body) in _PLAIN:  # nothing to refuse or to point at: msgspec packs it
+        packed = _FAST_ENCODER.encode(_Wire(
+            envelope.v, envelope.kind, envelope.id, envelope.reply_to, envelope.sender,
+            envelope.recipient, envelope.topic, envelope.iteration, envelope.run, envelope.body))
+        return [b"".join((_U32.pack(len(packed)), packed, _ZEROS[: -(4 + len(packed)) % 64]))]
     packing = _Packing()
     packed = packing.pack({"v": envelope.v, "kind": envelope.kind, "id": envelope.id,
                            "reply_to": envelope.reply_to, "sender": envelope.sender,
@@ -142,8 +182,9 @@ def encode_bytes(envelope: Envelope) -> bytes:
 
 
 def frame_size(buffers: Iterable[bytes | bytearray | memoryview]) -> int:
-    """Return the total size in bytes of a frame given as buffers."""
-    return sum(b.nbytes if isinstance(b, memoryview) else len(b) for b in buffers)
+    """Return the total size in bytes of a frame given as buffers (flat byte buffers, as
+    ``encode`` gives: their ``len`` is their size in bytes)."""
+    return sum(map(len, buffers))
 
 
 def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_FRAME) -> Envelope:
@@ -165,6 +206,20 @@ def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX
     (map_len,) = _U32.unpack_from(view)
     if map_len > size - 4:
         raise DecodeError(f"map length {map_len} runs past the end of the {size}-byte frame")
+    try:
+        wire = _FAST_DECODER.decode(view[4 : 4 + map_len])
+    except Exception:  # tensors, or something wrong: the full path builds or names it
+        return _decode_in_full(view, map_len)
+    body = wire.body
+    if wire.v != PROTOCOL_VERSION or type(body) not in _PLAIN:
+        _check_version(wire.v)
+        _refuse_timestamps(body)
+    return Envelope(wire.kind, wire.sender, wire.recipient, wire.topic, body, wire.iteration,
+                    wire.run, wire.id, wire.reply_to, wire.v)
+
+
+def _decode_in_full(view: memoryview, map_len: int) -> Envelope:
+    """Decode with tensor views, or raise a ``DecodeError`` naming what is wrong."""
     f = _unpack_map(view, map_len)
     if not (type(f) is dict and f.keys() == _FIELD_SET and type(f["v"]) is int
             and f["v"] == PROTOCOL_VERSION and type(f["kind"]) is str and f["kind"] in KINDS
@@ -206,7 +261,9 @@ def _refuse_fields(fields: Any) -> None:
     """Raise a ``DecodeError`` naming what makes the decoded map no envelope of ours."""
     if type(fields) is not dict:
         raise DecodeError(f"frame holds a {type(fields).__name__}, expected a map")
-    _check_version(fields)
+    if "v" not in fields:
+        raise DecodeError("missing field 'v'")
+    _check_version(fields["v"])
     if fields.keys() != _FIELD_SET:
         _refuse_field_names(fields)
     kind = fields["kind"]
@@ -220,10 +277,7 @@ def _refuse_fields(fields: Any) -> None:
     raise AssertionError(f"decode refused a well-formed envelope map: {describe(fields)}")
 
 
-def _check_version(fields: dict[Any, Any]) -> None:
-    if "v" not in fields:
-        raise DecodeError("missing field 'v'")
-    version = fields["v"]
+def _check_version(version: object) -> None:
     if type(version) is not int:
         raise DecodeError(f"field 'v' expected int, got {describe(version)}")
     if version != PROTOCOL_VERSION:
@@ -248,7 +302,7 @@ def _refuse_timestamps(body: Any) -> None:
         else:
             values = item if type(item) is list else [item]
         types = set(map(type, values))
-        if msgpack.Timestamp in types:
+        if not types.isdisjoint(_TIMESTAMPS):
             raise DecodeError("unknown ext type code -1 (msgpack timestamp)")
         if not types.isdisjoint(_CONTAINERS):
             stack.extend(v for v in values if type(v) in _CONTAINERS)
