@@ -12,8 +12,11 @@
 - One-way throughput of 1 KB, 1 MB and 16 MB numpy payloads between two processes:
   blocking sockets, plain and TLS (the physical floors), peerflow TCP and TLS (a window
   of messages in flight).
-Every path runs ``ROUNDS`` times in turn (medians); the echo/sink side runs in a child
-process; every loop is uvloop when installed.
+Every path runs ``ROUNDS`` times in turn (``RTT_ROUNDS`` for round trips; medians), each
+time in fresh processes: peerflow's round trip moves between about 1.4x and 2x the bare
+echo from one pair of processes to the next (with address-space randomization off it
+stays at the low end: memory layout), so one round says little. The echo/sink side runs
+in a child process; every loop is uvloop when installed.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ SIZES = {"1 KB": 1 << 10, "1 MB": 1 << 20, "16 MB": 16 << 20}
 VOLUME = 512 << 20  # bytes per throughput measurement
 PAYLOAD = b"x" * 64
 PINGS, ROUNDS = 2000, 3  # round trips per measurement; measurements of each path, in turn
+RTT_ROUNDS = 5  # round trips vary most from process to process (memory layout): more rounds
 _LEN = struct.Struct("<I")
 
 
@@ -316,10 +320,10 @@ def iteration_ms(transport: str, nodes: int = 6, iterations: int = 300) -> float
     return 1000 * result.timings["run"] / iterations
 
 
-def _in_turn(paths: dict[str, Callable[[], Any]]) -> dict[str, list[Any]]:
-    """Run every path ``ROUNDS`` times in turn, so that a noisy spell hits them all alike."""
+def _in_turn(paths: dict[str, Callable[[], Any]], rounds: int = ROUNDS) -> dict[str, list[Any]]:
+    """Run every path ``rounds`` times in turn, so that a noisy spell hits them all alike."""
     results: dict[str, list[Any]] = {path: [] for path in paths}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for path, run in paths.items():
             results[path].append(run())
     return results
@@ -340,7 +344,7 @@ def measure(kits: str) -> dict[str, Any]:
                         _BARE: lambda: streams_round_trip(False),
                         _ALIKE: lambda: streams_round_trip(True),
                         "peerflow tcp": lambda: peerflow_round_trip(None),
-                        "peerflow tls": lambda: peerflow_round_trip(kits)})
+                        "peerflow tls": lambda: peerflow_round_trip(kits)}, RTT_ROUNDS)
     throughput = {label: _throughputs(size, kits) for label, size in SIZES.items()}
     return {"load_average_1min": [load, os.getloadavg()[0]],
             "iteration_ms": {t: iteration_ms(t) for t in ("memory", "tcp", "tls")},
@@ -356,7 +360,8 @@ def markdown(figures: dict[str, Any]) -> str:
              "| transport | ms / iteration | x memory |", "|---|---|---|"]
     lines += [f"| {t} | {ms:.3f} | {ms / it['memory']:.1f} |" for t, ms in it.items()]
     rtt = figures["round_trip_us"]
-    lines += ["", f"## 64-byte round trip between two processes (median of {ROUNDS} rounds)", "",
+    lines += ["", "## 64-byte round trip between two processes "
+              f"(median of {RTT_ROUNDS} rounds)", "",
               f"Both ends pinned to one CPU. Like-for-like floor: {_ALIKE}. "
               "Load average (1 min) before and after: "
               + " / ".join(f"{x:.1f}" for x in figures["load_average_1min"]) + ".", "",
