@@ -46,7 +46,7 @@ from ._connect import FAILURES, Connector, describe, listening_socket, split_add
 from ._envelope import Envelope
 from ._frames import frame_prefix
 from ._link import Link, Peer
-from ._protocol import FrameProtocol
+from ._protocol import Buffer, FrameProtocol
 from .abc import Deliver, Transport, TransportError
 from .tls import TlsConfig
 
@@ -235,6 +235,10 @@ class TcpTransport(Connector, Transport):
     def _enqueue(self, peer: Peer, envelope: Envelope) -> None:
         buffers = encode(envelope)
         size = frame_size(buffers)
+        link = peer.link
+        if size <= self.max_frame and link is not None and not peer.queue and link.writable:
+            link.conn.write(_framed(buffers, size))  # the common case: nothing waits
+            return
         problem: TransportError | None = None
         if size > self.max_frame:
             problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} "
@@ -249,13 +253,8 @@ class TcpTransport(Connector, Transport):
                 raise problem
             self.dead_letter(envelope, str(problem))
             return
-        frame = ([frame_prefix(size) + buffers[0]] if len(buffers) == 1 and size < _JOIN_BELOW
-                 else [frame_prefix(size), *buffers])
-        if peer.link is not None and not peer.queue and peer.link.writable:
-            peer.link.conn.write(frame)  # the common case: straight to the connection
-        else:
-            peer.enqueue(envelope, frame, size + 4)
-            self._flush(peer)
+        peer.enqueue(envelope, _framed(buffers, size), size + 4)
+        self._flush(peer)
         self._ensure_dialing(peer)
 
     def _flush(self, peer: Peer) -> None:
@@ -327,3 +326,10 @@ class TcpTransport(Connector, Transport):
         except Exception as exc:  # an endpoint's bug must not cost the connection
             logger.error("%s: delivering %r to %r failed: %r", self.name, envelope.topic,
                          envelope.recipient, exc)
+
+
+def _framed(buffers: list[Buffer], size: int) -> list[Buffer]:
+    """The frame's buffers behind their length prefix; a small frame joined to it."""
+    if len(buffers) == 1 and size < _JOIN_BELOW:
+        return [frame_prefix(size) + buffers[0]]
+    return [frame_prefix(size), *buffers]
