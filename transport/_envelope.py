@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+import msgspec
 
 PROTOCOL_VERSION: Final = 1
 
@@ -23,9 +24,11 @@ def new_message_id() -> str:
     return f"{_prefix}-{next(_counter)}"
 
 
-@dataclass(slots=True)
-class Envelope:
+class Envelope(msgspec.Struct):
     """One message between two named actors.
+
+    A msgspec ``Struct`` rather than a dataclass: built in C, five times faster, and
+    two are built per message on a network (by the sender and by the receiver).
 
     Attributes:
         kind: what the message is (tell, ask, reply, error, panic, abort, heartbeat).
