@@ -206,9 +206,11 @@ def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX
     (map_len,) = _U32.unpack_from(view)
     if map_len > size - 4:
         raise DecodeError(f"map length {map_len} runs past the end of the {size}-byte frame")
+    if size > padded(4 + map_len):  # tensor data follows the map
+        return _decode_in_full(view, map_len)
     try:
         wire = _FAST_DECODER.decode(view[4 : 4 + map_len])
-    except Exception:  # tensors, or something wrong: the full path builds or names it
+    except Exception:  # empty tensors, or something wrong: the full path builds or names it
         return _decode_in_full(view, map_len)
     body = wire.body
     if wire.v != PROTOCOL_VERSION or type(body) not in _PLAIN:
