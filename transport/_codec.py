@@ -59,6 +59,7 @@ _FIELD_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "topic": (str,), "iteration": (int, type(None)), "run": (str,),
 }
 _CONTAINERS: Final = (list, dict)
+_BYTES: Final = (bytes, bytearray)  # always flat: a memoryview of them is the byte view
 _PLAIN: Final = frozenset({bytes, str, int, float, bool, type(None)})  # no timestamp inside
 _BASE_TYPES: Final[tuple[type[Any], ...]] = (list, dict, int, float, str, bytes, bytearray)
 _TIMESTAMPS: Final = frozenset({msgpack.Timestamp, datetime.datetime})  # ext -1, decoded
@@ -197,7 +198,7 @@ def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX
     Raises:
         DecodeError: the frame is malformed; the message names the problem.
     """
-    view = _byte_view(frame)
+    view = memoryview(frame) if type(frame) in _BYTES else _byte_view(frame)
     size = view.nbytes
     if size > max_size:
         raise DecodeError(f"frame of {size} bytes is over the limit of {max_size} bytes")
@@ -206,7 +207,7 @@ def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX
     (map_len,) = _U32.unpack_from(view)
     if map_len > size - 4:
         raise DecodeError(f"map length {map_len} runs past the end of the {size}-byte frame")
-    if size > padded(4 + map_len):  # tensor data follows the map
+    if size >= map_len + 4 + 64:  # tensor data follows the map (and its padding)
         return _decode_in_full(view, map_len)
     try:
         wire = _FAST_DECODER.decode(view[4 : 4 + map_len])
