@@ -68,25 +68,12 @@ class FrameDecoder:
         view = memoryview(data).cast("B")
         frames: list[bytearray] = []
         pos = 0
-        if self._size is None and not self._prefix:  # whole frames first: the common case
-            pos = self._take_whole(view, frames)
         while pos < len(view) or self._size == 0:
             if self._size is None:
                 pos = self._take_prefix(view, pos)
             else:
                 pos = self._take_body(view, pos, frames)
         return frames
-
-    def _take_whole(self, view: memoryview, frames: list[bytearray]) -> int:
-        """Take every complete frame at the start of ``view``; return where they end."""
-        pos, end = 0, len(view)
-        while end - pos >= _PREFIX.size:
-            (size,) = _PREFIX.unpack_from(view, pos)
-            if size > self._max_frame or end - pos - _PREFIX.size < size:
-                break  # the general path checks it, or keeps the partial frame
-            pos += _PREFIX.size + size
-            frames.append(bytearray(view[pos - size : pos]))
-        return pos
 
     def _take_prefix(self, view: memoryview, pos: int) -> int:
         """Read prefix bytes; once all 4 are in, check the length and return."""
