@@ -205,6 +205,11 @@ def test_python_floats_stay_float_and_ints_stay_int() -> None:
     assert type(got["f"]) is float and type(got["i"]) is int and type(got["b"]) is bool
 
 
+def test_tuple_keys_arrive_as_tuples_though_tuple_values_arrive_as_lists() -> None:
+    got = round_trip({(1, "a"): (2, 3), "x": {(4,): None}})
+    assert got == {(1, "a"): [2, 3], "x": {(4,): None}}
+
+
 def test_tensors_requiring_grad_and_parameters_are_detached() -> None:
     param = torch.nn.Parameter(torch.ones(2, 3))
     got = round_trip([param, param * 2])
