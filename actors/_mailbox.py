@@ -40,7 +40,8 @@ class IterationMailbox:
     """
 
     __slots__ = ("owner", "senders", "max_ahead", "dropped", "_slots", "_next", "_breach",
-                 "_gathering", "_expected", "_awaited", "_waiter", "_deadline", "_timer")
+                 "_gathering", "_expected", "_awaited", "_waiter", "_deadline", "_timer",
+                 "_timer_loop")
 
     def __init__(self, owner: str, senders: frozenset[str] | set[str], max_ahead: int = 1000):
         if max_ahead < 1:
@@ -58,6 +59,7 @@ class IterationMailbox:
         self._waiter: asyncio.Future[None] | None = None
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
 
     @property
     def buffered(self) -> int:
@@ -139,8 +141,8 @@ class IterationMailbox:
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         self._deadline = loop.time() + delay
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._on_timer, loop)
+        if self._timer is None or self._timer_loop is not loop:  # none, or on a loop gone by
+            self._timer, self._timer_loop = loop.call_at(self._deadline, self._on_timer, loop), loop
         return waiter
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import tracemalloc
 
@@ -113,3 +114,20 @@ async def test_memory_stays_flat_over_100k_iterations() -> None:
         tracemalloc.stop()
     assert box.buffered == 0
     assert late - early < 64 * 1024
+
+
+def test_a_mailbox_used_on_a_second_event_loop_still_times_out() -> None:
+    box = mailbox()
+
+    async def on_the_first_loop() -> None:  # leaves the mailbox's timer on this loop
+        loop = asyncio.get_running_loop()
+        loop.call_soon(box.put, "a", 0, 1.0)
+        loop.call_soon(box.put, "b", 0, 2.0)
+        await box.gather(0, NEIGHBOURS, timeout=60)
+
+    async def on_the_second_loop() -> None:
+        with pytest.raises(SyncTimeout):
+            await asyncio.wait_for(box.gather(1, NEIGHBOURS, timeout=0.2), 5)
+
+    asyncio.run(on_the_first_loop())
+    asyncio.run(on_the_second_loop())
