@@ -2,32 +2,34 @@
 
 Frame layout (integers little-endian)::
 
-    u32 map_len | msgpack map (map_len bytes) | zeros to a 64-byte boundary
-    | tensor 0 raw bytes | zeros to 64 | tensor 1 raw bytes | zeros to 64 | ...
+    u32 map_len | msgpack map (map_len bytes)
+    [ | zeros to a 64-byte boundary | tensor 0 raw bytes | zeros to 64 | tensor 1 ... ]
 
-The map has exactly the keys ``v kind id reply_to sender recipient topic iteration
-run body``. A numpy array or scalar or a torch tensor in it is an ext of type 1
-pointing at its bytes after the map (``_tensors``): one pass to encode, and the TCP
-layer writes each tensor's own memory. Decoding checks everything and returns views
-of the frame (a read-only frame with torch tensors is copied once); ext -1
-(timestamp) is refused after unpacking.
+The map has exactly the keys ``kind sender recipient topic body iteration run id
+reply_to v`` (written in the ``Envelope``'s order, read in any). A numpy array or
+scalar or a torch tensor in it is an ext of type 1 pointing at its bytes after the
+map (``_tensors``): one pass to encode, and the TCP layer writes each tensor's own
+memory. Decoding checks everything and returns views of the frame (a read-only
+frame with torch tensors is copied once); ext -1 (timestamp) is refused after
+unpacking.
 
 Every message crosses this module twice on the network, so the common case (no
 tensors, a well-formed envelope) takes the shortest path. An envelope whose body
-is a plain scalar, str or bytes is packed by msgspec; any other body by msgpack's
-``Packer`` with strict types, so that what cannot be carried is refused here
-(msgspec would turn tuples, sets or dataclasses into lists and maps on the way)
-and each tensor's place is noted. Decoding first tries msgspec, which unpacks and checks
-the whole envelope shape in C, four times faster than unpacking and checking in
-Python; a frame with tensors, or anything it refuses, takes the full path, which
-builds the tensor views and names exactly what is wrong.
+is a plain scalar, str or bytes is packed by msgspec as it is (its fields are the
+map's keys); any other body by msgpack's ``Packer`` with strict types, so that
+what cannot be carried is refused here (msgspec would turn tuples, sets or
+dataclasses into lists and maps on the way) and each tensor's place is noted.
+Decoding first tries msgspec, which unpacks and checks the whole envelope shape
+in C, four times faster than unpacking and checking in Python; a frame with
+tensors, or anything it refuses, takes the full path, which builds the tensor
+views and names exactly what is wrong.
 """
 
 from __future__ import annotations
 
 import datetime
 import struct
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, Final
 
 import msgpack
@@ -51,8 +53,8 @@ DEFAULT_MAX_FRAME: Final = 1 << 30
 _ZEROS: Final = bytes(64)
 _PACKER_START: Final = 1024  # a Packer's first buffer: msgpack's default is 256 KiB
 _U32: Final = struct.Struct("<I")
-_FIELDS: Final = ("v", "kind", "id", "reply_to", "sender", "recipient", "topic",
-                  "iteration", "run", "body")
+_FIELDS: Final = ("kind", "sender", "recipient", "topic", "body", "iteration", "run", "id",
+                  "reply_to", "v")  # the Envelope's fields, in its order
 _FIELD_SET: Final = frozenset(_FIELDS)
 _FIELD_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "id": (str,), "reply_to": (str, type(None)), "sender": (str,), "recipient": (str,),
@@ -68,16 +70,16 @@ _TIMESTAMPS: Final = frozenset({msgpack.Timestamp, datetime.datetime})  # ext -1
 class _Wire(msgspec.Struct, forbid_unknown_fields=True):
     """The envelope map as it must arrive: every key, each of its type, nothing more."""
 
-    v: int
     kind: Kind
-    id: str
-    reply_to: str | None
     sender: str
     recipient: str
     topic: str
+    body: Any
     iteration: int | None
     run: str
-    body: Any
+    id: str
+    reply_to: str | None
+    v: int
 
 
 class _HasTensors(Exception):
@@ -137,7 +139,8 @@ class _Packing:
 def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
     """Encode an envelope as a frame given as flat byte buffers to write in order.
 
-    The first buffer holds the map length, the map and its padding; each tensor's
+    The first buffer holds the map length and the map (and, before tensors, its
+    padding); each tensor's
     bytes follow as a view of the tensor itself (no copy when it is contiguous,
     little-endian and on the CPU), each followed by its zero padding. Write the
     buffers out before changing those tensors.
@@ -149,23 +152,16 @@ def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
         ValueError: the map is too large or too deeply nested.
     """
     if type(envelope.body) in _PLAIN:  # nothing to refuse or to point at: msgspec packs it
-        packed = _FAST_ENCODER.encode(_Wire(
-            envelope.v, envelope.kind, envelope.id, envelope.reply_to, envelope.sender,
-            envelope.recipient, envelope.topic, envelope.iteration, envelope.run, envelope.body))
-        return [b"".join((_U32.pack(len(packed)), packed, _ZEROS[: -(4 + len(packed)) % 64]))]
+        packed = _FAST_ENCODER.encode(envelope)
+        return [_U32.pack(len(packed)) + packed]
     packing = _Packing()
-    packed = packing.pack({"v": envelope.v, "kind": envelope.kind, "id": envelope.id,
-                           "reply_to": envelope.reply_to, "sender": envelope.sender,
-                           "recipient": envelope.recipient, "topic": envelope.topic,
-                           "iteration": envelope.iteration, "run": envelope.run,
-                           "body": envelope.body})
+    packed = packing.pack({name: getattr(envelope, name) for name in _FIELDS})
     map_len = len(packed)
-    padding = _ZEROS[: -(4 + map_len) % 64]
     if not packing.tensors:
-        return [b"".join((_U32.pack(map_len), packed, padding))]
+        return [_U32.pack(map_len) + packed]
     head = bytearray(_U32.pack(map_len))
     head += packed
-    head += padding
+    head += _ZEROS[: -(4 + map_len) % 64]
     buffers: list[bytes | bytearray | memoryview] = [head]
     offset = len(head)
     for end, data in zip(packing.ends, packing.tensors, strict=True):
@@ -182,10 +178,10 @@ def encode_bytes(envelope: Envelope) -> bytes:
     return b"".join(encode(envelope))
 
 
-def frame_size(buffers: Iterable[bytes | bytearray | memoryview]) -> int:
+def frame_size(buffers: Sequence[bytes | bytearray | memoryview]) -> int:
     """Return the total size in bytes of a frame given as buffers (flat byte buffers, as
     ``encode`` gives: their ``len`` is their size in bytes)."""
-    return sum(map(len, buffers))
+    return len(buffers[0]) if len(buffers) == 1 else sum(map(len, buffers))
 
 
 def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_FRAME) -> Envelope:
@@ -217,8 +213,7 @@ def decode(frame: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX
     if wire.v != PROTOCOL_VERSION or type(body) not in _PLAIN:
         _check_version(wire.v)
         _refuse_timestamps(body)
-    return Envelope(wire.kind, wire.sender, wire.recipient, wire.topic, body, wire.iteration,
-                    wire.run, wire.id, wire.reply_to, wire.v)
+    return Envelope(*msgspec.structs.astuple(wire))
 
 
 def _decode_in_full(view: memoryview, map_len: int) -> Envelope:
