@@ -4,9 +4,12 @@ Wire format: ``u32 little-endian body length | body``; one body is one codec fra
 ``FrameDecoder`` does no I/O: the TCP layer feeds it whatever the socket returned
 and gets back the complete bodies. The length is checked against the limit before
 anything is allocated for the body; the body buffer is then allocated once and
-filled in place, so a large frame arriving in small chunks is copied once. A
-reader may also read straight into that buffer (``body_buffer``/``body_filled``),
-so a large body is copied by the kernel only.
+filled in place, so a large frame arriving in small chunks is copied once.
+
+A reader may instead read into the decoder's own buffers (``read_buffer`` /
+``filled``, made for asyncio's ``BufferedProtocol``): a body that spans reads
+gets the rest of its bytes straight from the kernel, and a read that holds
+exactly one whole frame, the common case of small messages, is split in one step.
 After an error the decoder stays broken: a stream that lost its framing cannot
 be trusted again.
 """
@@ -14,6 +17,7 @@ be trusted again.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 from ._codec import DEFAULT_MAX_FRAME
@@ -23,6 +27,21 @@ MAX_FRAME_PREFIX: Final = (1 << 32) - 1
 """The largest body length a u32 prefix can express."""
 
 _PREFIX: Final = struct.Struct("<I")
+_READ_SIZE: Final = 256 << 10
+_JOIN_BELOW: Final = 64 << 10  # a body in one buffer this small is joined to its prefix
+Buffer = bytes | bytearray | memoryview
+
+
+def framed(buffers: Sequence[Buffer], size: int) -> list[Buffer]:
+    """A body given as buffers (``size`` bytes in all) behind its length prefix, as
+    buffers to write in order; a small body in one buffer is joined to its prefix.
+
+    Raises:
+        ValueError: size does not fit in a u32.
+    """
+    if len(buffers) == 1 and size < _JOIN_BELOW:
+        return [_PREFIX.pack(size) + buffers[0]]
+    return [frame_prefix(size), *buffers]
 
 
 def frame_prefix(size: int) -> bytes:
@@ -39,9 +58,13 @@ def frame_prefix(size: int) -> bytes:
 class FrameDecoder:
     """Splits a byte stream into frame bodies, keeping partial data between feeds."""
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        """Create a decoder refusing bodies longer than ``max_frame`` bytes."""
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, read_size: int = _READ_SIZE) -> None:
+        """Create a decoder refusing bodies longer than ``max_frame`` bytes; ``read_buffer``
+        offers reads of up to ``read_size`` bytes between bodies."""
         self._max_frame = max_frame
+        self._read_size = read_size
+        self._scratch: memoryview | None = None  # read_buffer's, made at its first call
+        self._into_body = False  # read_buffer last gave out the rest of the body
         self._prefix = bytearray()
         self._size: int | None = None  # body length once its prefix is complete
         self._body: bytearray | None = None  # allocated when a body spans feeds
@@ -95,19 +118,32 @@ class FrameDecoder:
         self._size = size
         return end
 
-    def body_buffer(self) -> memoryview | None:
-        """The unfilled rest of a body that spans reads (None when there is none).
+    def read_buffer(self) -> memoryview:
+        """Where to read the next bytes of the stream: the unfilled rest of a body that
+        spans reads, or else a buffer of ``read_size`` bytes. Then call ``filled``."""
+        self._into_body = self._body is not None
+        if self._body is not None:
+            return memoryview(self._body)[self._filled :]
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(self._read_size))
+        return self._scratch
 
-        Read straight into it, then call ``body_filled`` instead of ``feed``.
+    def filled(self, count: int) -> list[bytearray]:
+        """Take the ``count`` bytes just read into ``read_buffer()``; return every body
+        now complete (as ``feed``).
+
+        Raises:
+            DecodeError: as ``feed``.
         """
-        if self._body is None:
-            return None
-        return memoryview(self._body)[self._filled :]
-
-    def body_filled(self, count: int) -> list[bytearray]:
-        """Account for ``count`` bytes read into ``body_buffer()``; return the body once whole."""
-        self._filled += count
-        return self._complete()
+        if self._into_body:
+            self._filled += count
+            return self._complete()
+        assert self._scratch is not None
+        if self._size is None and not self._prefix and self._error is None and count >= 4:
+            (size,) = _PREFIX.unpack_from(self._scratch)
+            if size + 4 == count and size <= self._max_frame:  # exactly one whole frame
+                return [bytearray(self._scratch[4:count])]
+        return self.feed(self._scratch[:count])
 
     def _take_body(self, view: memoryview, pos: int, frames: list[bytearray]) -> int:
         """Copy body bytes; append the body to frames once complete."""

@@ -6,8 +6,8 @@ anyio-style stream loses its time: every wait for data registered and
 unregistered the socket with the loop (``wait_readable``: one epoll_ctl to add,
 three to remove, a future and a task wake per read), and every message woke a
 writer task. Here the loop calls ``buffer_updated`` as soon as bytes are in;
-they land in a preallocated buffer (or, for a large frame, straight in its
-body), and each complete frame goes to a callback in that same call. ``write``
+they land in the frame decoder's buffer (or, for a large frame, straight in
+its body), and each complete frame goes to a callback in that same call. ``write``
 hands a frame to the loop's transport, which sends it at once. Bytes the kernel
 did not take wait in the transport, which calls ``pause_writing`` above its
 high-water mark; the owner keeps its own queue until ``resume_writing``.
@@ -28,12 +28,10 @@ from typing import Final, cast
 
 import anyio
 
-from ._frames import FrameDecoder
+from ._frames import Buffer, FrameDecoder
 
-Buffer = bytes | bytearray | memoryview
 OnFrame = Callable[[bytearray], None]
 
-_READ_CHUNK: Final = 256 << 10
 _COALESCE: Final = 64 << 10  # smaller buffers are joined: one TLS record, fewer iovecs
 
 
@@ -56,8 +54,6 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._handshake_buffer = memoryview(b"")
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: FrameDecoder | None = None
-        self._scratch = memoryview(b"")
-        self._direct = False  # the last buffer handed out was the decoder's body
         self._on_frame: OnFrame | None = None
         self._on_writable: Callable[[], None] | None = None
         self._failure: BaseException | None = None
@@ -77,9 +73,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
             wanted = max(self._need - len(self._inbox), 1)
             self._handshake_buffer = memoryview(bytearray(wanted))
             return self._handshake_buffer
-        body = self._decoder.body_buffer()
-        self._direct = body is not None
-        return body if body is not None else self._scratch
+        return self._decoder.read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._decoder is None:
@@ -87,9 +81,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
             return
         assert self._on_frame is not None
         try:
-            frames = (self._decoder.body_filled(nbytes) if self._direct
-                      else self._decoder.feed(self._scratch[:nbytes]))
-            for body in frames:
+            for body in self._decoder.filled(nbytes):
                 self._on_frame(body)
         except Exception as exc:  # a bad frame or a bug: this connection only ends
             self._failure = exc
@@ -149,7 +141,6 @@ class FrameProtocol(asyncio.BufferedProtocol):
         assert self.transport is not None
         self._on_frame, self._on_writable = on_frame, on_writable
         self._decoder = FrameDecoder(max_frame)
-        self._scratch = memoryview(bytearray(_READ_CHUNK))
         if not self.transport.is_closing():
             self.transport.resume_reading()
 

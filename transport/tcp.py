@@ -44,16 +44,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import FAILURES, Connector, describe, listening_socket, split_address
 from ._envelope import Envelope
-from ._frames import frame_prefix
+from ._frames import framed
 from ._link import Link, Peer
-from ._protocol import Buffer, FrameProtocol
+from ._protocol import FrameProtocol
 from .abc import Deliver, Transport, TransportError
 from .tls import TlsConfig
 
 logger = logging.getLogger("peerflow.transport.tcp")
 
 DEFAULT_MAX_QUEUED: Final = 256 << 20
-_JOIN_BELOW: Final = 64 << 10  # a frame in one buffer this small goes out joined to its prefix
 PeerLost = Callable[[str, str], None]
 
 
@@ -237,7 +236,7 @@ class TcpTransport(Connector, Transport):
         size = frame_size(buffers)
         link = peer.link
         if size <= self.max_frame and link is not None and not peer.queue and link.writable:
-            link.conn.write(_framed(buffers, size))  # the common case: nothing waits
+            link.conn.write(framed(buffers, size))  # the common case: nothing waits
             return
         problem: TransportError | None = None
         if size > self.max_frame:
@@ -253,7 +252,7 @@ class TcpTransport(Connector, Transport):
                 raise problem
             self.dead_letter(envelope, str(problem))
             return
-        peer.enqueue(envelope, _framed(buffers, size), size + 4)
+        peer.enqueue(envelope, framed(buffers, size), size + 4)
         self._flush(peer)
         self._ensure_dialing(peer)
 
@@ -328,8 +327,3 @@ class TcpTransport(Connector, Transport):
                          envelope.recipient, exc)
 
 
-def _framed(buffers: list[Buffer], size: int) -> list[Buffer]:
-    """The frame's buffers behind their length prefix; a small frame joined to it."""
-    if len(buffers) == 1 and size < _JOIN_BELOW:
-        return [frame_prefix(size) + buffers[0]]
-    return [frame_prefix(size), *buffers]

@@ -27,6 +27,20 @@ def feed_in_chunks(decoder: FrameDecoder, data: bytes, cuts: list[int]) -> list[
     return frames
 
 
+def read_in_chunks(decoder: FrameDecoder, data: bytes, cuts: list[int]) -> list[bytearray]:
+    """As ``feed_in_chunks``, through ``read_buffer``/``filled`` as a protocol reads."""
+    frames: list[bytearray] = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        while start < end:
+            window = decoder.read_buffer()
+            count = min(window.nbytes, end - start)
+            window[:count] = data[start : start + count]
+            frames += decoder.filled(count)
+            start += count
+    return frames
+
+
 def test_the_prefix_is_a_little_endian_u32() -> None:
     assert frame_prefix(0x01020304) == b"\x04\x03\x02\x01"
     assert frame_prefix(MAX_FRAME_PREFIX) == b"\xff\xff\xff\xff"
@@ -157,3 +171,48 @@ def test_encoded_envelopes_survive_framing_and_decode_to_writable_views() -> Non
     got["t"].add_(1)
     got["x"][0] = 9.0
     assert got["t"].tolist() == [2.0] * 3 and got["x"].tolist() == [9.0, 1.0, 2.0, 3.0, 4.0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    st.lists(st.integers(0, 10_000), max_size=20),
+    st.integers(1, 64),
+)
+def test_reads_into_the_decoders_buffers_give_back_the_same_frames(
+        bodies: list[bytes], cuts: list[int], read_size: int) -> None:
+    decoder = FrameDecoder(read_size=read_size)
+    assert read_in_chunks(decoder, stream(*bodies), cuts) == bodies
+    assert decoder.buffered == 0
+
+
+def test_a_read_of_one_whole_frame_gives_a_body_of_its_own() -> None:
+    decoder = FrameDecoder()
+    (first,) = read_in_chunks(decoder, stream(b"first"), [])
+    (second,) = read_in_chunks(decoder, stream(b"other"), [])
+    assert type(first) is bytearray and (first, second) == (b"first", b"other")
+
+
+def test_a_read_of_one_oversized_frame_is_refused_and_breaks_the_decoder() -> None:
+    decoder = FrameDecoder(max_frame=10)
+    with pytest.raises(DecodeError, match="frame length 11 is over the limit of 10 bytes"):
+        read_in_chunks(decoder, stream(b"x" * 11), [])
+    with pytest.raises(DecodeError, match="frame decoder is broken: frame length 11"):
+        read_in_chunks(decoder, stream(b"ok"), [])
+
+
+def test_a_body_spanning_reads_is_read_straight_into_its_own_buffer() -> None:
+    decoder = FrameDecoder(max_frame=100)
+    window = decoder.read_buffer()
+    window[:14] = frame_prefix(50) + bytes(range(10))
+    assert decoder.filled(14) == []
+    window = decoder.read_buffer()
+    assert window.nbytes == 40  # the rest of the body, not the read buffer
+    window[:30] = bytes(range(10, 40))
+    assert decoder.filled(30) == []
+    window = decoder.read_buffer()
+    assert window.nbytes == 10
+    window[:] = bytes(range(40, 50))
+    assert decoder.filled(10) == [bytearray(range(50))]
+    assert decoder.read_buffer().nbytes == 256 << 10  # between bodies: the read buffer again
+    assert decoder.feed(frame_prefix(2) + b"ok") == [bytearray(b"ok")]

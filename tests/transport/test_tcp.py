@@ -22,7 +22,7 @@ from peerflow.transport import (
     encode_bytes,
     parse_address,
 )
-from peerflow.transport._frames import FrameDecoder, frame_prefix
+from peerflow.transport._frames import frame_prefix
 from peerflow.transport._handshake import hello
 
 
@@ -122,21 +122,6 @@ async def test_writes_go_straight_out_and_a_paused_connection_queues_them_in_ord
                 await anyio.sleep(0.01)
         assert [e.iteration for e in got[1:]] == list(range(64))
         assert not peer.queue and peer.backlog == 0
-
-
-def test_a_body_spanning_reads_is_read_straight_into_its_own_buffer() -> None:
-    decoder = FrameDecoder(max_frame=100)
-    assert decoder.feed(frame_prefix(50) + bytes(range(10))) == []
-    window = decoder.body_buffer()
-    assert window is not None and window.nbytes == 40
-    window[:30] = bytes(range(10, 40))
-    assert decoder.body_filled(30) == []
-    window = decoder.body_buffer()
-    assert window is not None and window.nbytes == 10
-    window[:] = bytes(range(40, 50))
-    assert decoder.body_filled(10) == [bytearray(range(50))]
-    assert decoder.body_buffer() is None
-    assert decoder.feed(frame_prefix(2) + b"ok") == [bytearray(b"ok")]
 
 
 @pytest.mark.parametrize("kind", ["tcp", "tls"])
