@@ -238,6 +238,7 @@ class _Client:
         self.transport = transport
         self.replies: collections.deque[Any] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
+        self.loop = asyncio.get_running_loop()
         transport.register("a", self.deliver)
 
     def deliver(self, envelope: Envelope) -> None:
@@ -247,7 +248,7 @@ class _Client:
 
     async def next_reply(self) -> Any:
         while not self.replies:
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             await self.waiter
         return self.replies.popleft()
 
