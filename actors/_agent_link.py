@@ -18,7 +18,8 @@ import anyio
 from anyio.abc import ByteStream
 
 from peerflow.transport import DEFAULT_MAX_FRAME, DecodeError, Envelope, decode, encode
-from peerflow.transport._frames import FrameDecoder, frame_prefix
+from peerflow.transport._codec import frame_size
+from peerflow.transport._frames import Body, FrameDecoder, framed
 
 from ._agent_protocol import AgentProtocolError
 
@@ -32,8 +33,7 @@ def encode_frame(envelope: Envelope) -> bytes:
         TypeError: the body holds something the codec cannot carry.
     """
     buffers = encode(envelope)
-    size = sum(memoryview(b).nbytes for b in buffers)
-    return b"".join([frame_prefix(size), *buffers])
+    return b"".join(framed(buffers, frame_size(buffers)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class Link:
     def __init__(self, stream: ByteStream, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._stream = stream
         self._decoder = FrameDecoder(max_frame)
-        self._frames: deque[bytearray] = deque()
+        self._frames: deque[Body] = deque()
         self._queue, self._outgoing = anyio.create_memory_object_stream[bytes | None](math.inf)
         self._ended: str | None = None
         self.last_received = anyio.current_time()

@@ -4,7 +4,11 @@ Wire format: ``u32 little-endian body length | body``; one body is one codec fra
 ``FrameDecoder`` does no I/O: the TCP layer feeds it whatever the socket returned
 and gets back the complete bodies. The length is checked against the limit before
 anything is allocated for the body; the body buffer is then allocated once and
-filled in place, so a large frame arriving in small chunks is copied once.
+filled in place, so a large frame arriving in small chunks is copied once. A body
+of ``UNZEROED_FROM`` bytes or more is not zeroed first (a bytearray is, which makes
+all of it resident at once): fresh memory then costs only as bytes land in it, so
+a peer that declares a large frame and sends little of it makes the reader hold
+little, and no pass is spent zeroing.
 
 A reader may instead read into the decoder's own buffers (``read_buffer`` /
 ``filled``, made for asyncio's ``BufferedProtocol``): a body that spans reads
@@ -20,6 +24,8 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
+import numpy as np
+
 from ._codec import DEFAULT_MAX_FRAME
 from .abc import DecodeError
 
@@ -29,7 +35,13 @@ MAX_FRAME_PREFIX: Final = (1 << 32) - 1
 _PREFIX: Final = struct.Struct("<I")
 _READ_SIZE: Final = 256 << 10
 _JOIN_BELOW: Final = 64 << 10  # a body in one buffer this small is joined to its prefix
+UNZEROED_FROM: Final = 1 << 20
+"""Bodies this large or larger that span reads are not zeroed first (see above)."""
+
 Buffer = bytes | bytearray | memoryview
+Body = bytearray | memoryview
+"""A frame body: writable, contiguous bytes of its own (a memoryview of unzeroed
+memory when large)."""
 
 
 def framed(buffers: Sequence[Buffer], size: int) -> list[Buffer]:
@@ -67,7 +79,7 @@ class FrameDecoder:
         self._into_body = False  # read_buffer last gave out the rest of the body
         self._prefix = bytearray()
         self._size: int | None = None  # body length once its prefix is complete
-        self._body: bytearray | None = None  # allocated when a body spans feeds
+        self._body: Body | None = None  # allocated when a body spans feeds
         self._filled = 0
         self._error: DecodeError | None = None
 
@@ -78,10 +90,10 @@ class FrameDecoder:
             return len(self._prefix)
         return _PREFIX.size + self._filled
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytearray]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Body]:
         """Take the next bytes of the stream; return every body now complete.
 
-        Each body is its own writable bytearray, without its prefix.
+        Each body is its own writable buffer (``Body``), without its prefix.
 
         Raises:
             DecodeError: a length prefix is over ``max_frame``, now or earlier.
@@ -89,7 +101,7 @@ class FrameDecoder:
         if self._error is not None:
             raise DecodeError(f"frame decoder is broken: {self._error}")
         view = memoryview(data).cast("B")
-        frames: list[bytearray] = []
+        frames: list[Body] = []
         pos = 0
         while pos < len(view) or self._size == 0:
             if self._size is None:
@@ -128,7 +140,7 @@ class FrameDecoder:
             self._scratch = memoryview(bytearray(self._read_size))
         return self._scratch
 
-    def filled(self, count: int) -> list[bytearray]:
+    def filled(self, count: int) -> list[Body]:
         """Take the ``count`` bytes just read into ``read_buffer()``; return every body
         now complete (as ``feed``).
 
@@ -145,7 +157,7 @@ class FrameDecoder:
                 return [bytearray(self._scratch[4:count])]
         return self.feed(self._scratch[:count])
 
-    def _take_body(self, view: memoryview, pos: int, frames: list[bytearray]) -> int:
+    def _take_body(self, view: memoryview, pos: int, frames: list[Body]) -> int:
         """Copy body bytes; append the body to frames once complete."""
         assert self._size is not None
         available = len(view) - pos
@@ -155,14 +167,15 @@ class FrameDecoder:
                 frames.append(bytearray(view[pos:end]))
                 self._size = None
                 return end
-            self._body = bytearray(self._size)
+            self._body = bytearray(self._size) if self._size < UNZEROED_FROM \
+                else memoryview(np.empty(self._size, np.uint8))
         take = min(available, self._size - self._filled)
         self._body[self._filled : self._filled + take] = view[pos : pos + take]
         self._filled += take
         frames.extend(self._complete())
         return pos + take
 
-    def _complete(self) -> list[bytearray]:
+    def _complete(self) -> list[Body]:
         """Hand over the spanning body if it is whole, and make ready for the next prefix."""
         if self._body is None or self._filled < len(self._body):
             return []

@@ -28,9 +28,9 @@ from typing import Final, cast
 
 import anyio
 
-from ._frames import Buffer, FrameDecoder
+from ._frames import Body, Buffer, FrameDecoder
 
-OnFrame = Callable[[bytearray], None]
+OnFrame = Callable[[Body], None]
 
 _COALESCE: Final = 64 << 10  # smaller buffers are joined: one TLS record, fewer iovecs
 

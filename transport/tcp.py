@@ -44,7 +44,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import FAILURES, Connector, describe, listening_socket, split_address
 from ._envelope import Envelope
-from ._frames import framed
+from ._frames import Body, framed
 from ._link import Link, Peer
 from ._protocol import FrameProtocol
 from .abc import Deliver, Transport, TransportError
@@ -299,7 +299,7 @@ class TcpTransport(Connector, Transport):
             peer.detach(link)
         self._recover(peer, link)
 
-    def _on_frame(self, link: Link, body: bytearray) -> None:
+    def _on_frame(self, link: Link, body: Body) -> None:
         """Deliver one frame's envelope (an empty frame is a goodbye).
 
         Raises:

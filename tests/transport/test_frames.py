@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from peerflow.transport import DecodeError, Envelope
 from peerflow.transport._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
-from peerflow.transport._frames import MAX_FRAME_PREFIX, FrameDecoder, frame_prefix
+from peerflow.transport._frames import MAX_FRAME_PREFIX, UNZEROED_FROM, FrameDecoder, frame_prefix
 
 
 def stream(*bodies: bytes) -> bytes:
@@ -158,7 +159,7 @@ def test_a_16_mib_frame_in_64_kib_chunks_is_held_once() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert frames == [body]
+    assert [bytes(frame) for frame in frames] == [body]
     assert peak < len(body) + (1 << 20)  # the body buffer and one chunk, not two copies
 
 
@@ -216,3 +217,28 @@ def test_a_body_spanning_reads_is_read_straight_into_its_own_buffer() -> None:
     assert decoder.filled(10) == [bytearray(range(50))]
     assert decoder.read_buffer().nbytes == 256 << 10  # between bodies: the read buffer again
     assert decoder.feed(frame_prefix(2) + b"ok") == [bytearray(b"ok")]
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_large_frame_declared_and_barely_sent_costs_the_reader_little_memory() -> None:
+    decoder = FrameDecoder()
+    before = resident_bytes()
+    assert decoder.feed(frame_prefix(512 << 20) + b"x" * 100) == []
+    window = decoder.read_buffer()
+    window[:100] = b"y" * 100
+    assert decoder.filled(100) == []
+    assert decoder.buffered == 4 + 200
+    assert resident_bytes() - before < 16 << 20  # not the 512 MiB declared
+
+
+@pytest.mark.parametrize("size", [UNZEROED_FROM - 1, UNZEROED_FROM])
+def test_bodies_spanning_reads_round_trip_on_either_side_of_the_unzeroed_size(size: int) -> None:
+    body = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    frames = read_in_chunks(FrameDecoder(read_size=1 << 16), stream(body, b"next"), [5])
+    assert [bytes(frame) for frame in frames] == [body, b"next"]
+    frames[0][:3] = b"abc"  # writable, whichever it is
+    assert bytes(frames[0][:3]) == b"abc" and len(frames[0]) == size
