@@ -139,11 +139,10 @@ class _Packing:
 def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
     """Encode an envelope as a frame given as flat byte buffers to write in order.
 
-    The first buffer holds the map length and the map (and, before tensors, its
-    padding); each tensor's
-    bytes follow as a view of the tensor itself (no copy when it is contiguous,
-    little-endian and on the CPU), each followed by its zero padding. Write the
-    buffers out before changing those tensors.
+    The first buffer holds the map length and the map (and, when tensors follow, its
+    padding); each tensor's bytes follow as a view of the tensor itself (no copy when
+    it is contiguous, little-endian and on the CPU), each followed by its zero
+    padding. Write the buffers out before changing those tensors.
 
     Raises:
         TypeError: the body holds something msgpack cannot carry (including numpy

@@ -325,5 +325,3 @@ class TcpTransport(Connector, Transport):
         except Exception as exc:  # an endpoint's bug must not cost the connection
             logger.error("%s: delivering %r to %r failed: %r", self.name, envelope.topic,
                          envelope.recipient, exc)
-
-
