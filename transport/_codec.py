@@ -154,7 +154,7 @@ def encode(envelope: Envelope) -> list[bytes | bytearray | memoryview]:
         packed = _FAST_ENCODER.encode(envelope)
         return [_U32.pack(len(packed)) + packed]
     packing = _Packing()
-    packed = packing.pack({name: getattr(envelope, name) for name in _FIELDS})
+    packed = packing.pack(msgspec.structs.asdict(envelope))  # keys in _FIELDS order
     map_len = len(packed)
     if not packing.tensors:
         return [_U32.pack(map_len) + packed]
