@@ -2,7 +2,7 @@
 
 Each node is a coroutine; each iteration it hands its value to every
 out-neighbour and awaits one Future that the last expected value resolves
-(shared/baselines: "per-iteration dict + Future"). In memory the hand-off is a
+(a per-iteration dict and a Future). In memory the hand-off is a
 direct call into the neighbour's per-iteration dict; over TCP (or TLS) each
 directed link is one loopback connection carrying 17-byte headers and raw
 values, parsed by a ``BufferedProtocol`` straight into the receiver's dict. The

@@ -6,8 +6,8 @@ iterations (in memory and over loopback TCP) and gradient tracking on two moons
 ``--nvflare-python PATH`` (a Python with NVFlare installed, in its own
 environment), its jobs are generated from its examples' layout into OUT/nvflare/
 and run in its simulator on this machine, in this run; otherwise the figures
-recorded on this machine kind (shared/baselines/README.md) stand in, and the
-report says so. Wall times are whole jobs, start-up included, on both sides.
+recorded below stand in, and the report says so. Wall times are whole jobs,
+start-up included, on both sides.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ RECORDED: dict[str, dict[str, Any]] = {
                   "wall_s": (372.0, 372.0), "startup_s": (23.0, 23.0), "iteration_ms": 340.0,
                   "peak_gb": 4.1},
 }
-"""NVFlare 2.9.0 in its simulator, measured 2026-11-23 (shared/baselines/README.md)."""
+"""NVFlare 2.9.0 in its simulator on a 2-core, 24 GiB machine (CPU only), 2026-11-23: the jobs
+below, run by ``peerflow bench --only nvflare --nvflare-python PATH``."""
 NVFLARE_TIMEOUT_S = 1800.0
 
 _COMMON = '''import sys
