@@ -168,7 +168,7 @@ def nvflare_wall(entry: dict[str, Any]) -> tuple[float, str]:
     if live and live.get("ok"):
         return live["wall_s"], "measured in this run"
     low, high = entry["recorded"]["wall_s"]
-    why = f"recorded ({low:g}–{high:g} s, shared/baselines)"
+    why = f"recorded ({low:g}–{high:g} s, NVFlare 2.9.0, 2026-11-23)"
     if live:
         why += f"; the live run failed: {live['error']}"
     return (low + high) / 2, why
