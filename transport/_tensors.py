@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgpack
 import numpy as np
 
+from ._snapshot import is_torch_tensor
 from .abc import DecodeError
 
 TENSOR_EXT: Final = 1
@@ -54,7 +55,7 @@ def tensor_parts(obj: object) -> tuple[str, str, tuple[int, ...], memoryview] | 
     """
     if isinstance(obj, np.ndarray | np.generic):
         return ("np", *_numpy_data(obj))
-    if _is_torch_tensor(obj):
+    if is_torch_tensor(obj):
         return ("pt", *_torch_data(obj))
     return None
 
@@ -85,15 +86,6 @@ def _torch_data(obj: Any) -> tuple[str, tuple[int, ...], memoryview]:
         raise TypeError(f"cannot encode a torch tensor of dtype {t.dtype}")
     t = t.resolve_conj().resolve_neg().contiguous()
     return name, tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy().data
-
-
-def _is_torch_tensor(obj: object) -> bool:
-    module = type(obj).__module__
-    if module != "torch" and not module.startswith("torch."):
-        return False
-    import torch
-
-    return isinstance(obj, torch.Tensor)
 
 
 def tensor_ext(lib: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> msgpack.ExtType:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._envelope import Envelope, new_message_id
+from ._snapshot import snapshot
 
 Deliver = Callable[[Envelope], None]
 """Called with each envelope addressed to a local endpoint; must not block."""
@@ -44,6 +45,9 @@ class Transport(ABC):
     """
 
     on_dead_letter: DeadLetter | None = None
+    copy_on_send: bool = True
+    """Snapshot ``send_values`` bodies; False only for senders that never update a sent
+    buffer in place (then in memory the recipients see those updates)."""
 
     @abstractmethod
     def register(self, name: str, deliver: Deliver) -> None:
@@ -79,11 +83,22 @@ class Transport(ABC):
                     body: Any, run: str) -> None:
         """Send one iteration's ``body`` to every recipient as a "tell", without awaiting.
 
-        The default sends one envelope per recipient; a transport may override it
-        to skip the envelopes, delivering the same values.
+        Every recipient receives ``body`` as it is now, on every transport: unless
+        ``copy_on_send`` is False, its mutable buffers (writable numpy arrays, torch
+        tensors, bytearrays, in dicts, lists and tuples) are copied once for all
+        recipients, so the sender may update them in place as soon as this returns.
 
         Raises:
             anyio.ClosedResourceError: the transport is closed.
+        """
+        self._send_values(sender, recipients, topic, iteration,
+                          snapshot(body) if self.copy_on_send else body, run)
+
+    def _send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
+                     body: Any, run: str) -> None:
+        """Carry a ``send_values`` body (already a snapshot): one envelope per recipient.
+
+        A transport may override it to skip the envelopes, delivering the same values.
         """
         send = self.send
         for recipient in recipients:

@@ -1,8 +1,10 @@
 """In-process transport: envelopes go straight into the recipient's delivery callback.
 
 By reference, with no awaited send: the per-message cost is one dict lookup and
-one call. In strict mode every envelope is encoded and decoded on the way, which
-proves that what runs here also runs over the network (the test suite runs so).
+one call. ``send_values`` bodies are snapshots (see ``Transport.send_values``), so
+a sender's in-place update after the send reaches no one. In strict mode every
+envelope is encoded and decoded on the way, which proves that what runs here also
+runs over the network (the test suite runs so).
 Otherwise ``send_values`` skips the envelopes: each recipient's value hook for
 the topic gets (sender, iteration, body) directly, which halves the per-message cost.
 """
@@ -24,10 +26,12 @@ class MemoryTransport(Transport):
 
     Args:
         strict: run every envelope through the codec (encode, then decode).
+        copy_on_send: snapshot ``send_values`` bodies (see ``Transport.copy_on_send``).
     """
 
-    def __init__(self, *, strict: bool = False) -> None:
+    def __init__(self, *, strict: bool = False, copy_on_send: bool = True) -> None:
         self.strict = strict
+        self.copy_on_send = copy_on_send
         self._endpoints: dict[str, Deliver] = {}
         self._value_hooks: dict[str, dict[str, DeliverValue]] = {}  # topic -> name -> hook
         self._closed = False
@@ -58,15 +62,15 @@ class MemoryTransport(Transport):
             envelope = decode(bytearray().join(encode(envelope)))
         deliver(envelope)
 
-    def send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
-                    body: Any, run: str) -> None:
+    def _send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
+                     body: Any, run: str) -> None:
         hooks = self._value_hooks.get(topic)
         if self.strict or hooks is None:
-            return super().send_values(sender, recipients, topic, iteration, body, run)
+            return super()._send_values(sender, recipients, topic, iteration, body, run)
         for recipient in recipients:
             hook = hooks.get(recipient)
             if hook is None:  # no hook, no endpoint, or closed: the envelope path says which
-                super().send_values(sender, (recipient,), topic, iteration, body, run)
+                super()._send_values(sender, (recipient,), topic, iteration, body, run)
             else:
                 hook(sender, iteration, body)
 
