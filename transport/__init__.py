@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
+from ._guard import Guard, OverLimit
 from ._handshake import HandshakeError
 from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
 from ._select import Address, NetworkTransport, create_transport, parse_address
@@ -24,12 +25,14 @@ __all__ = [
     "EmulatedTransport",
     "Envelope",
     "FrameTooLarge",
+    "Guard",
     "HandshakeError",
     "Kind",
     "Link",
     "LinkStats",
     "MemoryTransport",
     "NetworkTransport",
+    "OverLimit",
     "PeerCongested",
     "Project",
     "ProvisionError",

@@ -2,11 +2,14 @@
 
 ``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s
 and wins them back: it accepts (with a handshake timeout, so a silent peer is
-dropped), dials with retry and backoff while peers start in any order, has the
-loop do TLS (see ``_protocol``), runs the handshake of ``_handshake``, and after
-a broken link redials or waits for the peer, then gives it up. Every connection
-it makes is tracked until it closes, so that closing the transport leaves none
-open. What happens on an established link is ``tcp``'s.
+dropped, and at most ``max_pending`` handshakes at once per remote host), dials
+with retry and backoff while peers start in any order, has the loop do TLS (see
+``_protocol``), runs the handshake of ``_handshake``, and after a broken link
+redials or waits for the peer, then gives it up. Plain TCP without a join
+secret accepts loopback peers only. Every connection it makes is tracked until
+it closes, so that closing the transport leaves none open; a watchdog drops
+those whose unfinished frame stalled (``ReadLimits``). What happens on an
+established link is ``tcp``'s.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
@@ -22,6 +26,7 @@ from anyio.abc import TaskGroup
 
 from . import _handshake as hs
 from ._envelope import Envelope
+from ._guard import Guard, OverLimit, ReadLimits, is_loopback
 from ._link import Link, Peer
 from ._protocol import FrameProtocol, adopt, dial, format_address
 from .abc import DecodeError
@@ -29,7 +34,7 @@ from .abc import DecodeError
 logger = logging.getLogger("peerflow.transport.tcp")
 
 FAILURES: Final = (OSError, TimeoutError, ssl.SSLError, anyio.EndOfStream, anyio.IncompleteRead,
-                   anyio.BrokenResourceError, anyio.ClosedResourceError, DecodeError)
+                   anyio.BrokenResourceError, anyio.ClosedResourceError, DecodeError, OverLimit)
 """What a connection may fail with: each ends that connection only."""
 
 
@@ -54,6 +59,10 @@ class Connector:
     address: str | None
     handshake_timeout: float
     reconnect_window: float
+    secret: str | None
+    guard: Guard
+    max_pending: int
+    _limits: ReadLimits
     on_peer_lost: Callable[[str, str], None] | None
     dead_letter: Callable[[Envelope, str], None]
     _peers: dict[str, Peer]
@@ -63,6 +72,7 @@ class Connector:
     _server_context: ssl.SSLContext | None
     _client_context: ssl.SSLContext | None
     _connections: set[FrameProtocol]
+    _pending: Counter[str]
 
     async def _serve(self, link: Link) -> None:
         raise NotImplementedError
@@ -86,33 +96,65 @@ class Connector:
 
     async def _accept(self, sock: socket.socket) -> None:
         remote = _remote(sock)
+        host = remote.rpartition(":")[0]
+        if refusal := self._refusal(host):
+            sock.close()
+            logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
+                           refusal)
+            return
         conn: FrameProtocol | None = None
         hello: hs.Hello | None = None
+        self._pending[host] += 1
         try:
             with anyio.fail_after(self.handshake_timeout):
-                conn = self._track(await adopt(sock, self._server_context))  # owns sock
+                conn = self._track(await adopt(sock, self._server_context, self._limits))
                 hello, run = await self._admit(conn)
         except (*FAILURES, hs.HandshakeError) as exc:
             if not self._closing:
                 logger.warning("%s: dropped incoming connection from %s: %s", self.name,
                                remote, describe(exc))
         finally:
+            self._pending[host] -= 1
+            if not self._pending[host]:
+                del self._pending[host]
             if hello is None and conn is not None:  # failed, or cancelled while closing
                 conn.close()  # after any refusal written
         if hello is not None and conn is not None:
             await self._serve(Link(conn, hello.node, run, dialer=hello.node))
 
+    def _refusal(self, host: str) -> str | None:
+        """Why a connection from ``host`` is refused before its handshake, if it is."""
+        if self._server_context is None and self.secret is None and not is_loopback(host):
+            return "plain TCP without a join secret accepts loopback peers only"
+        if self._pending[host] >= self.max_pending:
+            return f"{self.max_pending} handshakes from {host} are under way already"
+        return None
+
     async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
         """Read the dialer's hello; answer welcome or refuse (then raise)."""
         hello = hs.parse_hello(await _read_handshake(conn))
+        gate = hs.Gate(self.run_id, self.secret, self._joiner, self.guard.connects,
+                       self._connected)
         try:
-            run = hs.admit(hello, run=self.run_id, identity=conn.peer_identity(),
-                           joiner=self._joiner)
+            run = hs.admit(hello, gate, conn.peer_identity())
         except hs.HandshakeError as exc:
             conn.write([hs.refuse(str(exc), retry=exc.retry)])
             raise
         conn.write([hs.welcome(self.name, run)])
         return hello, run
+
+    def _connected(self, name: str) -> bool:
+        peer = self._peers.get(name)
+        return peer is not None and bool(peer.links)
+
+    async def watch_stalls(self) -> None:
+        """Drop connections whose unfinished frame stalled (see ``ReadLimits``)."""
+        while True:
+            await anyio.sleep(min(1.0, self._limits.stall_grace / 4))
+            now = anyio.current_time()
+            for conn in list(self._connections):
+                if (why := conn.stalled(now)) is not None:
+                    conn.fail(OverLimit(why))
 
     async def _dial(self, peer: Peer, window: float) -> None:
         """Dial until connected, refused or out of time; then serve the connection."""
@@ -145,9 +187,10 @@ class Connector:
         assert peer.route is not None
         limit = max(0.05, min(self.handshake_timeout, deadline - anyio.current_time()))
         with anyio.fail_after(limit):
-            conn = self._track(await dial(*split_address(peer.route), self._client_context))
+            conn = self._track(await dial(*split_address(peer.route), self._client_context,
+                                          self._limits))
             try:
-                conn.write([hs.hello(self.name, self.run_id, self.address)])
+                conn.write([hs.hello(self.name, self.run_id, self.address, self.secret)])
                 node, run = hs.parse_answer(await _read_handshake(conn))
                 self._check_answer(peer.name, node, run, conn.peer_identity())
             except BaseException:
@@ -167,7 +210,6 @@ class Connector:
                                     + (f" (certificate {identity!r})" if identity else ""))
         if self.run_id is not None and run != self.run_id:
             raise hs.HandshakeError(f"peer {node!r} is in run {run!r}, not {self.run_id!r}")
-
 
     # -- losing peers --------------------------------------------------------------
     def _recover(self, peer: Peer, link: Link) -> None:

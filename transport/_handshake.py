@@ -6,7 +6,7 @@ side ever reads past the handshake. Handshake frames use the same u32 length
 prefix as envelopes but are small msgpack maps, at most ``MAX_HANDSHAKE`` bytes::
 
     hello:   {"peerflow": "hello",   "version": 1, "node": str, "run": str | None,
-              "listen": str | None}
+              "listen": str | None, "secret": str | None}
     welcome: {"peerflow": "welcome", "version": 1, "node": str, "run": str}
     refuse:  {"peerflow": "refuse",  "version": 1, "reason": str, "retry": bool}
 
@@ -14,10 +14,16 @@ A hello whose run is None comes from a process that has not joined a run yet
 (a node registering with its controller, or an admin client); only an acceptor
 that admits joiners takes it, and the dialer adopts the run of the welcome.
 With TLS the name in the hello must be the name in the peer's certificate.
+Without TLS a name is only a claim: an acceptor given a join secret admits only
+hellos that carry it (plain TCP without a secret admits loopback peers only, see
+``tcp``). Either way the acceptor admits only names its guard lets connect, and
+one connection per name: a second one while the first is up is refused (with
+``retry``: the first may be on its way out).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,6 +59,7 @@ class Hello:
     node: str
     run: str | None
     listen: str | None = None
+    secret: str | None = None
 
 
 def pack(message: dict[str, Any]) -> bytes:
@@ -61,8 +68,9 @@ def pack(message: dict[str, Any]) -> bytes:
     return frame_prefix(len(body)) + body
 
 
-def hello(node: str, run: str | None, listen: str | None) -> bytes:
-    return pack({"peerflow": "hello", "node": node, "run": run, "listen": listen})
+def hello(node: str, run: str | None, listen: str | None, secret: str | None = None) -> bytes:
+    return pack({"peerflow": "hello", "node": node, "run": run, "listen": listen,
+                 "secret": secret})
 
 
 def welcome(node: str, run: str) -> bytes:
@@ -92,12 +100,15 @@ def parse_hello(body: bytes | bytearray) -> Hello:
     """
     fields = _unpack(body, "hello")
     node, run, listen = fields.get("node"), fields.get("run"), fields.get("listen")
+    secret = fields.get("secret")
     _check_name(node, "node")
     if run is not None:
         _check_name(run, "run")
     if listen is not None and (type(listen) is not str or len(listen) > _MAX_NAME):
         raise HandshakeError(f"hello field 'listen' expected an address, got {listen!r:.80}")
-    return Hello(node, run, listen)
+    if secret is not None:
+        _check_name(secret, "secret")
+    return Hello(node, run, listen, secret)
 
 
 def parse_answer(body: bytes | bytearray) -> tuple[str, str]:
@@ -118,31 +129,55 @@ def parse_answer(body: bytes | bytearray) -> tuple[str, str]:
     return node, run
 
 
-def admit(hello: Hello, *, run: str | None, identity: str | None,
-          joiner: Callable[[str], bool]) -> str:
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What an acceptor checks a hello against.
+
+    Attributes:
+        run: this side's run id (None before it joined one).
+        secret: the join secret a hello must carry (None: none asked).
+        joiner: whether a dialer of this name may join without knowing the run.
+        connects: whether a dialer of this name may connect at all.
+        connected: whether a connection under this name is up already.
+    """
+
+    run: str | None
+    secret: str | None
+    joiner: Callable[[str], bool]
+    connects: Callable[[str], bool]
+    connected: Callable[[str], bool]
+
+
+def admit(hello: Hello, gate: Gate, identity: str | None) -> str:
     """Decide whether to accept a hello; return the run the connection is bound to.
 
     Args:
         hello: what the dialer said.
-        run: this side's run id (None before it joined one).
+        gate: what this side admits.
         identity: the name in the dialer's TLS certificate (None without TLS).
-        joiner: whether a dialer of this name may join without knowing the run.
 
     Raises:
-        HandshakeError: the hello names another identity or another run.
+        HandshakeError: the hello names another identity or run, lacks the secret, names
+            someone who may not connect, or someone already connected (``retry``).
     """
     if identity is not None and hello.node != identity:
         raise HandshakeError(f"hello names node {hello.node!r} but the certificate names "
                              f"{identity!r}")
-    if run is None:
+    if gate.secret is not None and not hmac.compare_digest(
+            (hello.secret or "").encode(), gate.secret.encode()):
+        raise HandshakeError(f"node {hello.node!r} did not give this run's join secret")
+    if not gate.connects(hello.node):
+        raise HandshakeError(f"node {hello.node!r} may not connect here")
+    if gate.run is None:
         raise HandshakeError("this node has not joined a run yet", retry=True)
-    if hello.run is None:
-        if not joiner(hello.node):
-            raise HandshakeError(f"node {hello.node!r} may not join run {run!r}")
-        return run
-    if hello.run != run:
-        raise HandshakeError(f"connection for run {hello.run!r} refused: this is run {run!r}")
-    return run
+    if hello.run is None and not gate.joiner(hello.node):
+        raise HandshakeError(f"node {hello.node!r} may not join run {gate.run!r}")
+    if hello.run is not None and hello.run != gate.run:
+        raise HandshakeError(f"connection for run {hello.run!r} refused: this is run "
+                             f"{gate.run!r}")
+    if gate.connected(hello.node):
+        raise HandshakeError(f"node {hello.node!r} is connected already", retry=True)
+    return gate.run
 
 
 def _unpack(body: bytes | bytearray, *kinds: str) -> dict[str, Any]:

@@ -15,7 +15,11 @@ high-water mark; the owner keeps its own queue until ``resume_writing``.
 TLS is asyncio's (``ssl=`` on ``create_connection`` and ``connect_accepted_socket``).
 Before ``start`` the protocol reads nothing unasked: ``receive_exactly`` reads
 the handshake frame and not one byte past it. Errors are anyio's:
-``IncompleteRead``, ``BrokenResourceError``, ``ClosedResourceError``.
+``IncompleteRead``, ``BrokenResourceError``, ``ClosedResourceError``; and
+``OverLimit`` when an unfinished frame breaks the transport's ``ReadLimits``.
+Once the connection is lost, the protocol lets go of its decoder and callbacks:
+a partial frame's memory is freed then, not when a cycle through the owner's
+callback is collected.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Final, cast
 import anyio
 
 from ._frames import Body, Buffer, FrameDecoder
+from ._guard import OverLimit, ReadLimits
 
 OnFrame = Callable[[Body], None]
 
@@ -40,10 +45,12 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     Args:
         tls: whether the transport under it is TLS (for describing it).
+        limits: the bounds its unfinished frames count against (None: unbounded).
     """
 
-    def __init__(self, tls: bool) -> None:
+    def __init__(self, tls: bool, limits: ReadLimits | None = None) -> None:
         self.tls = tls
+        self.limits = limits
         self.remote = "?"
         self.paused = False  # the transport's write buffer is over its high-water mark
         self.transport: asyncio.Transport | None = None
@@ -57,6 +64,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._on_frame: OnFrame | None = None
         self._on_writable: Callable[[], None] | None = None
         self._failure: BaseException | None = None
+        self._held = 0  # bytes of an unfinished frame, counted in limits.held
+        self._started: float | None = None  # when that frame's first byte came
 
     # -- asyncio callbacks ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -81,11 +90,36 @@ class FrameProtocol(asyncio.BufferedProtocol):
             return
         assert self._on_frame is not None
         try:
-            for body in self._decoder.filled(nbytes):
+            frames = self._decoder.filled(nbytes)
+            for body in frames:
                 self._on_frame(body)
+            held = self._decoder.buffered
+            if held or self._held:
+                self._count(held, restart=bool(frames))
         except Exception as exc:  # a bad frame or a bug: this connection only ends
-            self._failure = exc
-            self.abort()
+            self.fail(exc)
+
+    def _count(self, held: int, *, restart: bool) -> None:
+        """Count an unfinished frame's bytes against the limits.
+
+        Raises:
+            OverLimit: the transport's connections hold more than ``max_buffered``.
+        """
+        if self._started is None or restart:
+            self._started = asyncio.get_running_loop().time() if held else None
+        limits = self.limits
+        if limits is not None:
+            limits.held += held - self._held
+        self._held = held
+        if limits is not None and limits.held > limits.max_buffered:
+            raise OverLimit(f"unfinished frames hold {limits.held} bytes, over the limit "
+                            f"of {limits.max_buffered}")
+
+    def stalled(self, now: float) -> str | None:
+        """Why this connection's unfinished frame counts as stalled at ``now``, if it does."""
+        if self._started is None or self.limits is None or self._decoder is None:
+            return None
+        return self.limits.stalled(self._decoder.buffered, now - self._started)
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -96,6 +130,11 @@ class FrameProtocol(asyncio.BufferedProtocol):
             self._on_writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.limits is not None:
+            self.limits.held -= self._held
+        self._held, self._started = 0, None
+        self._decoder = self._on_frame = self._on_writable = None  # see module doc
+        self._handshake_buffer = memoryview(b"")
         if exc is not None and self._failure is None:
             self._failure = anyio.BrokenResourceError(
                 f"connection with {self.remote} failed: {exc}")
@@ -173,6 +212,11 @@ class FrameProtocol(asyncio.BufferedProtocol):
         if self.transport is not None and not self.closed.done():
             self.transport.close()
 
+    def fail(self, exc: BaseException) -> None:
+        """Close at once because of ``exc``, which ``wait_closed`` raises."""
+        self._failure = self._failure or exc
+        self.abort()
+
     def abort(self) -> None:
         """Close at once, dropping anything not sent; idempotent."""
         if self.transport is not None and not self.closed.done():
@@ -192,20 +236,22 @@ class FrameProtocol(asyncio.BufferedProtocol):
             raise failure
 
 
-async def dial(host: str, port: int, context: ssl.SSLContext | None) -> FrameProtocol:
+async def dial(host: str, port: int, context: ssl.SSLContext | None,
+               limits: ReadLimits | None = None) -> FrameProtocol:
     """Connect (and do the TLS handshake when given a context).
 
     Raises:
         OSError: the address does not resolve or the connection is refused.
         ssl.SSLError: the TLS handshake failed.
     """
-    protocol = FrameProtocol(context is not None)
+    protocol = FrameProtocol(context is not None, limits)
     await asyncio.get_running_loop().create_connection(lambda: protocol, host, port,
                                                        ssl=context)
     return protocol
 
 
-async def adopt(sock: socket.socket, context: ssl.SSLContext | None) -> FrameProtocol:
+async def adopt(sock: socket.socket, context: ssl.SSLContext | None,
+                limits: ReadLimits | None = None) -> FrameProtocol:
     """Take over an accepted socket (doing the TLS handshake when given a context).
 
     The loop owns ``sock`` from now on, also when this fails.
@@ -214,7 +260,7 @@ async def adopt(sock: socket.socket, context: ssl.SSLContext | None) -> FramePro
         OSError: the connection failed.
         ssl.SSLError: the TLS handshake failed.
     """
-    protocol = FrameProtocol(context is not None)  # uvloop returns its TLS layer's
+    protocol = FrameProtocol(context is not None, limits)  # uvloop returns its TLS layer's
     await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock,
                                                              ssl=context)
     return protocol

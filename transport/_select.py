@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from ._guard import Guard
 from .abc import Transport
 from .memory import MemoryTransport
 from .tcp import TcpTransport, split_address
@@ -94,6 +95,7 @@ class NetworkTransport(Protocol):
     address: str | None
     reconnect_window: float
     on_peer_lost: Callable[[str, str], None] | None
+    guard: Guard
 
     async def __aenter__(self) -> Any: ...
 

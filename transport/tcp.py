@@ -3,10 +3,13 @@
 - Wire: u32-length-prefixed frames (``_frames``); a frame is one codec envelope;
   a zero-length frame is a *goodbye*: "I send nothing more on this connection".
 - Connections: one per peer pair, reused both ways; each is bound by a handshake
-  (``_handshake``) to a peer name and a run. Dialing retries with backoff while
-  peers start in any order. Without TLS a peer's name is what its hello says;
-  with TLS it is its certificate's name. An envelope whose sender is neither
-  that name nor one of its sub-names (``name/...``) is dropped and logged.
+  (``_handshake``) to a peer name and a run, one live connection per name.
+  Dialing retries with backoff while peers start in any order. With TLS a
+  peer's name is its certificate's; without, it is what its hello says, and
+  only a hello carrying the join ``secret`` gets in (no secret: loopback peers
+  only). An envelope whose sender is neither that name nor one of its
+  sub-names (``name/...``) is dropped and logged, as is one the ``guard``
+  (the deployment's roles, see ``_guard``) refuses from that name.
 - Data plane: asyncio's loop API directly (``_protocol``), not anyio streams:
   the runtime runs on anyio's asyncio backend (uvloop included), and this is
   what takes a message through without a task wake or a socket re-registration.
@@ -24,7 +27,8 @@
   panic); control envelopes (asks, replies, panics, aborts) always queue, they
   are small. The backlog is bounded by ``max_queued`` plus those.
 - Faults: a frame that does not decode drops its connection (logged), nothing
-  else. A connection that breaks without goodbye is redialed (if the peer's
+  else; so does an unfinished frame over the ``ReadLimits`` (bytes held across
+  connections, or stalled). A connection that breaks without goodbye is redialed (if the peer's
   address is known) or awaited for ``reconnect_window`` seconds; then the peer
   is lost: its queue becomes dead letters and ``on_peer_lost(name, reason)``
   is called for watched peers, which the deployment turns into a panic.
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import Any, Final
@@ -45,6 +50,7 @@ from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import FAILURES, Connector, describe, listening_socket, split_address
 from ._envelope import Envelope
 from ._frames import Body, framed
+from ._guard import DEFAULT_MIN_RATE, DEFAULT_STALL_GRACE, OPEN, Guard, ReadLimits
 from ._link import Link, Peer
 from ._protocol import FrameProtocol
 from .abc import Deliver, Transport, TransportError
@@ -79,6 +85,16 @@ class TcpTransport(Connector, Transport):
         connect_timeout: seconds to keep dialing a peer that is not up yet.
         reconnect_window: seconds to win back a broken connection before the peer is lost.
         handshake_timeout: seconds an accepted connection has to complete its handshake.
+        secret: the run's join secret: dialing, sent in the hello; accepting, required
+            of every hello. None: none sent, and without TLS only loopback peers get in.
+        max_pending: handshakes under way at once from one remote host.
+        max_buffered: bytes of unfinished frames across all connections (default:
+            4 frames of ``max_frame``); see ``ReadLimits`` for this and the next two.
+        stall_grace: seconds an unfinished frame may take before it must keep up.
+        min_rate: bytes a second an unfinished frame must average after the grace.
+
+    Attributes:
+        guard: who may connect and what each may send (set by the deployment).
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -87,13 +103,21 @@ class TcpTransport(Connector, Transport):
                  joiners: Collection[str] | Callable[[str], bool] = (),
                  max_frame: int = DEFAULT_MAX_FRAME, max_queued: int = DEFAULT_MAX_QUEUED,
                  connect_timeout: float = 30.0, reconnect_window: float = 2.0,
-                 handshake_timeout: float = 10.0, close_timeout: float = 2.0) -> None:
+                 handshake_timeout: float = 10.0, close_timeout: float = 2.0,
+                 secret: str | None = None, max_pending: int = 64,
+                 max_buffered: int | None = None, stall_grace: float = DEFAULT_STALL_GRACE,
+                 min_rate: float = DEFAULT_MIN_RATE) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
         self.name, self.run_id, self.tls = name, run_id, tls
         self.max_frame, self.max_queued = max_frame, max_queued
         self.connect_timeout, self.reconnect_window = connect_timeout, reconnect_window
         self.handshake_timeout, self.close_timeout = handshake_timeout, close_timeout
+        self.secret, self.max_pending = secret, max_pending
+        self.guard: Guard = OPEN
+        self._limits = ReadLimits(4 * max_frame if max_buffered is None else max_buffered,
+                                  stall_grace, min_rate)
+        self._pending: Counter[str] = Counter()
         self.on_peer_lost: PeerLost | None = None
         self.address: str | None = None
         self._listen = listen
@@ -119,6 +143,7 @@ class TcpTransport(Connector, Transport):
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
         self._group = await self._outer.start(self._host)
+        self._group.start_soon(self.watch_stalls)
         if self._listen is not None:
             self._listener = listening_socket(*split_address(self._listen))
             host, port = self._listener.getsockname()[:2]
@@ -313,6 +338,10 @@ class TcpTransport(Connector, Transport):
             logger.warning("%s: dropped %s %r from %r on the connection of %r (run %r): "
                            "sender or run does not match", self.name, envelope.kind,
                            envelope.topic, envelope.sender, link.peer, envelope.run)
+            return
+        if (refusal := self.guard.sends(link.peer, envelope)) is not None:
+            logger.warning("%s: dropped %s %r from %r to %r: %s", self.name, envelope.kind,
+                           envelope.topic, envelope.sender, envelope.recipient, refusal)
             return
         deliver = self._endpoints.get(envelope.recipient)
         if deliver is None:
