@@ -8,7 +8,13 @@ import pytest
 
 import peerflow
 from peerflow.actors import CONTROLLER_NAME, Config
-from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, ring
+from peerflow.algorithms import (
+    ConsensusExecutor,
+    metropolis_hastings,
+    mixing_matrix,
+    random_connected,
+    ring,
+)
 from peerflow.transport import (
     EmulatedTransport,
     Envelope,
@@ -96,10 +102,10 @@ async def test_bandwidth_serialises_a_links_envelopes() -> None:
     np.testing.assert_array_equal(got[-1][1].body, body)
 
 
-async def test_drops_are_seeded_and_counted_per_link() -> None:
+async def test_true_losses_are_seeded_and_counted_per_link() -> None:
     counts = []
     for _ in range(2):
-        async with emulated(Link(drop=0.3), seed=11) as transport:
+        async with emulated(Link(drop=0.3, loss="drop"), seed=11) as transport:
             inbox = Arrivals()
             transport.register("b", inbox)
             for i in range(200):
@@ -108,6 +114,28 @@ async def test_drops_are_seeded_and_counted_per_link() -> None:
             assert transport.stats.dropped == 200 - len(inbox.items)
             assert transport.stats.dropped_by_link == {("a", "b"): transport.stats.dropped}
     assert counts[0] == counts[1] and 100 < counts[0] < 180
+
+
+async def test_by_default_a_lost_envelope_is_retransmitted_late_and_in_order() -> None:
+    async with emulated(Link(drop=0.3, rto=0.005), seed=11) as transport:
+        inbox = Arrivals()
+        transport.register("b", inbox)
+        sent_at = anyio.current_time()
+        for i in range(200):
+            transport.send(tell("a", "b", i))
+        got = await inbox.wait(200)
+    assert [e.body for _, e in got] == list(range(200))
+    assert transport.stats.dropped == 0 and transport.stats.retransmitted > 40
+    assert got[-1][0] - sent_at >= 0.005
+
+
+async def test_a_link_that_loses_everything_gives_up_after_its_retransmissions() -> None:
+    async with emulated(Link(drop=1.0, rto=0.001)) as transport:
+        inbox = Arrivals()
+        transport.register("b", inbox)
+        transport.send(tell("a", "b", 1))
+        await anyio.sleep(0.01)
+    assert inbox.items == [] and transport.stats.dropped_by_link == {("a", "b"): 1}
 
 
 async def test_exempt_actors_pass_untouched() -> None:
@@ -143,7 +171,8 @@ async def test_closing_discards_what_is_due_and_refuses_new_sends() -> None:
 
 
 def test_invalid_links_are_refused() -> None:
-    for bad in ({"latency": -1}, {"bandwidth": 0}, {"drop": 1.5}):
+    for bad in ({"latency": -1}, {"bandwidth": 0}, {"drop": 1.5}, {"rto": -1},
+                {"loss": "lose"}):
         with pytest.raises(ValueError):
             Link(**bad)  # type: ignore[arg-type]
 
@@ -174,3 +203,34 @@ async def test_a_lost_value_aborts_the_run_at_the_receivers_sync_timeout() -> No
     assert result.status == "aborted" and anyio.current_time() - start < 0.3 + 2.0
     assert "no value from" in (result.reason or "") and result.iteration is not None
     assert set(transport.stats.dropped_by_link) == {("site-2", "site-3")}
+
+
+def lossy_consensus(loss: str) -> tuple[Config, dict[str, ConsensusExecutor], EmulatedTransport]:
+    """6 nodes, 20 iterations, drop 0.001: a seed under which two values are lost."""
+    network = metropolis_hastings(random_connected(6, seed=0))
+    executors = {n: ConsensusExecutor(float(i), sync_timeout=1.0)
+                 for i, n in enumerate(network.node_ids)}
+    transport = emulated(Link(drop=0.001, loss=loss), exempt={CONTROLLER_NAME}, seed=5)  # type: ignore[arg-type]
+    return Config(network, {"iterations": 20}), executors, transport
+
+
+async def test_a_synchronous_run_over_a_lossy_link_completes_with_the_exact_result() -> None:
+    config, executors, transport = lossy_consensus("retransmit")
+    with anyio.fail_after(20):
+        result = await peerflow.run(config, executors, transport)
+    assert result.ok, result.reason
+    assert transport.stats.retransmitted > 0 and transport.stats.dropped == 0
+    w, ids = mixing_matrix(config.network)
+    x = np.arange(len(ids), dtype=float)
+    for _ in range(20):
+        x = w @ x
+    np.testing.assert_allclose([executors[n].current_value for n in ids], x, rtol=0,
+                               atol=1e-12)
+
+
+async def test_with_true_loss_the_same_run_aborts_naming_the_missing_value() -> None:
+    config, executors, transport = lossy_consensus("drop")
+    with anyio.fail_after(20):
+        result = await peerflow.run(config, executors, transport)
+    assert result.status == "aborted" and "no value from" in (result.reason or "")
+    assert transport.stats.dropped > 0
