@@ -1,31 +1,52 @@
-"""One conformance suite, run against every transport: memory, TCP and TLS.
+"""One conformance suite, run against every transport: strict and by-reference memory,
+emulated links (over strict memory), TCP and TLS.
 
 Whatever an algorithm may rely on is checked here once for all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import anyio
 import numpy as np
 import pytest
 import torch
-from _net import KINDS, RUN, open_net, tell
+from _net import KINDS, RUN, tell
+from _net import open_net as open_kind
 
-from peerflow.transport import Envelope, MemoryTransport, Transport
+from peerflow.transport import EmulatedTransport, Envelope, Link, MemoryTransport, Transport
+
+SHARED = {  # transports that carry every name in one object
+    "memory by reference": MemoryTransport,
+    "emulated": lambda: EmulatedTransport(MemoryTransport(strict=True), Link(latency=0.001)),
+}
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=(*KINDS, *SHARED))
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@contextlib.asynccontextmanager
+async def open_net(kind: str, names: Iterable[str], kits: Path | None = None
+                   ) -> AsyncIterator[dict[str, Transport]]:
+    """``_net.open_net``, and the transports of ``SHARED``."""
+    if kind not in SHARED:
+        async with open_kind(kind, names, kits) as net:
+            yield net
+        return
+    async with SHARED[kind]() as shared:
+        yield dict.fromkeys(names, shared)
 
 
 class Inbox:
     """Collects what an endpoint receives; ``wait(n)`` until n envelopes are in."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "?") -> None:
+        self.name = name
         self.items: list[Envelope] = []
         self._changed = anyio.Event()
 
@@ -35,7 +56,7 @@ class Inbox:
 
     def value(self, sender: str, iteration: int, body: object) -> None:
         """The fast path of ``send_values`` (topic "value"): kept as a tell with no id."""
-        self(Envelope("tell", sender, "?", "value", body, iteration, RUN, ""))
+        self(Envelope("tell", sender, self.name, "value", body, iteration, RUN, ""))
 
     async def wait(self, count: int, timeout: float = 10) -> list[Envelope]:
         with anyio.fail_after(timeout):
@@ -154,13 +175,17 @@ async def test_sending_on_a_closed_transport_raises_closed_resource_error(kind: 
             net["a"].send(tell("a", "b"))
 
 
-async def multicast(net: dict[str, Transport], body: object) -> dict[str, list[Envelope]]:
-    """``send_values`` from "a" to "b" and "c", each with a value hook; what each got."""
-    inboxes = {name: Inbox() for name in ("b", "c")}
+async def multicast(net: dict[str, Transport], body: object,
+                    after_send: Callable[[], object] = lambda: None
+                    ) -> dict[str, list[Envelope]]:
+    """``send_values`` from "a" to "b" and "c", each with a value hook, then ``after_send()``;
+    what each got."""
+    inboxes = {name: Inbox(name) for name in ("b", "c")}
     for name, inbox in inboxes.items():
         net[name].register(name, inbox)
         net[name].register_values(name, "value", inbox.value)
     net["a"].send_values("a", ["b", "c"], "value", 3, body, RUN)
+    after_send()
     return {name: await inbox.wait(1) for name, inbox in inboxes.items()}
 
 
@@ -171,7 +196,23 @@ async def test_send_values_delivers_one_tell_per_recipient(kind: str, kits: Path
         assert (envelope.kind, envelope.sender, envelope.recipient, envelope.topic,
                 envelope.iteration, envelope.run, envelope.body) == \
             ("tell", "a", name, "value", 3, RUN, {"x": [1.5]})
-        assert envelope.id
+        assert envelope.id or kind == "memory by reference"  # its fast path has no envelope
+
+
+async def test_send_values_delivers_the_value_as_it_was_when_sent(kind: str,
+                                                                  kits: Path) -> None:
+    body = {"np": np.arange(3.0), "pt": [torch.ones(2)], "both": (np.ones(1), torch.ones(1))}
+
+    def update_in_place() -> None:
+        for array in (body["np"], *body["pt"], *body["both"]):
+            array *= -1
+
+    async with open_net(kind, ["a", "b", "c"], kits) as net:
+        got = await multicast(net, body, update_in_place)
+    for (envelope,) in got.values():
+        assert envelope.body["np"].tolist() == [0.0, 1.0, 2.0]
+        assert envelope.body["pt"][0].tolist() == [1.0, 1.0]
+        assert [x.tolist() for x in envelope.body["both"]] == [[1.0], [1.0]]
 
 
 @pytest.mark.parametrize("strict", [True, False])
