@@ -11,6 +11,9 @@ client) reports each node's iteration and connections.
 
 The controller declares a node lost as soon as its connection breaks without a
 goodbye: the run aborts naming that node. A node that loses the controller ends.
+Who may send what is checked by role (``_roles``): admins only read status, a
+node reports only its own panic, and a node hears only the controller and, once
+its routes came, its neighbours' values.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ._deploy import abort_on_lost_node, panic_on_lost_peer, reconnect_window
 from ._errors import ActorError
 from ._executor import SyncAlgorithmExecutor
 from ._result import PanicReport, RunResult
+from ._roles import STATUS_TOPIC, controller_guard, neighbourhoods, node_guard
 from ._runtime import Runtime
 from ._task_exchanger import agent_status
 
@@ -68,7 +72,7 @@ class Registry(Actor):
 
     async def handle(self, envelope: Envelope) -> Any:
         node = envelope.sender.partition("/")[0]
-        if envelope.topic == "status":
+        if envelope.topic == STATUS_TOPIC:
             return await self.status()
         if node not in self.controller.targets:
             raise ValueError(f"{node!r} is not a node of this job")
@@ -109,13 +113,8 @@ class Registry(Actor):
 
     def routes(self) -> dict[str, dict[str, str]]:
         """Each node's host and the addresses of its in- and out-neighbours."""
-        network = self.controller.config.network
-        out = network.out_neighbors()
-        routes = {}
-        for node in network.nodes:
-            peers = {n.id for n in node.neighbors} | set(out[node.id])
-            routes[host_name(node.id)] = {p: self.addresses[p] for p in sorted(peers)}
-        return routes
+        return {host_name(node): {p: self.addresses[p] for p in sorted(peers)}
+                for node, peers in neighbourhoods(self.controller.config.network).items()}
 
     async def status(self) -> dict[str, Any]:
         """The run, its state, and per node: address, iteration and connections."""
@@ -149,6 +148,7 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
     controller = DistOptController(config, config_timeout=config_timeout)
     async with transport, Runtime(transport, transport.run_id) as runtime:
         registry = Registry(controller, transport, job)
+        transport.guard = controller_guard(controller.targets, REGISTRY)
         await runtime.spawn(controller)
         await runtime.spawn(registry)
         abort = abort_on_lost_node(controller)
@@ -185,16 +185,22 @@ class NodeHost(Actor):
     def __init__(self, node: str, transport: NetworkTransport) -> None:
         super().__init__(host_name(node))
         self.node, self.transport = node, transport
+        self.neighbours: set[str] = set()
+        transport.guard = node_guard(node, CONTROLLER_NAME, self.neighbours)
         self.executor: SyncAlgorithmExecutor | None = None
         self.outcome: dict[str, Any] = {}
         self.done = anyio.Event()
 
     async def handle(self, envelope: Envelope) -> Any:
+        if envelope.sender.partition("/")[0] != CONTROLLER_NAME:
+            raise ValueError(f"node host {self.name!r} takes tasks from {CONTROLLER_NAME!r} "
+                             f"only, not from {envelope.sender!r}")
         if envelope.topic == "routes":
             for peer, address in dict(envelope.body).items():
                 self.transport.add_route(peer, address, watch=True)
+                self.neighbours.add(peer)
             return "ok"
-        if envelope.topic == "status":
+        if envelope.topic == STATUS_TOPIC:
             return {"iteration": None if self.executor is None else self.executor.iteration,
                     "listen": self.transport.address,
                     "connections": self.transport.connections(),

@@ -3,14 +3,17 @@
 In memory every actor shares one runtime. Over ``tcp``/``tls`` each node and
 the controller get their own runtime and transport on their own loopback
 listener, all in this process: the same wiring a multi-process run has, minus
-the processes. A lost peer connection makes the node panic ("lost peer"); the
-controller losing a node aborts the run naming that node.
+the processes: each node reaches the controller and its neighbours only, under
+the same role guards (``_roles``), and plain TCP carries a fresh join secret.
+A lost peer connection makes the node panic ("lost peer"); the controller
+losing a node aborts the run naming that node.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -31,6 +34,7 @@ from ._config import ConfigError, Network
 from ._controller import Controller
 from ._executor import SyncAlgorithmExecutor
 from ._result import PanicReport
+from ._roles import controller_guard, neighbourhoods, node_guard
 from ._runtime import Runtime
 
 STRICT_ENV = "PEERFLOW_STRICT"
@@ -83,13 +87,17 @@ async def _networked(address: Address, network: Network,
                           "a name must be non-empty and without '/'")
     run_id = uuid.uuid4().hex
     window = reconnect_window(executors.values())
+    peers = {controller.name: set(executors),
+             **{node: {controller.name, *near}
+                for node, near in neighbourhoods(network).items()}}
     async with contextlib.AsyncExitStack() as stack:
         transports = {name: await stack.enter_async_context(transport)
                       for name, transport in _transports(address, actors, run_id, window)}
         for name, transport in transports.items():
-            for other, peer in transports.items():
-                if other != name:
-                    transport.add_route(other, str(peer.address), watch=True)
+            for other in peers[name]:
+                transport.add_route(other, str(transports[other].address), watch=True)
+            transport.guard = node_guard(name, controller.name, peers[name]) \
+                if name in executors else controller_guard(executors, controller.name, ())
         for name, actor in actors.items():
             runtime = await stack.enter_async_context(Runtime(transports[name], run_id))
             await runtime.spawn(actor, name)
@@ -103,9 +111,10 @@ def _transports(address: Address, names: Mapping[str, object], run_id: str,
                 window: float) -> Iterator[tuple[str, NetworkTransport]]:
     """One unopened transport per name, each listening on its own ephemeral port."""
     listen = Address(address.scheme, address.host, 0)
+    secret = secrets.token_hex(16) if address.scheme == "tcp" else None
     with _kits(address.scheme, list(names)) as kits:
         built = [(name, create_transport(listen, name=name, run_id=run_id,
-                                         tls=kits / name if kits else None,
+                                         tls=kits / name if kits else None, secret=secret,
                                          reconnect_window=window)) for name in names]
     for name, transport in built:
         assert isinstance(transport, NetworkTransport)

@@ -3,7 +3,10 @@
 Loop-driven with a seeded generator: random bytes, truncated handshakes and frames,
 oversized length prefixes, and valid frames carrying malformed envelopes. Each
 attack connection is dropped and logged; the run completes with the exact
-trajectory of an undisturbed in-memory run.
+trajectory of an undisturbed in-memory run. During the run the attackers know the
+run id and (some of them) the join secret, yet none gets past the handshake: no
+secret, not a neighbour, or a name that is connected already. A bare transport
+that lets every secret holder in shows what becomes of the frames themselves.
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ import pytest
 import peerflow
 from peerflow import Config
 from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_connected
-from peerflow.transport import DEFAULT_MAX_FRAME, Envelope, encode_bytes, split_address
+from peerflow.transport import (
+    DEFAULT_MAX_FRAME,
+    Envelope,
+    TcpTransport,
+    encode_bytes,
+    split_address,
+)
 from peerflow.transport._handshake import hello
 
 INPUTS = 3000
 ITERATIONS = 200
+SECRET = "s3cret"
 
 
-def attack(rng: np.random.Generator, index: int, run: str, target: str) -> bytes:
-    """One attack connection's bytes."""
-    name = f"fuzzer-{index}"
-    greeting = hello(name, run, None)
+def attack(rng: np.random.Generator, index: int, run: str, target: str,
+           secret: str | None = SECRET, name: str | None = None) -> bytes:
+    """One attack connection's bytes (its hello as ``name``, by default its own)."""
+    name = name or f"fuzzer-{index}"
+    greeting = hello(name, run, None, secret if index % 3 else None)
     kind = index % 6
     if kind == 0:
         return rng.bytes(int(rng.integers(1, 300)))
@@ -107,11 +118,17 @@ async def test_a_node_under_attack_drops_each_bad_connection_and_the_run_is_exac
             while executors[target]._runtime is None:  # noqa: SLF001 - wait for its listener
                 await anyio.sleep(0.001)
             runtime = executors[target].runtime
-            host, port = split_address(str(runtime.transport.address))  # type: ignore[attr-defined]
+            transport = runtime.transport
+            neighbour = config.network.node(target).neighbors[0].id
+            while neighbour not in {c["peer"] for c in transport.connections()}:  # type: ignore[attr-defined]
+                await anyio.sleep(0.001)  # a secret holder who comes first is that neighbour
+            host, port = split_address(str(transport.address))  # type: ignore[attr-defined]
             limiter = anyio.CapacityLimiter(32)
             async with anyio.create_task_group() as attackers:
                 for index in range(INPUTS):
-                    data = attack(rng, index, runtime.run_id, target)
+                    data = attack(rng, index, runtime.run_id, target,
+                                  transport.secret,  # type: ignore[attr-defined]
+                                  neighbour if index % 4 == 0 else None)
                     attackers.start_soon(send_attack, host, port, data, limiter)
             while len(drops(caplog)) < INPUTS:  # the node may still be working through them
                 await anyio.sleep(0.01)
@@ -120,6 +137,30 @@ async def test_a_node_under_attack_drops_each_bad_connection_and_the_run_is_exac
     assert outcome[0].timings["run"] > 0
     for node, executor in executors.items():
         assert executor.value_history == undisturbed[node].value_history
+    dropped = drops(caplog)
+    for refusal in ("over the limit", "did not give this run's join secret",
+                    "may not connect here", f"node {neighbour!r} is connected already"):
+        assert any(refusal in m for m in dropped), refusal
+    assert not any("DecodeError" in m for m in dropped)  # no frame got past a handshake
+
+
+async def test_frames_from_peers_past_the_handshake_only_cost_their_connection(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "peerflow")
+    got: list[Envelope] = []
+    rng = np.random.default_rng(7)
+    inputs = 600
+    async with TcpTransport("target", run_id="run-1", secret=SECRET) as target:
+        target.register("target", got.append)
+        host, port = split_address(str(target.address))
+        limiter = anyio.CapacityLimiter(32)
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as attackers:
+                for index in range(inputs):
+                    attackers.start_soon(send_attack, host, port,
+                                         attack(rng, index, "run-1", "target"), limiter)
+            while len(drops(caplog)) < inputs - len(got):
+                await anyio.sleep(0.01)
     dropped = drops(caplog)
     assert any("over the limit" in m for m in dropped)
     assert any("DecodeError" in m for m in dropped)
