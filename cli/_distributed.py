@@ -14,13 +14,22 @@ one agent process, which computes that node's gradients and losses.
 
 With ``peerflow provision project.yml --out kits/`` first and ``--tls kits/``
 on every command, every connection is mutual TLS and names come from certificates.
+Without TLS, only holders of the run's join secret get in: the controller makes
+one (or takes ``PEERFLOW_SECRET``) and writes it to ``--secret-file`` (or to a
+file of its own, whose path it prints); nodes and ``status`` read it from their
+``--secret-file`` or ``PEERFLOW_SECRET``, never from the command line, which
+``ps`` shows to every user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import secrets
+import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,7 +60,11 @@ Tls = Annotated[Path | None, typer.Option(
     "--tls", help="TLS kit folder (or the provision output folder): mutual TLS on.")]
 JoinTimeout = Annotated[float, typer.Option(
     "--join-timeout", min=0.1, help="Seconds to wait for every node (or the controller).")]
+SecretFile = Annotated[Path | None, typer.Option(
+    "--secret-file", help="Plain TCP: the file holding the run's join secret (the controller "
+    "writes it; or set PEERFLOW_SECRET).")]
 ADMIN = "admin"
+SECRET_ENV = "PEERFLOW_SECRET"
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -66,21 +79,23 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                listen: Listen = "127.0.0.1:7000", tls: Tls = None,
                out: Annotated[Path | None, typer.Option(
                    "--out", "-o", help="Folder for summary.json and plots.")] = None,
-               join_timeout: JoinTimeout = 60.0) -> None:
+               join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
     out_dir = render.prepare_out(out)
     nodes = set(job.network.node_ids)
-    transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
-                           joiners=lambda name: name in nodes or name.startswith(ADMIN),
-                           reconnect_window=0.0)
+    with _new_secret(secret_file, tls) as secret:
+        transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
+                               joiners=lambda name: name in nodes or name.startswith(ADMIN),
+                               reconnect_window=0.0, secret=secret)
 
-    def listening(address: str) -> None:
-        typer.echo(f"controller listening on {transport.scheme}://{address} "
-                   f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
+        def listening(address: str) -> None:
+            typer.echo(f"controller listening on {transport.scheme}://{address} "
+                       f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
 
-    result = _run_async(lambda: serve_controller(
-        job.config, job.spec(), transport, join_timeout=join_timeout, on_listening=listening))
+        result = _run_async(lambda: serve_controller(
+            job.config, job.spec(), transport, join_timeout=join_timeout,
+            on_listening=listening))
     report_job(result, job, out_dir)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
@@ -92,10 +107,12 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
          controller_address: Annotated[str, typer.Option(
              "--controller", help="HOST:PORT of the controller.")],
          listen: Listen = "127.0.0.1:0", tls: Tls = None,
-         join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None) -> None:
+         join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None,
+         secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
-    transport = _transport(listen, name, tls, connect_timeout=join_timeout)
+    transport = _transport(listen, name, tls, connect_timeout=join_timeout,
+                           secret=_secret(secret_file, tls))
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
@@ -124,10 +141,12 @@ def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running c
            tls: Tls = None,
            name: Annotated[str, typer.Option("--name", help="Admin name (TLS: as in its "
                                              "certificate).")] = ADMIN,
-           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0) -> None:
+           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0,
+           secret_file: SecretFile = None) -> None:
     """List a running controller's nodes, their connections and iterations."""
     _check_address(address, "address")
-    transport = _transport("127.0.0.1:0", name, tls, connect_timeout=timeout, dial_only=True)
+    transport = _transport("127.0.0.1:0", name, tls, connect_timeout=timeout, dial_only=True,
+                           secret=_secret(secret_file, tls))
     try:
         report = _run_async(lambda: query_status(address, transport, timeout))
     except (TransportError, TimeoutError, ActorError) as exc:
@@ -169,6 +188,45 @@ def provision_command(project: Annotated[Path, typer.Argument(help="PROJECT.yml"
         raise CliInputError(f"cannot write kits to {str(out)!r}: {exc}") from exc
     for name, folder in kits.items():
         typer.echo(f"{name}: {folder}")
+
+
+@contextlib.contextmanager
+def _new_secret(path: Path | None, tls: Path | None) -> Iterator[str | None]:
+    """The controller's join secret (None with TLS): ``PEERFLOW_SECRET`` or a fresh one,
+    written to ``path``, or to a private file of its own while it runs if neither is given."""
+    given = os.environ.get(SECRET_ENV, "").strip()
+    if tls is not None or (given and path is None):
+        yield None if tls is not None else given
+        return
+    secret = given or secrets.token_urlsafe(32)
+    with contextlib.ExitStack() as stack:
+        if path is None:
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="peerflow-"))) / "secret"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                os.fchmod(out.fileno(), 0o600)
+                out.write(secret + "\n")
+        except OSError as exc:
+            raise CliInputError(f"cannot write --secret-file {str(path)!r}: {exc}") from exc
+        typer.echo(f"join secret written to {path} (give nodes and status "
+                   f"--secret-file {path})", err=True)
+        yield secret
+
+
+def _secret(path: Path | None, tls: Path | None) -> str | None:
+    """A node's or admin's join secret: from ``path``, else ``PEERFLOW_SECRET`` (None: TLS)."""
+    if tls is not None:
+        return None
+    try:
+        secret = (path.read_text() if path is not None else os.environ.get(SECRET_ENV, ""))
+    except OSError as exc:
+        raise CliInputError(f"cannot read --secret-file {str(path)!r}: {exc}") from exc
+    if not secret.strip():
+        raise CliInputError("plain TCP needs the run's join secret: give --secret-file (the "
+                            f"file the controller wrote) or set {SECRET_ENV}")
+    return secret.strip()
 
 
 def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:

@@ -1,13 +1,17 @@
 """``peerflow simulate ... --processes``: one ``peerflow node`` process per node, on this host.
 
 Writes the job to a temporary folder, starts the controller and every node as
-child processes on loopback (with a throwaway project CA for ``--transport tls``),
+child processes on loopback (with a throwaway project CA for ``--transport tls``,
+and for plain TCP a fresh join secret they get in their environment, not on
+their command lines),
 waits for the controller, and kills whatever is still running on the way out,
 Ctrl-C included: no orphans.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,6 +22,7 @@ import typer
 
 from peerflow.transport import Project, provision
 
+from ._distributed import SECRET_ENV
 from ._jobs import Job
 
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
@@ -33,13 +38,15 @@ def run_processes(job: Job, transport: str, out: Path | None) -> int:
         tls = _kits(tmp, job) if transport == "tls" else None
         address = f"127.0.0.1:{_free_port()}"
         children: list[subprocess.Popen[bytes]] = []
+        env = {**os.environ, SECRET_ENV: secrets.token_urlsafe(32)}
         try:
             controller = _spawn(children, ["controller", "--job", str(job_file), "--listen",
-                                           address, *_opt("--out", out), *_opt("--tls", tls)])
+                                           address, *_opt("--out", out), *_opt("--tls", tls)],
+                                env)
             logs = {node: tmp / f"{node}.log" for node in job.network.node_ids}
             for node, log in logs.items():
                 _spawn(children, ["node", "--name", node, "--controller", address,
-                                  *_opt("--tls", tls)], log)
+                                  *_opt("--tls", tls)], env, log)
             code = controller.wait()
             _wait_nodes(children[1:], logs)
             return code
@@ -47,12 +54,12 @@ def run_processes(job: Job, transport: str, out: Path | None) -> int:
             _kill(children)
 
 
-def _spawn(children: list[subprocess.Popen[bytes]], args: list[str],
+def _spawn(children: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str],
            log: Path | None = None) -> subprocess.Popen[bytes]:
     output = None if log is None else log.open("wb")
     try:
         child = subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=output,
-                                 stderr=output, stdin=subprocess.DEVNULL)
+                                 stderr=output, stdin=subprocess.DEVNULL, env=env)
     finally:
         if output is not None:
             output.close()

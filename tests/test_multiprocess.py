@@ -1,11 +1,13 @@
 """Runs across processes: one per node plus a controller, on loopback.
 
-Every child process is killed in a ``finally``: no test leaves one running.
+Every child process is killed in a ``finally``: no test leaves one running. The
+processes share a join secret through ``PEERFLOW_SECRET``, as ``--processes`` does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import socket
@@ -27,6 +29,7 @@ from peerflow.transport import create_transport
 
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
 TRAINER = Path(__file__).parents[1] / "examples" / "trainer.py"
+SECRET = "multiprocess-test-secret"
 SYNC_TIMEOUT = 3.0
 MARGIN = 5.0
 pytestmark = pytest.mark.timeout(90)
@@ -35,7 +38,8 @@ pytestmark = pytest.mark.timeout(90)
 def peerflow_process(*args: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=out, stderr=out,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PEERFLOW_SECRET": SECRET})
 
 
 def kill_all(children: list[subprocess.Popen[bytes]]) -> None:
@@ -68,7 +72,8 @@ def test_simulate_with_processes_writes_the_simulators_summary(tmp_path: Path) -
 
 
 def status_of(address: str) -> dict:
-    transport = create_transport("tcp://127.0.0.1:0", name="admin", dial_only=True)
+    transport = create_transport("tcp://127.0.0.1:0", name="admin", dial_only=True,
+                                 secret=SECRET)
     return anyio.run(lambda: query_status(address, transport, 5.0))  # type: ignore[arg-type]
 
 
