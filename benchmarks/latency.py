@@ -7,13 +7,17 @@ and CPU time at each exchange, and the steady state is read from those stamps
 after a warm-up. Machines are shared, so the headline ratio is on CPU time (this
 thread's, which other processes' load does not inflate); wall-time medians and
 p95 are kept too. peerflow runs ``ConsensusExecutor`` through ``peerflow.run``,
-in memory on the non-strict transport (values by reference, as in production).
+in memory on the non-strict transport (by reference, as in production; values
+are snapshots unless ``copy_on_send=False``).
 
-``python -m benchmarks.latency`` prints issue 2's table: N = 10, 100, 1000.
+``python -m benchmarks.latency`` prints issue 2's table: N = 10, 100, 1000;
+``python -m benchmarks.latency --copy`` what snapshots of sent values cost: the
+payload table in memory by reference and with snapshots, each against its floor.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gc
 import os
@@ -29,7 +33,7 @@ import numpy as np
 import peerflow
 from peerflow.actors import Config, Network
 from peerflow.algorithms import TOPOLOGIES, ConsensusExecutor, metropolis_hastings
-from peerflow.transport import Project, TlsConfig, provision
+from peerflow.transport import MemoryTransport, Project, TlsConfig, Transport, provision
 
 from ._floor import SslPair, Stamp, floor_run, full_history, stamp
 
@@ -48,6 +52,7 @@ class Case:
     payload_bytes: int = 0  # 0: a Python float; else a float32 array of this size
     loop: str = "asyncio"
     transport: str = "memory"  # memory, tcp or tls
+    copy_on_send: bool = True  # memory: False sends values by reference, no snapshot
 
     @property
     def messages(self) -> int:
@@ -167,7 +172,10 @@ def time_peerflow(case: Case) -> list[Stamp]:
     stamps: list[Stamp] = []
     executors = peerflow_executors(case, stamps)
     config = Config(case.network, {"iterations": case.iterations})
-    result = run_on(case.loop, lambda: peerflow.run(config, executors, case.transport,
+    transport: str | Transport = case.transport
+    if transport == "memory":
+        transport = MemoryTransport(copy_on_send=case.copy_on_send)
+    result = run_on(case.loop, lambda: peerflow.run(config, executors, transport,
                                                     config_timeout=120.0))
     if not result.ok:
         raise RuntimeError(f"peerflow run {case.label!r} aborted: {result.reason}")
@@ -267,11 +275,19 @@ def topology_rows(topologies: Iterable[str], n: int, repeats: int, seconds: floa
 
 
 def payload_rows(sizes: Iterable[str], transports: Iterable[str], repeats: int,
-                 seconds: float, nodes: int = 8) -> list[Row]:
+                 seconds: float, nodes: int = 8, copy_on_send: bool = True) -> list[Row]:
     """A ring of ``nodes`` exchanging each payload size over each transport."""
+    suffix = "" if copy_on_send else ", by reference"
     return [measure(topology_case("ring", nodes, seconds, transport, PAYLOADS[label],
-                                  f", {label}", loop=default_loop()), repeats)
+                                  f", {label}{suffix}", loop=default_loop(),
+                                  copy_on_send=copy_on_send), repeats)
             for transport in transports for label in sizes]
+
+
+def copy_rows(sizes: Iterable[str], repeats: int, seconds: float) -> list[Row]:
+    """Each payload in memory by reference, then as snapshots (the default), in pairs."""
+    return [row for label in sizes for copy in (False, True)
+            for row in payload_rows((label,), ("memory",), repeats, seconds, copy_on_send=copy)]
 
 
 def format_rows(rows: Iterable[Row]) -> str:
@@ -298,10 +314,16 @@ def aim_verdicts(rows: Iterable[Row]) -> list[str]:
 
 
 def main() -> None:
-    """Print issue 2's benchmark: N = 10, 100, 1000 on every loop, and NVFlare's 12-node job."""
+    """Print issue 2's benchmark: N = 10, 100, 1000 on every loop, and NVFlare's 12-node job;
+    with ``--copy``, the by-reference and snapshot payload rows (small settings)."""
     from . import nvflare
 
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency")
+    parser.add_argument("--copy", action="store_true", help="only what snapshots cost")
     os.environ.pop("PEERFLOW_STRICT", None)
+    if parser.parse_args().copy:
+        print(format_rows(copy_rows(("scalar", "1 KB", "64 KB", "1 MB"), 3, 0.2)))
+        return
     rows = node_count_rows((10, 100, 1000), loops(), repeats=5, seconds=1.0)
     print(format_rows(rows))
     print("\n".join(aim_verdicts(rows)))

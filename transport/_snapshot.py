@@ -16,21 +16,24 @@ from typing import Any, Final
 
 import numpy as np
 
-_IMMUTABLE: Final = frozenset({float, int, str, bytes, bool, type(None), complex})
+IMMUTABLE: Final = frozenset({float, int, str, bytes, bool, type(None), complex})
+"""Types whose values are their own snapshot."""
+_VIEWS: Final = (np.ndarray, memoryview)  # what an array's memory may be borrowed from
 
 
 def snapshot(value: Any) -> Any:
     """Return ``value`` with its mutable buffers copied; immutable parts are shared."""
-    if type(value) in _IMMUTABLE:
+    kind = type(value)
+    if kind in IMMUTABLE:
         return value
+    if kind is np.ndarray or isinstance(value, np.ndarray):  # the common body first
+        return value if _frozen(value) else value.copy()
     if isinstance(value, dict):
         return {key: snapshot(item) for key, item in value.items()}
     if isinstance(value, list):
         return [snapshot(item) for item in value]
     if isinstance(value, tuple):
         return tuple(snapshot(item) for item in value)
-    if isinstance(value, np.ndarray):
-        return value if _frozen(value) else value.copy()
     if isinstance(value, bytearray):
         return bytes(value)
     if is_torch_tensor(value):
@@ -41,16 +44,15 @@ def snapshot(value: Any) -> Any:
 def _frozen(array: np.ndarray) -> bool:
     """True if no one can change the array's bytes: read-only down to its memory's owner,
     which is itself read-only or immutable ``bytes``."""
-    base: object = array
-    while isinstance(base, np.ndarray | memoryview):
-        writable = not base.readonly if isinstance(base, memoryview) else base.flags.writeable
-        if writable:
+    if array.flags.writeable:
+        return False
+    base = array.base
+    while isinstance(base, _VIEWS):
+        read_only = base.readonly if isinstance(base, memoryview) else not base.flags.writeable
+        if not read_only:
             return False
-        owner = base.obj if isinstance(base, memoryview) else base.base
-        if owner is None:
-            return True
-        base = owner
-    return type(base) is bytes
+        base = base.obj if isinstance(base, memoryview) else base.base
+    return base is None or type(base) is bytes
 
 
 def is_torch_tensor(obj: object) -> bool:

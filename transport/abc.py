@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._envelope import Envelope, new_message_id
-from ._snapshot import snapshot
+from ._snapshot import IMMUTABLE, snapshot
 
 Deliver = Callable[[Envelope], None]
 """Called with each envelope addressed to a local endpoint; must not block."""
@@ -91,8 +91,9 @@ class Transport(ABC):
         Raises:
             anyio.ClosedResourceError: the transport is closed.
         """
-        self._send_values(sender, recipients, topic, iteration,
-                          snapshot(body) if self.copy_on_send else body, run)
+        if self.copy_on_send and type(body) not in IMMUTABLE:  # a scalar skips the call
+            body = snapshot(body)
+        self._send_values(sender, recipients, topic, iteration, body, run)
 
     def _send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
                      body: Any, run: str) -> None:
