@@ -2,8 +2,11 @@
 
 ``Controller`` gives NVFlare's ``send_and_wait`` / ``broadcast_and_wait``.
 ``DistOptController`` sends each node its local config ("config"), then starts
-the algorithm everywhere ("run"). The first panic a node reports wins: the
-controller tells every node to abort and the run ends as ``aborted``.
+the algorithm everywhere ("run"). The first panic a node reports decides: the
+controller tells every node to abort and the run ends as ``aborted``. A panic
+that only says "I gave up waiting for these neighbours" names a victim, not a
+culprit: the controller first traces the stall to its roots (``_waitfor``),
+asking each node what it waits on, and names those.
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from peerflow.transport import Envelope
 
 from ._actor import Actor
-from ._config import Config, local_configs
+from ._config import CONTROLLER_NAME, Config, local_configs
 from ._errors import ActorError, TaskFailed
 from ._result import PanicReport, RunResult
+from ._waitfor import DIAGNOSIS_TIMEOUT, WAIT_STATE, WaitState, trace
 
 logger = logging.getLogger("peerflow.controller")
-
-CONTROLLER_NAME = "controller"
 
 
 class Controller(Actor):
@@ -33,13 +36,23 @@ class Controller(Actor):
     Args:
         targets: the names tasks go to by default.
         name: the controller's address.
+        diagnosis_timeout: seconds each target has to say what it waits on when a
+            stall is traced (one that does not answer counts as stuck itself).
     """
 
-    def __init__(self, targets: Iterable[str] = (), name: str = CONTROLLER_NAME) -> None:
+    def __init__(self, targets: Iterable[str] = (), name: str = CONTROLLER_NAME, *,
+                 diagnosis_timeout: float = DIAGNOSIS_TIMEOUT) -> None:
         super().__init__(name)
         self.targets = list(targets)
+        self.diagnosis_timeout = diagnosis_timeout
         self.panic_report: PanicReport | None = None
         self._panicked = anyio.Event()
+        self._tracing: PanicReport | None = None  # the stall being traced, if any
+        self._failures: dict[str, str] = {}  # nodes that failed on their own meanwhile
+        self._background: TaskGroup | None = None
+
+    async def run_background(self, task_group: TaskGroup) -> None:
+        self._background = task_group
 
     async def send_and_wait(self, task: str, data: Mapping[str, Any], *,
                             timeout: float | None, min_responses: int | None = None
@@ -94,9 +107,47 @@ class Controller(Actor):
         return True
 
     def _on_panic(self, report: PanicReport) -> None:
-        if self.panic_report is not None:
+        if self.panic_report is not None or self._tracing is not None:
+            if report.node is not None and not report.waiting_on:
+                self._failures.setdefault(report.node, report.reason)
             logger.info("later panic ignored: %s", report.reason)
-            return
+        elif report.waiting_on and report.node is not None and self._background is not None:
+            logger.warning("%s; tracing the stall", report.reason)
+            self._tracing = report
+            self._background.start_soon(self._trace, report)
+        else:
+            self._abort_all(report)
+
+    async def _trace(self, report: PanicReport) -> None:
+        """Ask every target what it waits on; abort naming the roots of the stall."""
+        assert report.node is not None
+        states = await self._wait_states()
+        if states.get(report.node) is None:  # its report says what it waited on
+            states[report.node] = WaitState(report.iteration, report.waiting_on, True)
+        verdict = trace(report.node, states)
+        self._abort_all(report if verdict is None else verdict)
+
+    async def _wait_states(self) -> dict[str, WaitState | None]:
+        """Each target's wait state; None for one that did not answer in time."""
+        states: dict[str, WaitState | None] = dict.fromkeys(self.targets)
+
+        async def one(target: str) -> None:
+            try:
+                answer = await self.ask(target, WAIT_STATE, timeout=self.diagnosis_timeout)
+            except ActorError as exc:
+                logger.warning("node %r did not say what it waits on: %s", target, exc)
+                return
+            states[target] = WaitState.from_body(answer)
+
+        async with anyio.create_task_group() as group:
+            for target in self.targets:
+                group.start_soon(one, target)
+        for node, reason in self._failures.items():  # e.g. lost while it was asked
+            known = states.get(node)
+            states[node] = WaitState(None if known is None else known.iteration, failure=reason)
+        return states
+
+    def _abort_all(self, report: PanicReport) -> None:
         self.panic_report = report
         logger.error("panic at node %r iteration %s: %s", report.node, report.iteration,
                      report.reason)
@@ -116,9 +167,10 @@ class DistOptController(Controller):
     """
 
     def __init__(self, config: Config, *, config_timeout: float = 10.0,
-                 run_timeout: float | None = None, name: str = CONTROLLER_NAME) -> None:
+                 run_timeout: float | None = None, name: str = CONTROLLER_NAME,
+                 diagnosis_timeout: float = DIAGNOSIS_TIMEOUT) -> None:
         config.network.validate()
-        super().__init__(config.network.node_ids, name)
+        super().__init__(config.network.node_ids, name, diagnosis_timeout=diagnosis_timeout)
         self.config = config
         self.config_timeout = config_timeout
         self.run_timeout = run_timeout
@@ -135,6 +187,8 @@ class DistOptController(Controller):
                 answers = await self._configure_and_run(timings)
             except TaskFailed as exc:
                 failure = str(exc)
+            if self._tracing is not None:  # every node gave up before the verdict came
+                await self._panicked.wait()
             group.cancel_scope.cancel()
         timings["total"] = time.perf_counter() - started
         return self._result(answers, failure, timings)

@@ -5,13 +5,23 @@ and "run" (``extra``). ``exchange`` sends this iteration's value to every
 out-neighbour and awaits every in-neighbour's value through the per-iteration
 mailbox. Any failure inside the run — an exception, a sync timeout, a neighbour
 in breach — goes through ``panic``: the controller is told, and it aborts all.
+A node that gave up waiting names whom it waited for, and answers the
+controller's ``wait_state`` ask on the delivery path (its task is busy running),
+so that the controller can trace a stall to the node that caused it.
+
+torch's grad mode is per thread, and every node of a process shares the thread:
+``exchange`` keeps the caller's mode across the await and leaves torch's default
+(enabled) while the node is suspended, so ``with torch.no_grad(): await
+self.exchange(...)`` (NVFlare's shape) neither loses its mode nor lends it out.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
+from types import ModuleType
 from typing import Any
 
 import anyio
@@ -20,9 +30,10 @@ from peerflow.transport import Envelope
 
 from ._actor import Actor, _describe
 from ._config import LocalConfig, Neighbor
-from ._errors import RunAborted
+from ._errors import RunAborted, SyncTimeout
 from ._mailbox import IterationMailbox
 from ._result import PanicReport
+from ._waitfor import WAIT_STATE, WaitState
 
 logger = logging.getLogger("peerflow.executor")
 
@@ -57,6 +68,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._controller: str | None = None
         self._run_scope: anyio.CancelScope | None = None
         self._abort: PanicReport | None = None
+        self._gave_up: PanicReport | None = None  # its own panic, not the controller's abort
 
     @property
     def id(self) -> str:
@@ -84,8 +96,8 @@ class SyncAlgorithmExecutor(Actor, ABC):
         A plain method returning the mailbox's awaitable, not a coroutine: one
         frame fewer for every node to resume each iteration.
 
-        Send a snapshot (an immutable value or a clone), never live storage that
-        a later in-place update changes: in memory, values travel by reference.
+        Neighbours receive ``value`` as it is now: the transport copies its mutable
+        buffers once (``Transport.send_values``), so it may be updated in place at once.
 
         Raises:
             SyncTimeout: a neighbour's value did not arrive within ``sync_timeout``.
@@ -96,16 +108,36 @@ class SyncAlgorithmExecutor(Actor, ABC):
         runtime.transport.send_values(self.name, self.out_neighbors, VALUE_TOPIC, iteration,
                                       value, runtime.run_id)
         assert self._mailbox is not None, "exchange() before the node was configured"
-        return self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
+        gathering = self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
+        torch = _MODULES.get("torch")  # loaded by whoever uses it: actors never import it
+        return gathering if torch is None else _keeping_grad_mode(gathering, torch)
 
-    def panic(self, reason: str) -> None:
-        """Give up the run: tell the controller, which aborts every node, and stop here."""
-        report = PanicReport(reason, self.id, self.iteration)
+    def panic(self, reason: str, waiting_on: tuple[str, ...] = ()) -> None:
+        """Give up the run: tell the controller, which aborts every node, and stop here.
+
+        Args:
+            reason: why, naming this node.
+            waiting_on: the neighbours it gave up waiting for, if that is why.
+        """
+        report = PanicReport(reason, self.id, self.iteration, tuple(waiting_on))
         if self._controller is not None and self._abort is None:
             self.tell(self._controller, "panic", report.to_body(), kind="panic")
+        self._gave_up = self._gave_up or report
         self._abort = self._abort or report
         if self._run_scope is not None:
             self._run_scope.cancel()
+
+    def wait_state(self) -> WaitState:
+        """What this node waits on now (or gave up waiting on), for tracing a stall."""
+        own = self._gave_up
+        if own is not None:
+            return WaitState(own.iteration, own.waiting_on, True,
+                             None if own.waiting_on else own.reason)
+        iteration, missing, overdue = (None, [], False) if self._mailbox is None else \
+            self._mailbox.waiting_on()
+        if iteration is None:
+            return WaitState(self.iteration)
+        return WaitState(iteration, tuple(missing), overdue)
 
     # -- message handling -------------------------------------------------
     def _deliver(self, envelope: Envelope) -> None:
@@ -127,6 +159,13 @@ class SyncAlgorithmExecutor(Actor, ABC):
                 logger.warning("node %r dropped an abort from %r: only its controller %r may "
                                "abort it", self.name, envelope.sender, self._controller)
             return True
+        if envelope.kind == "ask" and envelope.topic == WAIT_STATE:
+            if envelope.sender == self._controller:
+                self._answer(envelope, "reply", self.wait_state().to_body())
+            else:
+                self._answer(envelope, "error", f"node {self.name!r} tells only its controller "
+                             f"{self._controller!r} what it waits on, not {envelope.sender!r}")
+            return True
         return False
 
     async def handle(self, envelope: Envelope) -> Any:
@@ -146,7 +185,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._in_ids = frozenset(n.id for n in self.neighbors)
         self._mailbox = IterationMailbox(self.id, self._in_ids, self.max_ahead)
         self.runtime.transport.register_values(self.name, VALUE_TOPIC, self._mailbox.put)
-        self._abort = None
+        self._abort = self._gave_up = None
 
     async def _run(self, extra: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -159,7 +198,8 @@ class SyncAlgorithmExecutor(Actor, ABC):
                 result = await self.run_algorithm(extra)
                 await self._post_algorithm_run(extra)
             except Exception as exc:
-                self.panic(_panic_reason(self.id, exc))
+                missing = exc.missing if isinstance(exc, SyncTimeout) else []
+                self.panic(_panic_reason(self.id, exc), tuple(missing))
         self._run_scope = None
         if self._abort is not None:
             raise RunAborted(self._abort.reason)
@@ -169,6 +209,22 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._abort = self._abort or report
         if self._run_scope is not None:
             self._run_scope.cancel()
+
+
+_MODULES = sys.modules
+
+
+async def _keeping_grad_mode(gathering: Awaitable[dict[str, Any]], torch: ModuleType
+                             ) -> dict[str, Any]:
+    """Await ``gathering`` with torch's default grad mode; give the caller back its own."""
+    enabled = torch.is_grad_enabled()
+    if not enabled:
+        torch.set_grad_enabled(True)
+    try:
+        return await gathering
+    finally:
+        if torch.is_grad_enabled() != enabled:
+            torch.set_grad_enabled(enabled)
 
 
 def _panic_reason(node: str, exc: BaseException) -> str:

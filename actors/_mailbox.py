@@ -41,7 +41,7 @@ class IterationMailbox:
 
     __slots__ = ("owner", "senders", "max_ahead", "dropped", "_slots", "_next", "_breach",
                  "_gathering", "_expected", "_awaited", "_waiter", "_deadline", "_timer",
-                 "_timer_loop")
+                 "_timer_loop", "_overdue")
 
     def __init__(self, owner: str, senders: frozenset[str] | set[str], max_ahead: int = 1000):
         if max_ahead < 1:
@@ -60,6 +60,7 @@ class IterationMailbox:
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
+        self._overdue = -1  # the iteration whose wait has outlasted half its timeout
 
     @property
     def buffered(self) -> int:
@@ -116,6 +117,7 @@ class IterationMailbox:
     async def _wait_longer(self, iteration: int, values: dict[str, Any], timeout: float) -> None:
         """Half the timeout has passed: warn, wait the other half, raise what is still wrong."""
         self._raise_on_breach()
+        self._overdue = iteration
         logger.warning("node %r iteration %d: still waiting for %s after %.3gs",
                        self.owner, iteration, self._missing(values), timeout / 2)
         await self._arm(timeout - timeout / 2)
@@ -124,6 +126,16 @@ class IterationMailbox:
             missing = self._missing(values)
             raise SyncTimeout(f"node {self.owner!r} iteration {iteration}: no value from "
                               f"{missing} within {timeout:g}s", missing)
+
+    def waiting_on(self) -> tuple[int | None, list[str], bool]:
+        """What ``gather`` waits for now: the iteration, the senders still missing, and
+        whether the wait has outlasted half its timeout. A wait that timed out or was
+        cancelled still counts: it is where its node got stuck.
+        """
+        values = self._slots.get(self._gathering)
+        if self._gathering < 0 or values is None:
+            return None, [], False
+        return self._gathering, self._missing(values), self._overdue == self._gathering
 
     def _missing(self, values: dict[str, Any]) -> list[str]:
         return sorted(self._expected - values.keys())

@@ -8,14 +8,23 @@ from typing import Any, Literal
 
 @dataclass(frozen=True, slots=True)
 class PanicReport:
-    """Why a node gave up: the reason, the node and the iteration it was at."""
+    """Why a node gave up: the reason, the node and the iteration it was at.
+
+    Attributes:
+        waiting_on: the neighbours whose values it gave up waiting for (a stall, not a
+            failure of its own: the controller looks for the nodes they wait on in turn).
+        roots: in the controller's verdict, every node the stall traces back to.
+    """
 
     reason: str
     node: str | None
     iteration: int | None
+    waiting_on: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()
 
     def to_body(self) -> dict[str, Any]:
-        return {"reason": self.reason, "node": self.node, "iteration": self.iteration}
+        return {"reason": self.reason, "node": self.node, "iteration": self.iteration,
+                "waiting_on": list(self.waiting_on), "roots": list(self.roots)}
 
     @classmethod
     def from_body(cls, body: Any, sender: str) -> PanicReport:
@@ -25,7 +34,15 @@ class PanicReport:
                        sender, None)
         iteration = body.get("iteration")
         return cls(str(body.get("reason", "no reason given")), str(body.get("node", sender)),
-                   iteration if isinstance(iteration, int) else None)
+                   iteration if isinstance(iteration, int) else None,
+                   _names(body.get("waiting_on")), _names(body.get("roots")))
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of node names from a message body; anything else is no names."""
+    if isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        return tuple(value)
+    return ()
 
 
 @dataclass(slots=True, repr=False)
@@ -34,9 +51,12 @@ class RunResult:
 
     Attributes:
         status: "completed" or "aborted".
-        reason: why the run aborted, naming the node and the cause.
-        node: the node that panicked first.
-        iteration: the iteration it was at.
+        reason: why the run aborted, naming the node and the cause; for a stall, the
+            chain of waits that leads to each root.
+        node: the node the abort traces back to (the first of ``roots``).
+        iteration: the iteration it was at (for a stall: the last one it sent).
+        roots: every node the abort traces back to: one that failed, or the nodes that
+            stalled a run and are not themselves waiting on anyone.
         results: each node's result dict (completed runs).
         timings: seconds spent configuring ("config"), running ("run") and in all ("total").
     """
@@ -47,6 +67,7 @@ class RunResult:
     iteration: int | None = None
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    roots: tuple[str, ...] = ()
 
     @property
     def wall_time(self) -> float:
@@ -59,7 +80,9 @@ class RunResult:
 
     @classmethod
     def aborted(cls, report: PanicReport, timings: dict[str, float]) -> RunResult:
-        return cls("aborted", report.reason, report.node, report.iteration, timings=timings)
+        roots = report.roots or (() if report.node is None else (report.node,))
+        return cls("aborted", report.reason, report.node, report.iteration, timings=timings,
+                   roots=roots)
 
     def __repr__(self) -> str:
         # The results hold every node's history: count them (a repr of a 1000-node run's
@@ -70,5 +93,5 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "node": self.node,
-                "iteration": self.iteration, "results": self.results,
+                "iteration": self.iteration, "roots": list(self.roots), "results": self.results,
                 "timings": self.timings, "wall_time": self.wall_time}
