@@ -72,6 +72,8 @@ def latency_section(plan: Plan, out: Path) -> dict[str, Any]:
                                           plan.topology_nodes, plan.repeats, plan.seconds),
         "payload (memory)": latency.payload_rows(plan.payloads, ("memory",), plan.repeats,
                                                  plan.seconds),
+        "payload (memory, by reference: copy_on_send=False)": latency.payload_rows(
+            plan.payloads, ("memory",), plan.repeats, plan.seconds, copy_on_send=False),
         "payload (tcp, tls)": latency.payload_rows(plan.network_payloads, ("tcp", "tls"),
                                                    plan.repeats, plan.seconds),
     }
