@@ -85,6 +85,27 @@ async def test_a_timeout_names_the_neighbours_that_never_answered(
     assert "still waiting for ['b']" in caplog.text
 
 
+async def test_waiting_on_tells_whom_a_gather_waits_for_and_whether_it_is_overdue() -> None:
+    box = mailbox()
+    box.put("a", 2, 1.0)
+    seen = []
+
+    async def give_up() -> None:
+        with pytest.raises(SyncTimeout):
+            await box.gather(2, NEIGHBOURS, timeout=0.2)
+
+    assert box.waiting_on() == (None, [], False)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(give_up)
+            await anyio.sleep(0.05)
+            seen.append(box.waiting_on())
+            await anyio.sleep(0.1)
+            seen.append(box.waiting_on())
+    assert seen == [(2, ["b"], False), (2, ["b"], True)]
+    assert box.waiting_on() == (2, ["b"], True)  # where it got stuck, after giving up
+
+
 async def test_a_sender_too_far_ahead_breaches_the_bound_and_wakes_the_waiter() -> None:
     box = mailbox(max_ahead=3)
 
