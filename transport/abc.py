@@ -2,8 +2,10 @@
 
 A transport delivers envelopes to named endpoints. Sending never awaits: the
 per-message path is a plain call, so an iteration's exchange costs no scheduler
-round trip (see shared/baselines). Each local endpoint registers a delivery
-callback; remote endpoints are reached through whatever the transport knows.
+round trip (an awaited send costs more than the whole bare-asyncio floor). Each
+local endpoint registers a delivery callback; remote endpoints are reached
+through whatever the transport knows. What ``send_values`` sends is a snapshot:
+a sender may update a sent buffer in place as soon as the call returns.
 """
 
 from __future__ import annotations
