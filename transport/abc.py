@@ -67,7 +67,8 @@ class Transport(ABC):
     def send(self, envelope: Envelope) -> None:
         """Deliver or queue ``envelope`` for its recipient without awaiting.
 
-        An envelope that cannot be delivered goes to ``on_dead_letter``.
+        An envelope that cannot be delivered goes to ``on_dead_letter``. Its body
+        goes as it is (in memory, by reference): unlike ``send_values``, no snapshot.
 
         Raises:
             anyio.ClosedResourceError: the transport is closed.
