@@ -34,6 +34,7 @@ import anyio
 
 from ._frames import Body, Buffer, FrameDecoder
 from ._guard import OverLimit, ReadLimits
+from .abc import DecodeError
 
 OnFrame = Callable[[Body], None]
 
@@ -96,7 +97,9 @@ class FrameProtocol(asyncio.BufferedProtocol):
             held = self._decoder.buffered
             if held or self._held:
                 self._count(held, restart=bool(frames))
-        except Exception as exc:  # a bad frame or a bug: this connection only ends
+        except (DecodeError, OverLimit) as exc:  # a bad frame: this connection only ends;
+            self.fail(type(exc)(str(exc)))  # kept without its traceback, which holds the frame
+        except Exception as exc:  # a bug: this connection only ends, and it is logged
             self.fail(exc)
 
     def _count(self, held: int, *, restart: bool) -> None:
