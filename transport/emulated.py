@@ -80,7 +80,7 @@ class Link:
 
     @property
     def instant(self) -> bool:
-        """True if envelopes on this link are delivered at once."""
+        """True if the link adds no delay (a loss retransmitted still does)."""
         return self.latency == 0 and self.jitter == 0 and self.bandwidth == math.inf
 
 
