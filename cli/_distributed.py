@@ -111,8 +111,7 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
          secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
-    transport = _transport(listen, name, tls, connect_timeout=join_timeout,
-                           secret=_secret(secret_file, tls))
+    transport = _transport(listen, name, tls, secret_file, connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
@@ -145,8 +144,8 @@ def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running c
            secret_file: SecretFile = None) -> None:
     """List a running controller's nodes, their connections and iterations."""
     _check_address(address, "address")
-    transport = _transport("127.0.0.1:0", name, tls, connect_timeout=timeout, dial_only=True,
-                           secret=_secret(secret_file, tls))
+    transport = _transport("127.0.0.1:0", name, tls, secret_file, connect_timeout=timeout,
+                           dial_only=True)
     try:
         report = _run_async(lambda: query_status(address, transport, timeout))
     except (TransportError, TimeoutError, ActorError) as exc:
@@ -235,8 +234,13 @@ def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:
     return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
 
 
-def _transport(listen: str, name: str, tls: Path | None, **options: Any) -> NetworkTransport:
+def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | None = None,
+               **options: Any) -> NetworkTransport:
+    """A transport for a command; the join secret is ``options["secret"]`` if given,
+    else read as ``_secret`` reads it."""
     _check_address(listen, "--listen")
+    if "secret" not in options:
+        options["secret"] = _secret(secret_file, tls)
     scheme = "tls" if tls is not None else "tcp"
     try:
         transport = create_transport(f"{scheme}://{listen}", name=name, tls=tls, **options)

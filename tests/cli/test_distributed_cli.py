@@ -10,7 +10,7 @@ import pytest
 from peerflow.actors import ConfigError
 from peerflow.algorithms import metropolis_hastings, ring
 from peerflow.cli import main
-from peerflow.cli._distributed import status_lines
+from peerflow.cli._distributed import _new_secret, status_lines
 from peerflow.cli._jobs import Job, load_job
 from peerflow.transport import TlsConfig
 
@@ -30,10 +30,37 @@ def one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     (["provision", "missing.yml", "--out", "kits"], "cannot read project file 'missing.yml'"),
     (["simulate", "consensus", "--transport", "udp"], "unknown transport 'udp'"),
     (["node", "--name", "a", "--controller", "h:1", "--tls", "nowhere"], "does not exist"),
+    (["node", "--name", "a", "--controller", "h:1"], "plain TCP needs the run's join secret"),
+    (["status", "127.0.0.1:1"], "give --secret-file (the file the controller wrote) or set "
+                                "PEERFLOW_SECRET"),
+    (["status", "127.0.0.1:1", "--secret-file", "missing"], "cannot read --secret-file"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch,
                                                    argv: list[str], message: str) -> None:
+    monkeypatch.delenv("PEERFLOW_SECRET", raising=False)
     assert message in one_error_line(capsys, argv)
+
+
+def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEERFLOW_SECRET", raising=False)
+    named = tmp_path / "run.secret"
+    with _new_secret(named, None) as secret:
+        assert secret is not None and len(secret) >= 32
+        assert named.read_text() == secret + "\n" and named.stat().st_mode & 0o777 == 0o600
+    assert named.exists()  # the user named it: theirs to remove
+    with _new_secret(None, None) as other:
+        own = Path(capsys.readouterr().err.split("--secret-file ")[-1].strip(" )\n"))
+        assert own.read_text().strip() == other != secret
+        assert own.stat().st_mode & 0o777 == 0o600
+    assert not own.exists()  # its own file goes when the controller ends
+    monkeypatch.setenv("PEERFLOW_SECRET", "given")
+    with _new_secret(None, None) as given:
+        assert given == "given" and not capsys.readouterr().err
+    with _new_secret(None, tmp_path) as none:
+        assert none is None  # TLS: certificates, no secret
 
 
 @pytest.mark.parametrize(("job", "message"), [

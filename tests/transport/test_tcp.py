@@ -23,6 +23,7 @@ from peerflow.transport import (
     parse_address,
 )
 from peerflow.transport._frames import frame_prefix
+from peerflow.transport._guard import is_loopback
 from peerflow.transport._handshake import hello
 
 
@@ -237,3 +238,53 @@ def test_learning_over_tcp_and_tls_follows_the_in_memory_trajectory_exactly(
                              for ex in executors.values()]
     assert losses["tcp"] == losses["memory"] == losses["tls"]
     assert any(losses["memory"])
+
+
+async def test_unfinished_frames_over_the_byte_bound_drop_the_connection_that_goes_over(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with TcpTransport("a", run_id=RUN, max_buffered=1 << 20) as a:
+        address = parse_address(f"tcp://{a.address}")
+        streams = []
+        try:
+            for name in ("x", "y"):
+                streams.append(stream := await anyio.connect_tcp(address.host, address.port))
+                await stream.send(hello(name, RUN, None) + frame_prefix(1 << 20)
+                                  + bytes(700_000))
+                with anyio.fail_after(5):
+                    while name not in {c["peer"] for c in a.connections()} and \
+                            "over the limit of 1048576" not in caplog.text:
+                        await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                while len(a.connections()) > 1:
+                    await anyio.sleep(0.01)
+            assert [c["peer"] for c in a.connections()] == ["x"]
+        finally:
+            for stream in streams:
+                await stream.aclose()
+    assert "connection with 'y'" in caplog.text
+    assert "unfinished frames hold 1400008 bytes, over the limit of 1048576" in caplog.text
+
+
+async def test_handshakes_from_one_host_beyond_the_bound_are_closed_at_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with TcpTransport("a", run_id=RUN, max_pending=4) as a:
+        address = parse_address(f"tcp://{a.address}")
+        silent = [await anyio.connect_tcp(address.host, address.port) for _ in range(6)]
+        try:
+            with anyio.fail_after(3):
+                while caplog.text.count("4 handshakes from 127.0.0.1 are under way") < 2:
+                    await anyio.sleep(0.01)
+                with pytest.raises(anyio.EndOfStream):
+                    await silent[-1].receive()
+        finally:
+            for stream in silent:
+                await stream.aclose()
+
+
+def test_plain_tcp_without_a_secret_admits_loopback_peers_only() -> None:
+    assert all(map(is_loopback, ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "::ffff:127.0.0.1"]))
+    assert not any(map(is_loopback, ["192.0.2.7", "::ffff:192.0.2.7", "2001:db8::1", "?"]))
+    bare = TcpTransport("a", run_id=RUN)
+    assert "loopback peers only" in str(bare._refusal("192.0.2.7"))  # noqa: SLF001
+    assert bare._refusal("127.0.0.1") is None  # noqa: SLF001
+    assert TcpTransport("a", run_id=RUN, secret="s")._refusal("192.0.2.7") is None  # noqa: SLF001
