@@ -18,6 +18,7 @@ from ._agent_protocol import (
     Task,
 )
 from ._agent_server import AgentServer
+from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (
@@ -78,7 +79,11 @@ __all__ = [
     "TaskFailed",
     "agent_environment",
     "agent_status",
+    "check_connected",
+    "is_symmetric",
     "local_configs",
     "run",
     "simulate",
+    "unweighted_nodes",
+    "with_default_weights",
 ]

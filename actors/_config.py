@@ -3,18 +3,29 @@
 A node's ``neighbors`` are its *in*-neighbours: the nodes whose values it mixes,
 each with the weight it gives them. Its self weight is ``1 - sum(weights)``. The
 out-neighbours (whom a node sends to) are derived from the whole network, so
-directed graphs work. Node ids are opaque strings or ints and are never parsed.
+directed graphs work. Node ids are opaque strings (NVFlare's integer ids become
+strings) and are never parsed; they name actors, so they may not be the
+controller's name, hold a path separator or a control character.
+
+NVFlare's dataclasses accept dicts and integer ids at construction; so do these,
+converting them there (``Config(**d)``, ``Node(1, [{"id": 2, "weight": 0.5}])``),
+and anything else is refused there with a ``ConfigError``, not deep in a run.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 WEIGHT_TOLERANCE = 1e-9
+CONTROLLER_NAME = "controller"
+MAX_ID_LENGTH = 128
+_SEPARATORS = frozenset("/\\")
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -28,6 +39,13 @@ class Neighbor:
     id: str
     weight: float | None = None
 
+    def __post_init__(self) -> None:
+        # A str id is checked where it matters (validate: it must name a node), so the
+        # common case costs one type check per neighbour of a large network.
+        if type(self.id) is not str:
+            object.__setattr__(self, "id", _node_id(self.id))
+        object.__setattr__(self, "weight", _weight(self.weight, self.id))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "weight": self.weight}
 
@@ -36,13 +54,10 @@ class Neighbor:
         """Build from ``{"id": ..., "weight": ...}``.
 
         Raises:
-            ConfigError: the mapping has no id, unknown keys, or a non-numeric weight.
+            ConfigError: the mapping has no id, unknown keys, or a bad weight.
         """
         fields = _mapping(data, "neighbor", required={"id"}, optional={"weight"})
-        weight = fields.get("weight")
-        if weight is not None and not _is_number(weight):
-            raise ConfigError(f"neighbor {fields['id']!r}: weight must be a number, got {weight!r}")
-        return cls(id=_node_id(fields["id"]), weight=None if weight is None else float(weight))
+        return cls(id=fields["id"], weight=fields.get("weight"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +68,8 @@ class Node:
     neighbors: tuple[Neighbor, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "neighbors", tuple(self.neighbors))
+        object.__setattr__(self, "id", _node_id(self.id))
+        object.__setattr__(self, "neighbors", _neighbors(self.neighbors, f"node {self.id!r}"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "neighbors": [n.to_dict() for n in self.neighbors]}
@@ -66,8 +82,7 @@ class Node:
             ConfigError: the mapping is malformed.
         """
         fields = _mapping(data, "node", required={"id"}, optional={"neighbors"})
-        neighbors = _list(fields.get("neighbors", []), f"node {fields['id']!r} neighbors")
-        return cls(_node_id(fields["id"]), tuple(Neighbor.from_dict(n) for n in neighbors))
+        return cls(fields["id"], fields.get("neighbors", ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +92,7 @@ class Network:
     nodes: tuple[Node, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "nodes", _items(self.nodes, Node, "network nodes"))
 
     @property
     def node_ids(self) -> list[str]:
@@ -129,7 +144,7 @@ class Network:
             ConfigError: the mapping is malformed or the network is invalid.
         """
         fields = _mapping(data, "network", required={"nodes"})
-        network = cls(tuple(Node.from_dict(n) for n in _list(fields["nodes"], "network nodes")))
+        network = cls(fields["nodes"])
         network.validate()
         return network
 
@@ -140,6 +155,14 @@ class Config:
 
     network: Network
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.network, Mapping):
+            object.__setattr__(self, "network", Network.from_dict(self.network))
+        elif not isinstance(self.network, Network):
+            raise ConfigError(f"config network must be a Network or a mapping, got "
+                              f"{type(self.network).__name__}")
+        object.__setattr__(self, "extra", _extra(self.extra, "config extra"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network.to_dict(), "extra": dict(self.extra)}
@@ -152,10 +175,7 @@ class Config:
             ConfigError: the mapping is malformed or the network is invalid.
         """
         fields = _mapping(data, "config", required={"network"}, optional={"extra"})
-        extra = fields.get("extra", {})
-        if not isinstance(extra, Mapping):
-            raise ConfigError(f"config extra must be a mapping, got {type(extra).__name__}")
-        return cls(Network.from_dict(fields["network"]), dict(extra))
+        return cls(Network.from_dict(fields["network"]), fields.get("extra", {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +187,10 @@ class LocalConfig:
     out_neighbors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "neighbors", tuple(self.neighbors))
-        object.__setattr__(self, "out_neighbors", tuple(self.out_neighbors))
+        object.__setattr__(self, "neighbors", _neighbors(self.neighbors, "local config"))
+        object.__setattr__(self, "extra", _extra(self.extra, "local config extra"))
+        ids = _items(self.out_neighbors, str, "out_neighbors", convert=_node_id)
+        object.__setattr__(self, "out_neighbors", ids)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,9 +209,7 @@ class LocalConfig:
         fields = _mapping(
             data, "local config", required={"neighbors"}, optional={"extra", "out_neighbors"}
         )
-        neighbors = tuple(Neighbor.from_dict(n) for n in _list(fields["neighbors"], "neighbors"))
-        out = tuple(_node_id(i) for i in _list(fields.get("out_neighbors", []), "out_neighbors"))
-        return cls(neighbors, dict(fields.get("extra") or {}), out)
+        return cls(fields["neighbors"], fields.get("extra") or {}, fields.get("out_neighbors", ()))
 
 
 def local_configs(config: Config) -> dict[str, LocalConfig]:
@@ -211,13 +231,6 @@ def _validate_row(node: Node, known: set[str]) -> None:
         if neighbor.id in seen:
             raise ConfigError(f"node {node.id!r} lists neighbor {neighbor.id!r} twice")
         seen.add(neighbor.id)
-        if neighbor.weight is not None and (
-            not math.isfinite(neighbor.weight) or neighbor.weight < 0
-        ):
-            raise ConfigError(
-                f"node {node.id!r}: weight of neighbor {neighbor.id!r} must be a finite number "
-                f">= 0, got {neighbor.weight}"
-            )
     total = sum(n.weight or 0.0 for n in node.neighbors)
     if total > 1 + WEIGHT_TOLERANCE:
         raise ConfigError(
@@ -240,17 +253,56 @@ def _mapping(
     return data
 
 
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(f"{what} must be a list, got {type(value).__name__}")
-    return list(value)
+def _items(values: Any, kind: type[T], what: str,
+           convert: Callable[[Any], T] | None = None) -> tuple[T, ...]:
+    """``values`` as a tuple of ``kind``, converting the others (mappings by ``from_dict``)."""
+    if not isinstance(values, list | tuple):
+        raise ConfigError(f"{what} must be a list, got {type(values).__name__}: {values!r:.80}")
+    try:
+        return tuple(v if isinstance(v, kind) else _convert(v, kind, convert) for v in values)
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+def _convert(value: Any, kind: type[T], convert: Callable[[Any], T] | None) -> T:
+    if convert is not None:
+        return convert(value)
+    if isinstance(value, Mapping):
+        return kind.from_dict(value)  # type: ignore[attr-defined, no-any-return]
+    raise ConfigError(f"expected a {kind.__name__} or a mapping, got {type(value).__name__}: "
+                      f"{value!r:.80}")
+
+
+def _neighbors(values: Any, what: str) -> tuple[Neighbor, ...]:
+    return _items(values, Neighbor, f"{what} neighbors")
+
+
+def _extra(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a mapping, got {type(value).__name__}")
+    return dict(value)
 
 
 def _node_id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(f"node id must be a string or an integer, got {value!r}")
-    return str(value)
+        raise ConfigError(f"node id must be a string or an integer, got {value!r:.80}")
+    text = str(value)
+    printable = text.isprintable() and _SEPARATORS.isdisjoint(text)
+    if not (printable and 0 < len(text) <= MAX_ID_LENGTH):
+        raise ConfigError(f"node id {text!r:.80} is not a valid name: expected 1 to "
+                          f"{MAX_ID_LENGTH} printable characters, no '/' or '\\'")
+    if text == CONTROLLER_NAME:
+        raise ConfigError(f"node id {text!r} is reserved: it is the controller's name")
+    return text
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _weight(value: Any, neighbor: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0):
+        raise ConfigError(f"neighbor {neighbor!r}: weight must be a finite number >= 0 or None, "
+                          f"got {value!r:.80}")
+    return float(value)

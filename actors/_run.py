@@ -13,6 +13,7 @@ import anyio
 
 from peerflow.transport import Transport
 
+from ._checks import prepare_config
 from ._config import Config, ConfigError
 from ._controller import DistOptController
 from ._deploy import deploy
@@ -25,8 +26,8 @@ Progress = Callable[[Mapping[str, int | None]], None]
 
 async def run(config: Config, executors: Executors, transport: str | Transport = "memory", *,
               config_timeout: float = 10.0, run_timeout: float | None = None,
-              on_progress: Progress | None = None, progress_interval: float = 0.1
-              ) -> RunResult:
+              on_progress: Progress | None = None, progress_interval: float = 0.1,
+              allow_disconnected: bool = False) -> RunResult:
     """Run ``config`` with one executor per node and return how it ended.
 
     Args:
@@ -38,11 +39,17 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
         config_timeout: seconds each node may take to accept its config.
         run_timeout: seconds the whole run may take (None: the nodes' sync timeouts bound it).
         on_progress: called about every ``progress_interval`` seconds with each node's iteration.
+        allow_disconnected: run a network that is not (strongly) connected, which
+            cannot reach consensus; refused otherwise.
+
+    Warns:
+        UserWarning: some neighbours had no weight; Metropolis-Hastings weights were set.
 
     Raises:
-        ConfigError: the network is invalid or the executors do not match its nodes.
+        ConfigError: the network is invalid or disconnected (unless allowed), or the
+            executors do not match its nodes.
     """
-    config.network.validate()
+    config = prepare_config(config, allow_disconnected=allow_disconnected)
     by_node = _executors_by_node(config, executors)
     controller = DistOptController(config, config_timeout=config_timeout,
                                    run_timeout=run_timeout)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._consensus import ConsensusExecutor
 from ._reference import (
     column_stochastic,
+    consensus_reference,
     dgd_reference,
     extra_reference,
     gt_reference,
@@ -16,28 +17,33 @@ from ._reference import (
     push_sum_reference,
     subgradient_push_reference,
 )
-from ._topology import (
-    TOPOLOGIES,
+from ._mixing import (
+    ARPACK_MAXITER,
     TopologyReport,
-    complete,
     consensus_rate,
     describe,
+    is_column_stochastic,
+    is_doubly_stochastic,
+    is_row_stochastic,
+    mixing_matrix,
+    second_largest_eigenvalue_modulus,
+    sparse_mixing_matrix,
+    spectral_gap,
+    stochasticity_warnings,
+)
+from ._topology import (
+    TOPOLOGIES,
+    complete,
     directed_ring,
     graph_of,
     grid,
     grid_shape,
-    is_column_stochastic,
-    is_doubly_stochastic,
-    is_row_stochastic,
     metropolis_hastings,
-    mixing_matrix,
     network_from_graph,
     path,
     random_connected,
     random_directed,
     ring,
-    second_largest_eigenvalue_modulus,
-    spectral_gap,
     star,
 )
 
@@ -105,6 +111,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ARPACK_MAXITER",
     "AGENT_LEARNING_EXECUTORS",
     "AgentLearning",
     "GTADAMExecutor",
@@ -127,6 +134,7 @@ __all__ = [
     "adam_scaling",
     "blobs",
     "column_stochastic",
+    "consensus_reference",
     "dataset_loss",
     "dgd",
     "dgd_reference",
@@ -166,6 +174,8 @@ __all__ = [
     "random_directed",
     "ring",
     "second_largest_eigenvalue_modulus",
+    "sparse_mixing_matrix",
     "spectral_gap",
+    "stochasticity_warnings",
     "star",
 ]

@@ -1,7 +1,8 @@
 """Centralized matrix forms of the algorithms, for tests and benchmarks.
 
 Row i of every (nodes, dim) array is node i. ``W`` is the row-stochastic mixing
-matrix of the network (``mixing_matrix``); ``A`` the column-stochastic push matrix
+matrix of the network (``mixing_matrix``, or ``sparse_mixing_matrix`` where the
+function says so); ``A`` the column-stochastic push matrix
 (``column_stochastic``). ``grad(X)`` returns the local gradients row by row. Each
 function returns the trajectory of the nodes' estimates, shape (iterations + 1,
 nodes, dim). These are written from the papers' matrix forms, independently of
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.sparse import sparray
 
 from peerflow.actors import Network
 
@@ -29,6 +31,15 @@ def column_stochastic(network: Network) -> tuple[np.ndarray, list[str]]:
         for j in [i, *(index[t] for t in targets)]:
             matrix[j, i] = 1.0 / (len(targets) + 1)
     return matrix, ids
+
+
+def consensus_reference(w: np.ndarray | sparray, x0: np.ndarray, iterations: int) -> np.ndarray:
+    """x <- W x; W dense or sparse (``sparse_mixing_matrix``), so large networks fit."""
+    x, out = x0, [x0]
+    for _ in range(iterations):
+        x = w @ x
+        out.append(x)
+    return np.array(out)
 
 
 def push_sum_reference(a: np.ndarray, x0: np.ndarray, iterations: int) -> np.ndarray:

@@ -4,21 +4,21 @@ Builders return networkx graphs labelled ``f"{prefix}{i + 1}"`` (NVFlare's site
 names) in node order; random draws take integer seeds derived with numpy's
 ``SeedSequence``, so the same seed gives the same graph in every process.
 A ``Network`` is the bridge to the runtime: row i of the mixing matrix W holds
-node i's in-weights, and its self weight ``1 - sum`` sits on the diagonal.
+node i's in-weights, and its self weight ``1 - sum`` sits on the diagonal
+(``_mixing``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Literal
 
 import networkx as nx
 import numpy as np
 
-from peerflow.actors._config import ConfigError, Neighbor, Network, Node
+from peerflow.actors import Neighbor, Network, Node
 
 WeightScheme = Literal["metropolis-hastings", "uniform"]
 TopologyBuilder = Callable[[int, int], nx.Graph]
@@ -143,8 +143,10 @@ def metropolis_hastings(graph: nx.Graph) -> Network:
     """
     _check_graph(graph)
     if graph.is_directed():
-        return _network(graph, lambda i, j: 1.0 / (1 + graph.in_degree(i)))
-    return _network(graph, lambda i, j: 1.0 / (1 + max(graph.degree(i), graph.degree(j))))
+        indegree = dict(graph.in_degree)
+        return _network(graph, lambda i, j: 1.0 / (1 + indegree[i]))
+    degree = dict(graph.degree)
+    return _network(graph, lambda i, j: 1.0 / (1 + max(degree[i], degree[j])))
 
 
 def network_from_graph(graph: nx.Graph, weights: WeightScheme = "metropolis-hastings") -> Network:
@@ -161,27 +163,8 @@ def network_from_graph(graph: nx.Graph, weights: WeightScheme = "metropolis-hast
     if weights != "uniform":
         raise ValueError(f"weights must be 'metropolis-hastings' or 'uniform', got {weights!r}")
     _check_graph(graph)
-    degree = graph.in_degree if graph.is_directed() else graph.degree
-    return _network(graph, lambda i, j: 1.0 / (1 + degree(i)))
-
-
-def mixing_matrix(network: Network) -> tuple[np.ndarray, list[str]]:
-    """W (row i: node i's in-weights, self weight on the diagonal) and the node order.
-
-    Raises:
-        ConfigError: the network is invalid, or a neighbour has no weight.
-    """
-    network.validate()
-    ids = network.node_ids
-    index = {node_id: i for i, node_id in enumerate(ids)}
-    matrix = np.zeros((len(ids), len(ids)))
-    for i, node in enumerate(network.nodes):
-        for neighbor in node.neighbors:
-            if neighbor.weight is None:
-                raise ConfigError(f"node {node.id!r}: neighbor {neighbor.id!r} has no weight")
-            matrix[i, index[neighbor.id]] = neighbor.weight
-        matrix[i, i] = 1.0 - matrix[i].sum()
-    return matrix, ids
+    degree = dict(graph.in_degree if graph.is_directed() else graph.degree)
+    return _network(graph, lambda i, j: 1.0 / (1 + degree[i]))
 
 
 def graph_of(network: Network) -> nx.DiGraph:
@@ -193,104 +176,6 @@ def graph_of(network: Network) -> nx.DiGraph:
             attrs = {} if neighbor.weight is None else {"weight": neighbor.weight}
             graph.add_edge(neighbor.id, node.id, **attrs)
     return graph
-
-
-def is_row_stochastic(matrix: np.ndarray, tol: float = 1e-9) -> bool:
-    """True if W is non-negative and each row sums to 1 (within tol).
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    matrix = _square(matrix)
-    return bool(np.all(matrix >= -tol) and np.allclose(matrix.sum(axis=1), 1.0, rtol=0, atol=tol))
-
-
-def is_column_stochastic(matrix: np.ndarray, tol: float = 1e-9) -> bool:
-    """True if W is non-negative and each column sums to 1 (within tol).
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    return is_row_stochastic(_square(matrix).T, tol)
-
-
-def is_doubly_stochastic(matrix: np.ndarray, tol: float = 1e-9) -> bool:
-    """True if W is both row and column stochastic.
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    return is_row_stochastic(matrix, tol) and is_column_stochastic(matrix, tol)
-
-
-def second_largest_eigenvalue_modulus(matrix: np.ndarray) -> float:
-    """Second largest |eigenvalue| of W (0 for a single node).
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    moduli = np.sort(np.abs(np.linalg.eigvals(_square(matrix))))[::-1]
-    return float(moduli[1]) if len(moduli) > 1 else 0.0
-
-
-def spectral_gap(matrix: np.ndarray) -> float:
-    """1 - SLEM: 0 for a disconnected or periodic W, 1 for W = J/n.
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    return 1.0 - second_largest_eigenvalue_modulus(matrix)
-
-
-def consensus_rate(matrix: np.ndarray) -> float:
-    """Geometric contraction factor of x(t+1) = W x(t) toward its limit: the SLEM.
-
-    For symmetric doubly stochastic W, ``||x(t+1) - avg|| <= SLEM * ||x(t) - avg||``
-    at every step. For W only row stochastic (or not symmetric), x(t) converges to
-    the pi-weighted average (pi W = pi) and the SLEM is the asymptotic rate:
-    ``||x(t) - x*||^(1/t)`` tends to at most the SLEM, after a transient.
-
-    Raises:
-        ValueError: W is not a square matrix.
-    """
-    return second_largest_eigenvalue_modulus(matrix)
-
-
-@dataclass(frozen=True, slots=True)
-class TopologyReport:
-    """Summary of a network's graph and mixing matrix (``peerflow topology``)."""
-
-    nodes: int
-    edges: int
-    directed: bool
-    row_stochastic: bool
-    column_stochastic: bool
-    doubly_stochastic: bool
-    slem: float
-    spectral_gap: float
-    strongly_connected: bool
-
-
-def describe(network: Network) -> TopologyReport:
-    """Report node and edge counts, stochasticity, SLEM and connectivity.
-
-    Raises:
-        ConfigError: the network is invalid, or a neighbour has no weight.
-    """
-    matrix, _ = mixing_matrix(network)
-    graph = graph_of(network)
-    slem = second_largest_eigenvalue_modulus(matrix)
-    return TopologyReport(
-        nodes=graph.number_of_nodes(),
-        edges=graph.number_of_edges(),
-        directed=not all(graph.has_edge(j, i) for i, j in graph.edges),
-        row_stochastic=is_row_stochastic(matrix),
-        column_stochastic=is_column_stochastic(matrix),
-        doubly_stochastic=is_doubly_stochastic(matrix),
-        slem=slem,
-        spectral_gap=1.0 - slem,
-        strongly_connected=nx.is_strongly_connected(graph),
-    )
 
 
 def _draw_connected(
@@ -346,13 +231,6 @@ def _check_graph(graph: nx.Graph) -> None:
     loops = [u for u, _ in nx.selfloop_edges(graph)]
     if loops:
         raise ValueError(f"graph has self-loops at {loops[:5]}; self weights are implicit")
-
-
-def _square(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"W must be a square matrix, got shape {matrix.shape}")
-    return matrix
 
 
 def _count(name: str, value: int, minimum: int = 1) -> int:

@@ -44,17 +44,20 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                        network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
-                       processes: opt.Processes = False) -> None:
+                       processes: opt.Processes = False,
+                       allow_disconnected: opt.AllowDisconnected = False) -> None:
     """Average random initial values over a network: x(t+1) = W x(t)."""
-    graph = build_network(topology, nodes, seed, network)
+    graph = build_network(topology, nodes, seed, network, algorithm="consensus",
+                          allow_disconnected=allow_disconnected)
     out_dir = render.prepare_out(out)
     if processes:
-        job = Job("consensus", iterations, seed, sync_timeout, graph)
+        job = Job("consensus", iterations, seed, sync_timeout, graph,
+                  allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, "tls" if transport == "tls" else "tcp", out_dir))
     executors = consensus_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
-        result = _simulate(config, executors, transport, on_progress)
+        result = _simulate(config, executors, transport, on_progress, allow_disconnected)
     report_consensus(result, config, executors, iterations, out_dir)
     _exit_on_abort(result)
 
@@ -66,10 +69,12 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
                       torch_threads: opt.TorchThreads = 1,
-                      agent_command: AgentCommand = None) -> None:
+                      agent_command: AgentCommand = None,
+                      allow_disconnected: opt.AllowDisconnected = False) -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
-    graph = build_network(topology, nodes, seed, network)
+    graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
+                          allow_disconnected=allow_disconnected)
     task = learning.build_problem(problem, len(graph.nodes), seed)
     out_dir = render.prepare_out(out)
     config = learning.learning_config(graph, task, iterations, stepsize,
@@ -79,8 +84,9 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                             torch_threads=torch_threads)
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
-                                       on_progress=on_progress) if agent_command
-                  else _simulate(config, executors, transport, on_progress))
+                                       on_progress=on_progress,
+                                       allow_disconnected=allow_disconnected) if agent_command
+                  else _simulate(config, executors, transport, on_progress, allow_disconnected))
     learning.report_learning(algorithm, task, result, config, executors, out_dir)
     _exit_on_abort(result)
 
@@ -93,14 +99,16 @@ for _name, _help in learning.HELP.items():
 def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random-directed",
                       seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0) -> None:
+                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                      allow_disconnected: opt.AllowDisconnected = False) -> None:
     """Average random values over a directed graph with push-sum (sender-side weights)."""
-    graph = build_network(topology, nodes, seed, network)
+    graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
+                          allow_disconnected=allow_disconnected)
     out_dir = render.prepare_out(out)
     executors = learning.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
-        result = _simulate(config, executors, transport, on_progress)
+        result = _simulate(config, executors, transport, on_progress, allow_disconnected)
     learning.report_push_sum(result, config, executors, out_dir)
     _exit_on_abort(result)
 
@@ -109,7 +117,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
 def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
              network: opt.NetworkFile = None, json_out: opt.JsonOut = None) -> None:
     """Print a network's weights, stochasticity and spectral gap."""
-    graph = build_network(topology, nodes, seed, network)
+    graph = build_network(topology, nodes, seed, network, allow_disconnected=True)
     report = describe(graph)
     rows = [(k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
             for k, v in asdict(report).items()]
@@ -122,9 +130,11 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
-              on_progress: Callable[[Mapping[str, int | None]], None]) -> RunResult:
+              on_progress: Callable[[Mapping[str, int | None]], None],
+              allow_disconnected: bool) -> RunResult:
     try:
-        return peerflow.simulate(config, executors, transport, on_progress=on_progress)
+        return peerflow.simulate(config, executors, transport, on_progress=on_progress,
+                                 allow_disconnected=allow_disconnected)
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
 

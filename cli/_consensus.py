@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 from peerflow.actors import Config, Network, RunResult
-from peerflow.algorithms import ConsensusExecutor, describe, mixing_matrix
+from peerflow.algorithms import (
+    ARPACK_MAXITER,
+    ConsensusExecutor,
+    consensus_reference,
+    describe,
+    sparse_mixing_matrix,
+)
 
 from . import _render as render
 
 FLOOR = 1e-17
 """Errors below double precision are drawn at this floor on the log plot."""
+PLOTTED = 100
+"""The plots draw the first nodes only: a line per node of 100,000 is a black square."""
 
 
 def consensus_executors(network: Network, seed: int, sync_timeout: float
@@ -22,50 +33,76 @@ def consensus_executors(network: Network, seed: int, sync_timeout: float
 
 
 def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
-                      iterations: int) -> dict[str, float]:
-    """Final spread, distance to the true average, and the spectral-gap prediction."""
+                      iterations: int) -> tuple[dict[str, float | None], list[str]]:
+    """Final spread, distance to the true average, the spectral-gap prediction, and notes
+    on the figures that could not be given (None)."""
     x0 = np.array([ex.initial_value for ex in executors.values()])
     final = np.array([ex.current_value for ex in executors.values()])
-    w, _ = mixing_matrix(network)
-    report = describe(network)
-    return {
+    w, _ = sparse_mixing_matrix(network)
+    report = describe(network, w)
+    notes = []
+    slem: float | None = report.slem
+    if math.isnan(report.slem):
+        slem = None
+        notes.append(f"slem, spectral gap and bound not computed: ARPACK did not converge in "
+                     f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)")
+    bound = None
+    if slem is not None and report.doubly_stochastic:
+        bound = float(slem ** iterations * np.linalg.norm(x0 - x0.mean()))
+    elif not report.doubly_stochastic:
+        notes.append("no distance bound: W is not doubly stochastic, so x converges to a "
+                     "weighted average, not the true average")
+    metrics: dict[str, float | None] = {
         "initial_spread": float(np.ptp(x0)),
         "final_spread": float(np.ptp(final)),
         "true_average": float(x0.mean()),
         "distance_to_average": float(np.max(np.abs(final - x0.mean()))),
-        "slem": report.slem,
-        "spectral_gap": report.spectral_gap,
-        "predicted_distance_bound": float(report.slem ** iterations * np.linalg.norm(
-            x0 - x0.mean())) if report.doubly_stochastic else float("nan"),
+        "slem": slem,
+        "spectral_gap": None if slem is None else 1.0 - slem,
+        "predicted_distance_bound": bound,
         "matrix_form_error": float(np.max(np.abs(
-            final - np.linalg.matrix_power(w, iterations) @ x0))),
+            final - consensus_reference(w, x0, iterations)[-1]))),
     }
+    return metrics, notes
 
 
 def report_consensus(result: RunResult, config: Config,
                      executors: dict[str, ConsensusExecutor], iterations: int,
                      out: render.Path | None) -> None:
-    """Print the summary table and write summary.json and the per-node plot."""
-    metrics = consensus_metrics(config.network, executors, iterations) if result.ok else {}
+    """Print the summary table and write summary.json and the per-node plots."""
+    metrics, notes = (consensus_metrics(config.network, executors, iterations) if result.ok
+                      else ({}, []))
     rows = [("status", result.status), ("nodes", str(len(executors))),
             ("iterations", str(iterations))]
-    rows += [(name.replace("_", " "), f"{value:.3e}") for name, value in metrics.items()]
+    rows += [(name.replace("_", " "), "n/a" if value is None else f"{value:.3e}")
+             for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
+    rows += [("note", note) for note in notes]
     render.print_table("consensus", rows)
     if out is None:
         return
     summary = {"algorithm": "consensus", **result.to_dict(), "metrics": metrics,
-               "config": config.to_dict()}
+               "notes": notes, "config": config.to_dict()}
     render.write_json(out / "summary.json", summary)
+    _plot(out, executors, metrics, iterations)
+
+
+def _plot(out: render.Path, executors: dict[str, ConsensusExecutor],
+          metrics: dict[str, float | None], iterations: int) -> None:
     histories = {node: np.asarray(ex.value_history, dtype=float)
-                 for node, ex in executors.items()}
-    render.plot_lines(out / "consensus.png", histories, title="consensus: value per node",
-                      ylabel="value")
-    if metrics:
-        average, slem = metrics["true_average"], metrics["slem"]
-        errors = {node: np.maximum(np.abs(h - average), FLOOR) for node, h in histories.items()}
-        norm0 = float(np.linalg.norm([e[0] for e in errors.values()]))
+                 for node, ex in itertools.islice(executors.items(), PLOTTED)}
+    shown = "" if len(executors) <= PLOTTED else f" ({PLOTTED} of {len(executors)} nodes)"
+    render.plot_lines(out / "consensus.png", histories, ylabel="value",
+                      title=f"consensus: value per node{shown}")
+    average = metrics.get("true_average")
+    if average is None:
+        return
+    errors = {node: np.maximum(np.abs(h - average), FLOOR) for node, h in histories.items()}
+    slem = metrics["slem"]
+    if slem is not None:
+        initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
+        norm0 = float(np.linalg.norm(initial - average))
         errors["SLEM^t ||x(0) - avg||"] = np.maximum(norm0 * slem ** np.arange(iterations + 1),
                                                       FLOOR)
-        render.plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
-                          title="consensus: distance to the true average")
+    render.plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
+                      title=f"consensus: distance to the true average{shown}")

@@ -18,7 +18,8 @@ def parse_file(path: Path, what: str, parse: Callable[[str], T],
     """Read ``path`` and ``parse`` its text, naming the file in any error.
 
     Raises:
-        CliInputError: the file is missing, unreadable, or not valid ``syntax``.
+        CliInputError: the file is missing, unreadable, nested too deeply, or not
+            valid ``syntax``.
     """
     try:
         return parse(path.read_text())
@@ -28,3 +29,5 @@ def parse_file(path: Path, what: str, parse: Callable[[str], T],
         raise CliInputError(f"cannot read {what} {str(path)!r}: {exc}") from exc
     except syntax_error as exc:
         raise CliInputError(f"{what} {str(path)!r} is not valid {syntax}: {exc}") from exc
+    except RecursionError:
+        raise CliInputError(f"{what} {str(path)!r} is nested too deeply to read") from None

@@ -18,6 +18,7 @@
     topology = "random"
     nodes = 6
     # file = "network.json"   ... or an NVFlare network JSON, relative to this file
+    # allow_disconnected = true   run a network that is not (strongly) connected
 
 The controller sends the job's spec (the same fields, the network inlined) to
 every node, which builds its executor from it with the simulator's builders, so
@@ -43,10 +44,11 @@ from . import _learning as learning
 from ._consensus import consensus_executors, report_consensus
 from ._errors import CliInputError, parse_file
 from ._network import build_network
+from ._options import MAX_SYNC_TIMEOUT
 
 _KEYS = {"algorithm", "iterations", "seed", "sync_timeout", "network"}
 _LEARNING_KEYS = _KEYS | {"problem", "stepsize", "torch_threads", "extra"}
-_NETWORK_KEYS = {"topology", "nodes", "seed", "file"}
+_NETWORK_KEYS = {"topology", "nodes", "seed", "file", "allow_disconnected"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class Job:
     stepsize: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
     torch_threads: int = 1
+    allow_disconnected: bool = False
 
     @property
     def config(self) -> Config:
@@ -102,7 +105,9 @@ class Job:
                  for key in sorted(keys - {"network", "extra"})]
         if self.problem is not None:
             lines += ["", "[extra]", *(f"{k} = {v!r}" for k, v in self.extra.items())]
-        return "\n".join([*lines, "", "[network]", f"file = {json.dumps(str(network_file))}", ""])
+        allow = ["allow_disconnected = true"] if self.allow_disconnected else []
+        return "\n".join([*lines, "", "[network]", f"file = {json.dumps(str(network_file))}",
+                          *allow, ""])
 
 
 def load_job(path: Path) -> Job:
@@ -123,26 +128,35 @@ def _job(data: dict[str, Any], path: Path) -> Job:
                             f"got {algorithm!r}")
     _no_unknown(data, _LEARNING_KEYS if algorithm in learning.HELP else _KEYS, where)
     seed = _number(data, "seed", int, 0, where, minimum=0)
-    sync_timeout = float(_number(data, "sync_timeout", (int, float), 10.0, where))
-    if sync_timeout <= 0:
-        raise CliInputError(f"{where}: sync_timeout must be > 0, got {sync_timeout!r}")
-    network = _network(data.get("network", {}), path, seed, where)
+    sync_timeout = float(_number(data, "sync_timeout", (int, float), 10.0, where,
+                                 minimum=0.001, maximum=MAX_SYNC_TIMEOUT))
+    network, allow_disconnected = _network(data.get("network", {}), path, seed, where, algorithm)
     specific = (_learning_fields(data, algorithm, network, seed, where)
                 if algorithm in learning.HELP
                 else {"iterations": _number(data, "iterations", int, 50, where, minimum=0)})
     return Job(algorithm=algorithm, seed=seed, sync_timeout=sync_timeout, network=network,
-               **specific)
+               allow_disconnected=allow_disconnected, **specific)
 
 
-def _network(table: Any, path: Path, seed: int, where: str) -> Network:
+def _network(table: Any, path: Path, seed: int, where: str,
+             algorithm: str) -> tuple[Network, bool]:
     if not isinstance(table, dict):
         raise CliInputError(f"{where}: [network] must be a table")
     _no_unknown(table, _NETWORK_KEYS, f"{where} [network]")
     file = table.get("file")
-    return build_network(str(table.get("topology", "random")),
-                         _number(table, "nodes", int, 6, where),
-                         _number(table, "seed", int, seed, where),
-                         None if file is None else path.parent / str(file))
+    allow = table.get("allow_disconnected", False)
+    if not isinstance(allow, bool):
+        raise CliInputError(f"{where} [network]: allow_disconnected must be true or false, "
+                            f"got {allow!r}")
+    nodes = _number(table, "nodes", int, 6, where)
+    seed = _number(table, "seed", int, seed, where)
+    try:
+        network = build_network(str(table.get("topology", "random")), nodes, seed,
+                                None if file is None else path.parent / str(file),
+                                algorithm=algorithm, allow_disconnected=allow)
+    except CliInputError as exc:
+        raise CliInputError(f"{where}: {exc}") from None
+    return network, allow
 
 
 def _learning_fields(data: dict[str, Any], algorithm: str, network: Network, seed: int,
@@ -174,12 +188,14 @@ def _no_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
 
 
 def _number(data: Mapping[str, Any], key: str, kind: Any, default: Any, where: str, *,
-            minimum: float | None = None) -> Any:
+            minimum: float | None = None, maximum: float | None = None) -> Any:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, kind) or value != value:
         raise CliInputError(f"{where}: {key} must be a number, got {value!r}")
     if minimum is not None and value < minimum:
         raise CliInputError(f"{where}: {key} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise CliInputError(f"{where}: {key} must be <= {maximum}, got {value!r}")
     return value
 
 

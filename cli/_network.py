@@ -1,43 +1,126 @@
-"""Where a run's network comes from: a built-in topology, or an NVFlare-shaped JSON file."""
+"""Where a run's network comes from (a built-in topology, or an NVFlare-shaped JSON
+file), and the checks it passes before any run starts.
+
+Every node is an actor in one process here, at a few kilobytes each plus its
+history; ``MAX_NODES`` keeps a typo (``--nodes 100000000``) from growing the
+process until the machine swaps.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from peerflow.actors import Config, ConfigError, Network
-from peerflow.algorithms import TOPOLOGIES, metropolis_hastings
+import typer
+
+from peerflow.actors import (
+    Config,
+    ConfigError,
+    Network,
+    check_connected,
+    unweighted_nodes,
+    with_default_weights,
+)
+from peerflow.algorithms import (
+    TOPOLOGIES,
+    metropolis_hastings,
+    sparse_mixing_matrix,
+    stochasticity_warnings,
+)
 
 from ._errors import CliInputError, parse_file
 
+MAX_NODES = 200_000
+DOUBLY_STOCHASTIC = {"consensus": "the average", "dgd": "the optimum", "gt": "the optimum",
+                     "gtadam": "the optimum", "extra": "the optimum"}
+"""The algorithms that reach their target only with a doubly stochastic W, and that target."""
 
-def build_network(topology: str, nodes: int, seed: int, network_file: Path | None) -> Network:
-    """The network named by the options: ``--network FILE`` wins over ``--topology``.
+T = TypeVar("T")
+
+
+def build_network(topology: str, nodes: int, seed: int, network_file: Path | None, *,
+                  algorithm: str | None = None, allow_disconnected: bool = False) -> Network:
+    """The network named by the options (``--network FILE`` wins over ``--topology``),
+    checked for ``algorithm`` (see ``check_network``).
 
     Raises:
-        CliInputError: unknown topology, unreadable or malformed file.
+        CliInputError: unknown topology, too many nodes, unreadable or malformed file, a
+            disconnected network (unless allowed).
     """
     if network_file is not None:
-        return load_network(network_file)
-    builder = TOPOLOGIES.get(topology)
-    if builder is None:
-        raise CliInputError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
-    try:
-        return metropolis_hastings(builder(nodes, seed))
-    except ValueError as exc:
-        raise CliInputError(f"cannot build a {topology} network of {nodes} nodes: {exc}") from exc
+        network = load_network(network_file)
+    else:
+        network = _built_in(topology, nodes, seed)
+    return check_network(network, algorithm=algorithm, allow_disconnected=allow_disconnected)
+
+
+def check_network(network: Network, *, algorithm: str | None = None,
+                  allow_disconnected: bool = False) -> Network:
+    """Fill missing weights (Metropolis-Hastings) and say so; refuse a disconnected
+    network unless allowed; warn, naming the nodes, when ``algorithm`` needs a
+    doubly stochastic W and the weights do not give one.
+
+    Raises:
+        CliInputError: the network is not (strongly) connected and not allowed to be.
+    """
+    missing = unweighted_nodes(network)
+    if missing:
+        network = _config_step(lambda: with_default_weights(network))
+        shown = ", ".join(repr(node) for node in missing[:5])
+        _say("note", f"{len(missing)} nodes ({shown}{', ...' if len(missing) > 5 else ''}) "
+                     "give a neighbour no weight: Metropolis-Hastings weights filled in")
+    if not allow_disconnected:
+        _config_step(lambda: check_connected(network),
+                     hint="pass --allow-disconnected to run it anyway")
+    target = DOUBLY_STOCHASTIC.get(algorithm or "")
+    if target is not None:
+        for line in stochasticity_warnings(*sparse_mixing_matrix(network)):
+            _say("warning", f"{line}; {algorithm} reaches {target} only with a doubly "
+                            "stochastic W")
+    return network
 
 
 def load_network(path: Path) -> Network:
     """Read a network from JSON: ``{"nodes": [...]}`` or a whole ``{"network": ...}`` config.
 
     Raises:
-        CliInputError: the file is missing, not JSON, or not a valid network.
+        CliInputError: the file is missing, not JSON, not a valid network, or too large.
     """
     data = parse_file(path, "network file", json.loads, json.JSONDecodeError, "JSON")
+    section = data.get("network", data) if isinstance(data, dict) else None
+    nodes = section.get("nodes") if isinstance(section, dict) else None
+    if isinstance(nodes, list) and len(nodes) > MAX_NODES:
+        raise CliInputError(f"network file {str(path)!r} has {len(nodes)} nodes; at most "
+                            f"{MAX_NODES} run in one process")
     try:
         if isinstance(data, dict) and "network" in data:
             return Config.from_dict(data).network
         return Network.from_dict(data)
     except ConfigError as exc:
         raise CliInputError(f"network file {str(path)!r}: {exc}") from exc
+
+
+def _built_in(topology: str, nodes: int, seed: int) -> Network:
+    builder = TOPOLOGIES.get(topology)
+    if builder is None:
+        raise CliInputError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
+    if nodes > MAX_NODES:
+        raise CliInputError(f"{nodes} nodes are too many: at most {MAX_NODES} run in one "
+                            "process")
+    try:
+        return metropolis_hastings(builder(nodes, seed))
+    except ValueError as exc:
+        raise CliInputError(f"cannot build a {topology} network of {nodes} nodes: {exc}") from exc
+
+
+def _config_step(step: Callable[[], T], hint: str = "") -> T:
+    try:
+        return step()
+    except ConfigError as exc:
+        raise CliInputError(f"{exc}; {hint}" if hint else str(exc)) from exc
+
+
+def _say(kind: str, message: str) -> None:
+    typer.echo(f"peerflow: {kind}: {message}", err=True)

@@ -23,8 +23,13 @@ Processes = Annotated[bool, typer.Option(
     "(over --transport tcp or tls; memory means tcp).")]
 Out = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Folder for summary.json and plots (nothing is written without it).")]
+MAX_SYNC_TIMEOUT = 86_400.0
 SyncTimeout = Annotated[float, typer.Option(
-    "--sync-timeout", min=0.001, help="Seconds to wait for neighbours each iteration.")]
+    "--sync-timeout", min=0.001, max=MAX_SYNC_TIMEOUT,
+    help="Seconds to wait for neighbours each iteration.")]
+AllowDisconnected = Annotated[bool, typer.Option(
+    "--allow-disconnected", help="Run a network that is not (strongly) connected; it cannot "
+    "reach consensus, so it is refused without this.")]
 ProblemName = Annotated[str, typer.Option(
     "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded).")]
 Stepsize = Annotated[float | None, typer.Option(

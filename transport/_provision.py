@@ -11,6 +11,11 @@ or NVFlare's ``participants: [{name: ..., type: server | client | admin}]``.
 ``provision`` writes ``OUT/ca/root.pem`` and ``OUT/ca/root.key`` (keep it
 private) and, per participant, ``OUT/NAME/{root.pem,cert.pem,key.pem}``. Keys
 are EC P-256: quick to make and to handshake with.
+
+A participant's name becomes a folder and a certificate's common name, so it
+is checked: 1 to 64 printable characters, no path separator, not starting with
+a dot, and not a reserved name: "ca" (the CA's folder, in any case, so that no
+participant's kit can ever hold the CA's key) or a Windows device name.
 """
 
 from __future__ import annotations
@@ -30,22 +35,38 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .tls import CERT_FILE, KEY_FILE, ROOT_FILE
 
 VALID_DAYS = 365
+CA_FOLDER = "ca"
+CA_KEY_FILE = "root.key"
+MAX_NAME_LENGTH = 64
+DEVICE_NAMES = frozenset({"con", "prn", "aux", "nul",
+                          *(f"{port}{k}" for port in ("com", "lpt") for k in range(10))})
+"""Windows opens the device, not a folder, for these names, whatever their extension."""
+_SEPARATORS = frozenset("/\\:")
 _ROLES = {"server": "controller", "controller": "controller", "client": "node",
           "node": "node", "admin": "admin"}
 
 
 class ProvisionError(ValueError):
-    """A project file is missing, malformed, or names a participant twice."""
+    """A project file is missing or malformed, or names a participant twice or badly."""
 
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """Who takes part in a project: a controller, nodes and admins."""
+    """Who takes part in a project: a controller, nodes and admins.
+
+    Raises:
+        ProvisionError: a name is invalid or reserved, or names two participants.
+    """
 
     name: str
     controller: str
     nodes: tuple[str, ...]
     admins: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name in self.participants:
+            _name(name, f"project {self.name!r}")
+        _check_unique(self, f"project {self.name!r}")
 
     @property
     def participants(self) -> tuple[str, ...]:
@@ -84,10 +105,8 @@ def project_from_dict(data: Any, where: str = "project") -> Project:
     if len(roles["controller"]) != 1:
         raise ProvisionError(f"{where}: expected one controller (server), got "
                              f"{roles['controller']}")
-    project = Project(str(data.get("name", "peerflow")), _name(roles["controller"][0], where),
-                      tuple(roles["node"]), tuple(roles["admin"]))
-    _check_unique(project, where)
-    return project
+    return Project(str(data.get("name", "peerflow")), _name(roles["controller"][0], where),
+                   tuple(roles["node"]), tuple(roles["admin"]))
 
 
 def _nvflare_roles(participants: Any, where: str) -> dict[str, list[str]]:
@@ -110,14 +129,20 @@ def _names(value: Any, where: str) -> list[str]:
 
 def _name(value: Any, where: str) -> str:
     text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
-    if not text or "/" in text or text.startswith(".") or len(text) > 64:
-        raise ProvisionError(f"{where}: {value!r:.80} is not a valid participant name")
+    if not (0 < len(text) <= MAX_NAME_LENGTH and text.isprintable()
+            and _SEPARATORS.isdisjoint(text) and not text.startswith(".")):
+        raise ProvisionError(f"{where}: {value!r:.80} is not a valid participant name: "
+                             f"expected 1 to {MAX_NAME_LENGTH} printable characters, no '/', "
+                             "'\\' or ':', not starting with '.'")
+    folder = text.casefold().rstrip(". ")  # the folder Windows and macOS would open
+    if folder == CA_FOLDER or folder.split(".")[0] in DEVICE_NAMES:
+        raise ProvisionError(f"{where}: participant name {text!r} is reserved")
     return text
 
 
 def _check_unique(project: Project, where: str) -> None:
-    names = project.participants
-    twice = sorted({n for n in names if names.count(n) > 1})
+    folders = [name.casefold() for name in project.participants]  # one folder, any case
+    twice = sorted({n for n in project.participants if folders.count(n.casefold()) > 1})
     if twice:
         raise ProvisionError(f"{where}: participants named more than once: {twice}")
 
@@ -132,7 +157,7 @@ def provision(project: Project, out: str | Path) -> dict[str, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _certificate(f"{project.name} root CA", ca_key, ca_key, None, ca=True)
     root_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write(out / "ca", {ROOT_FILE: root_pem, "root.key": _key_pem(ca_key)})
+    _write(out / CA_FOLDER, {ROOT_FILE: root_pem, CA_KEY_FILE: _key_pem(ca_key)})
     kits: dict[str, Path] = {}
     for name in project.participants:
         key = ec.generate_private_key(ec.SECP256R1())

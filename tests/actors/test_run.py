@@ -10,7 +10,7 @@ import peerflow
 from peerflow import Config, Neighbor, Network, Node
 from peerflow.actors import ConfigError, SyncAlgorithmExecutor
 from peerflow.algorithms import ConsensusExecutor
-from peerflow.algorithms._topology import (
+from peerflow.algorithms import (
     directed_ring,
     metropolis_hastings,
     mixing_matrix,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peerflow.actors._config import ConfigError, Neighbor, Network, Node
-from peerflow.algorithms._topology import (
+from peerflow.actors import Neighbor, Network, Node
+from peerflow.algorithms import (
     TOPOLOGIES,
     complete,
     consensus_rate,
@@ -228,10 +228,9 @@ def test_mixing_matrix_reproduces_the_network_weights(graph):
         np.testing.assert_allclose(matrix[i], expected, rtol=0, atol=1e-15)
 
 
-def test_mixing_matrix_refuses_a_neighbor_without_weight():
+def test_mixing_matrix_gives_a_neighbor_without_weight_its_metropolis_hastings_weight():
     network = Network((Node("a", (Neighbor("b"),)), Node("b", (Neighbor("a", 0.5),))))
-    with pytest.raises(ConfigError, match="node 'a'.*'b'"):
-        mixing_matrix(network)
+    np.testing.assert_array_equal(mixing_matrix(network)[0], [[0.5, 0.5], [0.5, 0.5]])
 
 
 def test_graph_of_points_from_each_in_neighbor_to_its_node():
