@@ -8,7 +8,9 @@ the link's own task, so a long computation never makes the agent look dead:
 ``Agent`` (``_agent_blocking``) runs the event loop in an anyio ``BlockingPortal``
 thread while the trainer computes in its own. A lost connection is retried until the node has
 been silent for ``heartbeat_timeout``; a task resent meanwhile is not handed
-out twice, and the last result is sent again in case it was lost.
+out twice, and the last result is sent again in case it was lost. A node that
+refuses the connection after it was once admitted is gone at once: its listener
+lives as long as its process, so nobody listening means the process ended.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ class AsyncAgent:
         if self.calls.state is State.CLOSED:
             raise AgentClosed(f"agent closed: {self.calls.closed_reason}")
         self.task = task
+        if task is not None:
+            self._send(self._taken(task))
         return task
 
     async def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
@@ -238,6 +242,8 @@ class AsyncAgent:
         self._link = link
         if self._last_result is not None:
             link.send_frame(self._last_result)  # the node drops it if it already has it
+        if self.task is not None:
+            link.send_frame(self._taken(self.task))  # the trainer works on it: no resend
         try:
             return await link.run(self._on_envelope, self._heartbeat, self.heartbeat_interval,
                                   self.heartbeat_timeout)
@@ -249,13 +255,16 @@ class AsyncAgent:
             return None
         logger.warning("agent %r lost node %r (%s); reconnecting", self.agent_id, self.node, why)
         try:
-            return await self._connect(last_heard)
+            return await self._connect(last_heard, once_admitted=True)
         except AgentClosed as exc:
             self._close(f"node {self.node!r} is gone: {why}; {exc}")
             return None
 
-    async def _connect(self, since: float) -> Link:
-        """Connect and be admitted, retrying until ``heartbeat_timeout`` after ``since``."""
+    async def _connect(self, since: float, *, once_admitted: bool = False) -> Link:
+        """Connect and be admitted, retrying until ``heartbeat_timeout`` after ``since``.
+
+        With ``once_admitted``, a refused connection ends the retries at once.
+        """
         deadline = since + self.heartbeat_timeout
         while True:
             try:
@@ -263,6 +272,9 @@ class AsyncAgent:
                     return await self._admit(Link(await anyio.connect_tcp(*self.address)))
             except _RETRY as exc:
                 error = exc
+            if once_admitted and _refused(error):
+                raise AgentClosed(f"nothing listens at {format_address(self.address)} "
+                                  f"any more (its process ended)")
             if anyio.current_time() + self.resend_interval > deadline:
                 raise AgentClosed(f"no node admitted agent {self.agent_id!r} at "
                                   f"{format_address(self.address)} within "
@@ -299,6 +311,9 @@ class AsyncAgent:
     def _heartbeat(self) -> Envelope:
         return proto.heartbeat(self.agent_id, self.node or "")
 
+    def _taken(self, task: Task) -> bytes:
+        return encode_frame(proto.taken(self.agent_id, self.node or "", task.id))
+
     def _send(self, frame: bytes) -> None:
         if self._link is not None:
             with contextlib.suppress(anyio.ClosedResourceError):
@@ -310,3 +325,9 @@ class AsyncAgent:
             self._tasks_in.close()
         if self._link is not None:
             self._link.finish()
+
+
+def _refused(error: BaseException) -> bool:
+    """True if ``error`` (anyio wraps the attempts' errors) is a refused connection."""
+    return isinstance(error, ConnectionRefusedError) or isinstance(
+        error.__cause__, ConnectionRefusedError)

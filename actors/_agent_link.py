@@ -44,15 +44,17 @@ class LinkSettings:
         heartbeat_interval: seconds between heartbeats, each way.
         heartbeat_timeout: seconds of silence after which the peer is gone; also how
             long a task waits for the agent to connect.
-        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
-        task_wait_time: seconds for the agent's result (None: as long as it lives).
-        resend_interval: seconds between sends of a task not yet accepted.
+        peer_read_timeout: seconds from sending a task until the trainer takes it with
+            ``get_task`` (None: ``heartbeat_timeout``; ``math.inf``: no bound).
+        task_wait_time: seconds from sending a task until its result (None: as long as
+            the agent lives and heartbeats).
+        resend_interval: seconds between sends of a task not yet received.
         max_resends: how many times a task is sent again (None: no limit).
     """
 
     heartbeat_interval: float = 5.0
     heartbeat_timeout: float = 60.0
-    peer_read_timeout: float | None = 60.0
+    peer_read_timeout: float | None = None
     task_wait_time: float | None = None
     resend_interval: float = 2.0
     max_resends: int | None = None
@@ -65,6 +67,12 @@ class LinkSettings:
                 raise ValueError(f"{name} must be > 0 seconds, got {value}")
         if self.max_resends is not None and self.max_resends < 0:
             raise ValueError(f"max_resends must be >= 0 or None, got {self.max_resends}")
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds for the trainer to take a task: ``peer_read_timeout`` or its default."""
+        read = self.peer_read_timeout
+        return self.heartbeat_timeout if read is None else read
 
 
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:

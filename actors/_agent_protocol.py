@@ -13,6 +13,7 @@ Messages on the link, all envelopes (sender: the node id or the agent id)::
     node  -> agent  reply {node, heartbeat_interval, heartbeat_timeout} | error "<why refused>"
     node  -> agent  ask <task name> <data>, id = task id
     agent -> node   tell "received", reply_to = task id  (the task reached the agent)
+    agent -> node   tell "taken", reply_to = task id     (get_task handed it to the trainer)
     agent -> node   reply {rc, data}, reply_to = task id
     agent -> node   tell "metric" {key, value, step}
     either way      heartbeat
@@ -32,6 +33,7 @@ from ._errors import ActorError
 
 HELLO: Final = "hello"
 RECEIVED: Final = "received"
+TAKEN: Final = "taken"
 METRIC: Final = "metric"
 CLOSE: Final = "close"
 _WELCOME: Final = {"node", "heartbeat_interval", "heartbeat_timeout"}
@@ -62,7 +64,11 @@ class AgentFailed(AgentError):
 
 
 class AgentGone(AgentError):
-    """The agent did not connect, accept a task, answer or send heartbeats in time."""
+    """The agent did not connect, take a task, answer or send heartbeats in time."""
+
+
+class AgentResultError(AgentError):
+    """The agent's result does not match what its task asks for (names, shapes, dtypes...)."""
 
 
 class RC(enum.StrEnum):
@@ -230,6 +236,11 @@ def task_message(node: str, agent_id: str, task: Task) -> Envelope:
 def received(agent_id: str, node: str, task_id: str) -> Envelope:
     """The agent's acknowledgement that a task reached it."""
     return _envelope("tell", agent_id, node, RECEIVED, reply_to=task_id)
+
+
+def taken(agent_id: str, node: str, task_id: str) -> Envelope:
+    """The agent's word that ``get_task`` handed the task to the trainer."""
+    return _envelope("tell", agent_id, node, TAKEN, reply_to=task_id)
 
 
 def result_message(agent_id: str, node: str, task: Task, data: Any, rc: str) -> Envelope:

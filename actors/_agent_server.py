@@ -7,10 +7,12 @@ connection is live at a time; when it drops, the agent may reconnect within
 ``heartbeat_timeout`` and an open task is sent again if the agent lost it.
 
 ``run_task`` hands one task to the agent and returns its result's data. Every
-wait in it has a bound: the agent must be connected within ``heartbeat_timeout``,
-accept the task within ``peer_read_timeout`` (resent every ``resend_interval``,
-at most ``max_resends`` times), answer within ``task_wait_time`` and never be
-silent for ``heartbeat_timeout``; a result whose code is not OK fails it too.
+wait in it has a bound: the agent must be connected within ``heartbeat_timeout``;
+from the first send, the trainer must take the task with ``get_task`` within
+``peer_read_timeout`` (the task is resent every ``resend_interval``, at most
+``max_resends`` times, until the link has it) and answer within ``task_wait_time``;
+and the agent must never be silent for ``heartbeat_timeout``. A result whose code
+is not OK fails the task too, and an agent that said goodbye is gone at once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -31,27 +32,13 @@ from peerflow.transport import DecodeError, Envelope, new_message_id
 from . import _agent_protocol as proto
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, AgentProtocolError, Task
+from ._agent_task import OpenTask
 
 logger = logging.getLogger("peerflow.agents")
 
+_NEVER = "it never connected"
 _LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError,
          anyio.BusyResourceError)
-
-
-@dataclass(slots=True)
-class _OpenTask:
-    task: Task
-    frame: bytes
-    accepted: anyio.Event = field(default_factory=anyio.Event)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: Any = None
-    failure: AgentError | None = None
-
-    def settle(self, result: Any = None, failure: AgentError | None = None) -> None:
-        if not self.done.is_set():
-            self.result, self.failure = result, failure
-            self.accepted.set()
-            self.done.set()
 
 
 class AgentServer:
@@ -67,6 +54,7 @@ class AgentServer:
         address: ``(host, port)`` once listening.
         metrics: what the agent logged with ``log_metric``, in order.
         refused: why each refused connection was refused.
+        answered: how many tasks the agent has answered.
     """
 
     def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0",
@@ -80,6 +68,7 @@ class AgentServer:
         self.address: tuple[str, int] | None = None
         self.metrics: list[Any] = []
         self.refused: list[str] = []
+        self.answered = 0
         self.connected_since: float | None = None
         self.last_heartbeat: float | None = None
         self._link: Link | None = None
@@ -87,9 +76,9 @@ class AgentServer:
         self._lost: str | None = None
         self._listening = anyio.Event()
         self._heard_at = -math.inf
-        self._left = "it never connected"
+        self._left = _NEVER
         self._goodbye: str | None = None
-        self._open: _OpenTask | None = None
+        self._open: OpenTask | None = None
 
     # -- serving ----------------------------------------------------------
     async def serve(self, node: str, *,
@@ -131,8 +120,8 @@ class AgentServer:
     def lose(self, reason: str) -> AgentError:
         """Give the agent up (its process died, say): its open task fails now, and so does
         the next one unless an agent connects again. Return the error, naming the agent."""
-        self._lost = reason
-        error = self._gone(f"is gone: {reason} ({self.absence()})")
+        self._lost = f"{reason} ({self.absence()})"
+        error = self._gone(f"is gone: {self._lost}")
         if self._open is not None:
             self._open.settle(failure=error)
         self._notify()
@@ -143,9 +132,13 @@ class AgentServer:
         self._changed = anyio.Event()
 
     def absence(self) -> str:
-        """Why no agent is connected: how the last one left, and the last refusal."""
+        """How far the agent got and how it left (or that it is still connected), and
+        the last refusal."""
         refused = f"; refused: {self.refused[-1]}" if self.refused else ""
-        return f"{self._left}{refused}"
+        if self.answered == 0 and self._left == _NEVER and self._link is None:
+            return f"{_NEVER}{refused}"
+        left = "was connected" if self._link is not None else f"then {self._left}"
+        return f"it answered {self.answered} tasks and {left}{refused}"
 
     def status(self) -> dict[str, Any]:
         """One row for ``peerflow status``: which node, connected since, last heartbeat."""
@@ -231,11 +224,14 @@ class AgentServer:
         elif open_task is None or envelope.reply_to != open_task.task.id:
             logger.debug("node %r dropped a stale %r from its agent", self.node, envelope.topic)
         elif envelope.kind == "tell" and envelope.topic == proto.RECEIVED:
-            open_task.accepted.set()
+            open_task.received.set()
+        elif envelope.kind == "tell" and envelope.topic == proto.TAKEN:
+            open_task.take()
         elif envelope.kind == "reply":
             self._on_result(open_task, *proto.read_result(envelope))
 
-    def _on_result(self, open_task: _OpenTask, rc: str, data: Any) -> None:
+    def _on_result(self, open_task: OpenTask, rc: str, data: Any) -> None:
+        self.answered += 1
         if rc == RC.OK:
             open_task.settle(data)
             return
@@ -246,6 +242,7 @@ class AgentServer:
 
     def _on_agent_stop(self, reason: str) -> None:
         self._goodbye = reason
+        self._lost = f"it stopped ({reason}) after answering {self.answered} tasks"
         if self._open is not None:
             self._open.settle(failure=self._gone(f"stopped during task "
                                                  f"{self._open.task.name!r} ({reason})"))
@@ -258,20 +255,25 @@ class AgentServer:
         """Hand a task to the agent and return the data of its result.
 
         Raises:
-            AgentGone: the agent did not connect, accept the task, answer or send
-                heartbeats in time, or stopped during the task.
+            AgentGone: the agent did not connect, take the task, answer or send
+                heartbeats in time, or stopped.
             AgentFailed: the result's return code is not ``RC.OK``.
             TypeError: ``data`` holds something the codec cannot carry.
         """
         task = Task(name, new_message_id(), data)
         frame = encode_frame(proto.task_message(self.node, self.agent_id, task))
         await self._wait_for_agent()
-        open_task = self._open = _OpenTask(task, frame)
+        open_task = self._open = OpenTask(task, frame)
+        settings = self.settings
+        wait = math.inf if settings.task_wait_time is None else settings.task_wait_time
+        take, done = (open_task.sent_at + min(settings.read_timeout, wait),
+                      open_task.sent_at + wait)
         try:
-            await self._deliver(open_task)
-            if not await self._wait(open_task, open_task.done, self.settings.task_wait_time):
-                raise self._gone(f"gave no result for task {name!r} within "
-                                 f"{self.settings.task_wait_time:g} s")
+            await self._deliver(open_task, take)
+            if not await self._wait(open_task, open_task.taken, take):
+                raise self._late(open_task, "did not take", min(settings.read_timeout, wait))
+            if not await self._wait(open_task, open_task.done, done):
+                raise self._late(open_task, "gave no result for", wait)
         finally:
             self._open = None
         if open_task.failure is not None:
@@ -284,39 +286,40 @@ class AgentServer:
             while self._link is None and self._lost is None:
                 await self._changed.wait()
         if self._lost is not None:
-            raise self._gone(f"is gone: {self._lost} ({self.absence()})")
+            raise self._gone(f"is gone: {self._lost}")
         if self._link is None:
             raise self._gone(f"is not connected at {format_address(self.address)} after "
                              f"{timeout:g} s: {self.absence()}")
 
-    async def _deliver(self, open_task: _OpenTask) -> None:
-        """Send the task until the agent accepts it (resends bounded in number and time)."""
-        settings, name = self.settings, open_task.task.name
-        deadline = anyio.current_time() + (settings.peer_read_timeout or math.inf)
+    async def _deliver(self, open_task: OpenTask, deadline: float) -> None:
+        """Send the task until the link has it (resends bounded in number and time)."""
+        settings = self.settings
         for sends in itertools.count(1):
             if self._link is not None:  # else it goes out when the agent reconnects
                 with contextlib.suppress(anyio.ClosedResourceError):
                     self._link.send_frame(open_task.frame)
-            wait = min(settings.resend_interval, deadline - anyio.current_time())
-            if await self._wait(open_task, open_task.accepted, wait):
+            wait = min(anyio.current_time() + settings.resend_interval, deadline)
+            if await self._wait(open_task, open_task.received, wait):
                 return
             if anyio.current_time() >= deadline:
-                raise self._gone(f"did not accept task {name!r} within "
-                                 f"{settings.peer_read_timeout:g} s")
+                return  # the wait for "taken" says what is late
             if settings.max_resends is not None and sends > settings.max_resends:
-                raise self._gone(f"did not accept task {name!r} after "
+                raise self._gone(f"did not receive task {open_task.task.name!r} after "
                                  f"{settings.max_resends} resends")
 
-    async def _wait(self, open_task: _OpenTask, event: anyio.Event,
-                    timeout: float | None) -> bool:
-        """Wait up to ``timeout`` for ``event``; True if set.
+    def _late(self, open_task: OpenTask, what: str, bound: float) -> AgentGone:
+        return self._gone(f"{what} task {open_task.task.name!r} within {bound:g} s "
+                          f"({open_task.progress(self._heard_at)})")
+
+    async def _wait(self, open_task: OpenTask, event: anyio.Event, deadline: float) -> bool:
+        """Wait until ``deadline`` (``anyio.current_time``) for ``event``; True if set.
 
         An agent silent for ``heartbeat_timeout`` meanwhile fails the task, which
         sets every event of it.
         """
         settings = self.settings
         period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
-        with anyio.move_on_after(math.inf if timeout is None else timeout):
+        with anyio.move_on_after(deadline - anyio.current_time()):
             while not event.is_set():
                 with anyio.move_on_after(period):
                     await event.wait()

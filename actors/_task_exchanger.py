@@ -54,9 +54,10 @@ class TaskExchanger(AgentHost):
         heartbeat_interval: seconds between heartbeats, each way.
         heartbeat_timeout: seconds of silence after which the agent is gone; also
             how long a task waits for the agent to connect.
-        peer_read_timeout: seconds for the agent to accept a task (None: no bound).
+        peer_read_timeout: seconds for the trainer to take a task with ``get_task``
+            (None: ``heartbeat_timeout``; ``math.inf``: no bound).
         task_wait_time: seconds for the agent's result (None: as long as it lives).
-        resend_interval: seconds between sends of a task not yet accepted.
+        resend_interval: seconds between sends of a task not yet received.
         max_resends: how many times a task is sent again (None: no limit).
         sync_timeout: seconds to wait for neighbours' values in ``exchange``.
 
@@ -66,7 +67,7 @@ class TaskExchanger(AgentHost):
 
     def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0", *,
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 60.0,
-                 peer_read_timeout: float | None = 60.0, task_wait_time: float | None = None,
+                 peer_read_timeout: float | None = None, task_wait_time: float | None = None,
                  resend_interval: float = 2.0, max_resends: int | None = None,
                  sync_timeout: float = 10.0) -> None:
         super().__init__(sync_timeout=sync_timeout)

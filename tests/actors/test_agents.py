@@ -290,3 +290,34 @@ def test_an_agent_needs_an_address_and_an_id(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PEERFLOW_AGENT_ID", "t-1")
     agent = AsyncAgent()
     assert (agent.address, agent.agent_id) == (("127.0.0.1", 5000), "t-1")
+
+
+async def idle(agent: AsyncAgent, node: TaskExchanger) -> None:
+    """A trainer that connects and heartbeats but never calls get_task."""
+    while agent.is_running():
+        await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+async def test_an_agent_that_never_calls_get_task_aborts_the_run_naming_it(nodes: int) -> None:
+    async def idle_on_last(agent: AsyncAgent, node: TaskExchanger) -> None:
+        await (idle if node.name == f"site-{nodes}" else echo)(agent, node)
+
+    config, exchangers_ = exchangers(nodes)
+    start = anyio.current_time()
+    with anyio.fail_after(10):
+        result = await run_with(config, exchangers_, idle_on_last)
+    assert result.status == "aborted" and result.node == f"site-{nodes}"
+    assert result.reason is not None and result.reason.startswith(
+        f"agent 'site-{nodes}-trainer' of node 'site-{nodes}' did not take task 'run' within "
+        "1 s (it received the task, but get_task() was not called; last heard 0.")
+    assert anyio.current_time() - start < HB["heartbeat_timeout"] + MARGIN
+
+
+async def test_the_time_to_take_a_task_is_configurable() -> None:
+    config, nodes = exchangers(1, peer_read_timeout=0.3)
+    start = anyio.current_time()
+    with anyio.fail_after(10):
+        result = await run_with(config, nodes, idle)
+    assert result.reason is not None and "did not take task 'run' within 0.3 s" in result.reason
+    assert anyio.current_time() - start < 0.3 + MARGIN

@@ -1,0 +1,58 @@
+"""A task the node has handed to its agent, and how far it got.
+
+A task moves through three steps, each an event that is set once: the link
+received it (the agent's "received": no more resends), the trainer took it
+(``get_task`` returned it: "taken"), and its result came ("done"). A failure
+settles the task, which sets all three, so every wait on it ends. ``progress``
+says where a task stalled, for the error that names the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ._agent_protocol import AgentError, Task
+
+
+@dataclass(slots=True)
+class OpenTask:
+    """One task in flight: its encoded frame, its steps and, once settled, its outcome."""
+
+    task: Task
+    frame: bytes
+    sent_at: float = field(default_factory=anyio.current_time)
+    received: anyio.Event = field(default_factory=anyio.Event)
+    taken: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    taken_at: float | None = None
+    result: Any = None
+    failure: AgentError | None = None
+
+    def take(self) -> None:
+        """The trainer took the task (and so the link received it)."""
+        if not self.taken.is_set():
+            self.taken_at = anyio.current_time()
+            self.received.set()
+            self.taken.set()
+
+    def settle(self, result: Any = None, failure: AgentError | None = None) -> None:
+        """End the task with its result or a failure; the first outcome stays."""
+        if not self.done.is_set():
+            self.result, self.failure = result, failure
+            self.received.set()
+            self.taken.set()
+            self.done.set()
+
+    def progress(self, heard_at: float) -> str:
+        """Where the task is, and when the agent was last heard (``anyio.current_time``)."""
+        now = anyio.current_time()
+        if self.taken_at is not None:
+            step = f"it took the task {now - self.taken_at:.1f} s ago"
+        elif self.received.is_set():
+            step = "it received the task, but get_task() was not called"
+        else:
+            step = "the task did not reach it"
+        return f"{step}; last heard {now - heard_at:.1f} s ago"
