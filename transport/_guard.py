@@ -23,7 +23,7 @@ from typing import Final
 from ._envelope import Envelope
 from .abc import TransportError
 
-DEFAULT_STALL_GRACE: Final = 60.0
+DEFAULT_STALL_GRACE: Final = 30.0
 DEFAULT_MIN_RATE: Final = 16 << 10
 
 
