@@ -4,11 +4,19 @@ The agent's event loop runs in an anyio ``BlockingPortal`` thread (anyio's, not 
 hand-rolled one): heartbeats go on while the trainer computes in its own thread,
 and each call is handed to the loop and waited for. No locks: the trainer's
 thread only waits on the portal.
+
+A started agent stops at interpreter exit if the trainer did not stop it (a
+script that raised between ``get_task`` and ``submit_result``, say): an ``atexit``
+hook runs while the portal thread still runs, and tells the node why the trainer
+ended. Without it the portal's context manager would be closed during
+finalization, when the portal thread can no longer run, and the process would hang.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +52,7 @@ class Agent:
             stack.enter_context(portal.wrap_async_context_manager(self.agent))
             self._exit = stack.pop_all()
         self._portal = portal
+        atexit.register(self._stop_at_exit)
 
     def get_task(self, timeout: float | None = None) -> Task | None:
         """See ``AsyncAgent.get_task``."""
@@ -75,8 +84,7 @@ class Agent:
         """Stop the agent and its event loop thread; idempotent."""
         if self._portal is None:
             self.agent.calls.call(Call.STOP)
-        self._portal = None
-        self._exit.close()
+        self._close(None, None, None)
 
     def __enter__(self) -> Agent:
         self.start()
@@ -84,8 +92,17 @@ class Agent:
 
     def __exit__(self, *exc_info: Any) -> None:
         """Stop; the node hears of an exception that ended the block."""
+        self._close(*exc_info)
+
+    def _close(self, *exc_info: Any) -> None:
+        atexit.unregister(self._stop_at_exit)
         self._portal = None
         self._exit.__exit__(*exc_info)
+
+    def _stop_at_exit(self) -> None:
+        """Stop at interpreter exit; the node hears of the exception that ended the script."""
+        error = getattr(sys, "last_value", None)  # set for an uncaught exception
+        self._close(None if error is None else type(error), error, None)
 
     def _call(self, call: Call, function: Any, *args: Any) -> Any:
         if self._portal is None:  # not started, or stopped: the table says what to raise

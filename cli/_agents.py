@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -201,8 +202,16 @@ async def _launch(argv: list[str], node: str, host: AgentHost,
         code = await process.wait()
         if code == 0:
             return
-        reason = f"its process exited with code {code}"
+        reason = _exit_reason(code)
     host.panic(str(host.agent.lose(reason)))
+
+
+def _exit_reason(code: int) -> str:
+    """How a process ended: its exit code, or the signal that killed it."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"its process was killed by {signal.Signals(-code).name}"
+    return f"its process exited with code {code}"
 
 
 async def _stop(process: Process, grace: float) -> None:

@@ -48,17 +48,19 @@ HB = {"heartbeat_interval": 0.1, "heartbeat_timeout": 1.0}
 MARGIN = 2.0
 
 TRAINER = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
     from peerflow.actors import RC, Agent, AgentClosed
 
     mode = sys.argv[1]
     with Agent() as agent:
-        while True:
+        for answered in range(10**9):
             try:
                 task = agent.get_task()
             except AgentClosed as exc:
                 print("closed:", exc, flush=True)
                 break
+            if mode == "die" and answered == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
             if mode == "hang":
                 print("hanging", flush=True)
                 time.sleep(3600)
@@ -70,11 +72,12 @@ TRAINER = textwrap.dedent("""
 """)
 
 NODE = textwrap.dedent("""
-    import anyio, peerflow
+    import sys, anyio, peerflow
     from peerflow.actors import Config, Network, Node, TaskExchanger
 
     async def main():
-        node = TaskExchanger("trainer", heartbeat_interval=0.1, heartbeat_timeout=1.0)
+        node = TaskExchanger("trainer", heartbeat_interval=0.1,
+                             heartbeat_timeout=float(sys.argv[1]))
         async def announce():
             print("%s %d" % await node.agent.wait_listening(), flush=True)
         async with anyio.create_task_group() as group:
@@ -172,6 +175,47 @@ async def test_an_agent_lost_mid_task_aborts_within_heartbeat_timeout_naming_it(
         "agent 'site-2-trainer' of node 'site-2' is gone: ")
 
 
+async def test_an_agent_killed_after_some_tasks_is_reported_lost_after_them(trainer: Path,
+                                                                           ) -> None:
+    with anyio.fail_after(30):
+        async with connected([sys.executable, str(trainer), "die", "5"], 1) as (controller, _):
+            for i in range(5):
+                await controller.broadcast_and_wait("train", i, timeout=5)
+            await expect_failure(controller)
+    assert controller.panic_report is not None
+    reason = controller.panic_report.reason
+    assert reason.startswith("agent 'site-1-trainer' of node 'site-1' is gone: its process "
+                             "was killed by SIGKILL (it answered 5 tasks and "), reason
+    assert "never connected" not in reason
+
+
+RAISER = textwrap.dedent("""
+    from peerflow.actors import Agent
+
+    agent = Agent()
+    agent.start()
+    task = agent.get_task()
+    raise RuntimeError("out of memory")  # no stop(), no submit_result()
+""")
+
+
+async def test_a_blocking_agent_whose_script_raises_lets_its_process_exit_at_once(
+        tmp_path: Path) -> None:
+    script = tmp_path / "raiser.py"
+    script.write_text(RAISER)
+    network = metropolis_hastings(path(1))
+    nodes = {"site-1": TaskExchanger("site-1-trainer", heartbeat_timeout=30)}
+    with anyio.fail_after(20):  # not heartbeat_timeout: the node hears why at once
+        async with AgentProcesses([sys.executable, str(script)], grace=30) as agents:
+            agents.launch("site-1", nodes["site-1"])
+            result = await peerflow.run(Config(network, {}), nodes)
+            with anyio.fail_after(5):  # the process exits by itself, within the grace
+                await agents.processes["site-1"].wait()
+    assert result.reason == ("agent 'site-1-trainer' of node 'site-1' stopped during task "
+                             "'run' (the trainer raised RuntimeError: out of memory)")
+    assert agents.processes["site-1"].returncode == 1
+
+
 async def expect_failure(controller: Controller) -> None:
     with pytest.raises(TaskFailed):
         await controller.broadcast_and_wait("train", None, timeout=10)
@@ -185,22 +229,23 @@ async def read_line(process: Process) -> str:
     return data.decode()
 
 
-async def test_a_killed_node_closes_its_agent_within_heartbeat_timeout(tmp_path: Path) -> None:
+async def test_a_killed_node_closes_its_agent_at_once(tmp_path: Path) -> None:
     script = tmp_path / "node.py"
     script.write_text(NODE)
-    process = await anyio.open_process([sys.executable, str(script)], stderr=None)
+    process = await anyio.open_process([sys.executable, str(script), "30"], stderr=None)
     try:
         with anyio.fail_after(20):
             host, port = (await read_line(process)).split()
-            async with AsyncAgent(f"{host}:{port}", "trainer", heartbeat_timeout=1) as agent:
+            async with AsyncAgent(f"{host}:{port}", "trainer", heartbeat_timeout=30) as agent:
                 task = await agent.get_task()
                 assert task is not None and task.name == "run"
                 process.kill()
                 killed = anyio.current_time()
                 await agent.submit_result("too late")
-                with pytest.raises(AgentClosed, match="node 'site-1' is gone"):
+                with pytest.raises(AgentClosed, match="node 'site-1' is gone: the connection "
+                                   "was lost; nothing listens at .* any more"):
                     await agent.get_task()
-                assert anyio.current_time() - killed < HB["heartbeat_timeout"] + MARGIN
+                assert anyio.current_time() - killed < 2.0  # not heartbeat_timeout (30 s)
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
