@@ -141,7 +141,7 @@ def reconnect_window(executors: Iterable[SyncAlgorithmExecutor]) -> float:
 def panic_on_lost_peer(executor: SyncAlgorithmExecutor) -> Callable[[str, str], None]:
     """An ``on_peer_lost`` callback: the node panics naming the peer it lost."""
     def lost(peer: str, reason: str) -> None:
-        executor.panic(f"node {executor.id!r}: lost peer {peer!r}: {reason}")
+        executor.panic(f"node {executor.id!r}: lost peer {peer!r}: {reason}", (peer,))
     return lost
 
 
