@@ -28,6 +28,7 @@ import importlib.util
 import os
 import secrets
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
@@ -111,7 +112,8 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
          secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
-    transport = _transport(listen, name, tls, secret_file, connect_timeout=join_timeout)
+    transport = _transport(listen, name, tls, secret_file, join_timeout,
+                           connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
@@ -192,7 +194,8 @@ def provision_command(project: Annotated[Path, typer.Argument(help="PROJECT.yml"
 @contextlib.contextmanager
 def _new_secret(path: Path | None, tls: Path | None) -> Iterator[str | None]:
     """The controller's join secret (None with TLS): ``PEERFLOW_SECRET`` or a fresh one,
-    written to ``path``, or to a private file of its own while it runs if neither is given."""
+    written to ``path`` (or, if neither is given, to a private file of its own) for as
+    long as the run lasts: a stale file from an earlier run cannot mislead a node."""
     given = os.environ.get(SECRET_ENV, "").strip()
     if tls is not None or (given and path is None):
         yield None if tls is not None else given
@@ -202,22 +205,34 @@ def _new_secret(path: Path | None, tls: Path | None) -> Iterator[str | None]:
         if path is None:
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="peerflow-"))) / "secret"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                os.fchmod(out.fileno(), 0o600)
-                out.write(secret + "\n")
-        except OSError as exc:
-            raise CliInputError(f"cannot write --secret-file {str(path)!r}: {exc}") from exc
+        _write_private(path, secret + "\n")
+        stack.callback(path.unlink, missing_ok=True)
         typer.echo(f"join secret written to {path} (give nodes and status "
                    f"--secret-file {path})", err=True)
         yield secret
 
 
-def _secret(path: Path | None, tls: Path | None) -> str | None:
-    """A node's or admin's join secret: from ``path``, else ``PEERFLOW_SECRET`` (None: TLS)."""
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user only; readers see all of it or none."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(text)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise CliInputError(f"cannot write --secret-file {str(path)!r}: {exc}") from exc
+
+
+def _secret(path: Path | None, tls: Path | None, wait: float = 0.0) -> str | None:
+    """A node's or admin's join secret (None with TLS): from ``path``, waiting up to
+    ``wait`` seconds for the controller to write it, else from ``PEERFLOW_SECRET``."""
     if tls is not None:
         return None
+    deadline = time.monotonic() + wait
+    while path is not None and not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the controller may be starting beside us
     try:
         secret = (path.read_text() if path is not None else os.environ.get(SECRET_ENV, ""))
     except OSError as exc:
@@ -235,12 +250,12 @@ def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | None = None,
-               **options: Any) -> NetworkTransport:
+               secret_wait: float = 0.0, **options: Any) -> NetworkTransport:
     """A transport for a command; the join secret is ``options["secret"]`` if given,
     else read as ``_secret`` reads it."""
     _check_address(listen, "--listen")
     if "secret" not in options:
-        options["secret"] = _secret(secret_file, tls)
+        options["secret"] = _secret(secret_file, tls, secret_wait)
     scheme = "tls" if tls is not None else "tcp"
     try:
         transport = create_transport(f"{scheme}://{listen}", name=name, tls=tls, **options)

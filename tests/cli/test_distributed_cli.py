@@ -50,7 +50,7 @@ def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
     with _new_secret(named, None) as secret:
         assert secret is not None and len(secret) >= 32
         assert named.read_text() == secret + "\n" and named.stat().st_mode & 0o777 == 0o600
-    assert named.exists()  # the user named it: theirs to remove
+    assert not named.exists()  # a secret lives as long as its run
     with _new_secret(None, None) as other:
         own = Path(capsys.readouterr().err.split("--secret-file ")[-1].strip(" )\n"))
         assert own.read_text().strip() == other != secret
