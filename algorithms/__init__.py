@@ -6,17 +6,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._consensus import ConsensusExecutor
-from ._reference import (
-    column_stochastic,
-    consensus_reference,
-    dgd_reference,
-    extra_reference,
-    gt_reference,
-    gtadam_reference,
-    push_diging_reference,
-    push_sum_reference,
-    subgradient_push_reference,
-)
 from ._mixing import (
     ARPACK_MAXITER,
     TopologyReport,
@@ -30,6 +19,17 @@ from ._mixing import (
     sparse_mixing_matrix,
     spectral_gap,
     stochasticity_warnings,
+)
+from ._reference import (
+    column_stochastic,
+    consensus_reference,
+    dgd_reference,
+    extra_reference,
+    gt_reference,
+    gtadam_reference,
+    push_diging_reference,
+    push_sum_reference,
+    subgradient_push_reference,
 )
 from ._topology import (
     TOPOLOGIES,

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from peerflow.actors import Network
 from peerflow.algorithms import (
+    _mixing,
     consensus_reference,
     describe,
     metropolis_hastings,
@@ -18,7 +19,6 @@ from peerflow.algorithms import (
     sparse_mixing_matrix,
     stochasticity_warnings,
 )
-from peerflow.algorithms import _mixing
 
 SKEWED = Network.from_dict({"nodes": [
     {"id": "a", "neighbors": [{"id": "b", "weight": 0.9}]},

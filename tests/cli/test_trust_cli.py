@@ -16,7 +16,8 @@ PAIRS = {"nodes": [{"id": "a", "neighbors": [{"id": "b", "weight": 0.5}]},
                    {"id": "c", "neighbors": [{"id": "d", "weight": 0.5}]},
                    {"id": "d", "neighbors": [{"id": "c", "weight": 0.5}]}]}
 SKEWED = {"nodes": [{"id": "a", "neighbors": [{"id": "b", "weight": 0.9}]},
-                    {"id": "b", "neighbors": [{"id": "a", "weight": 0.1}, {"id": "c", "weight": 0.1}]},
+                    {"id": "b", "neighbors": [{"id": "a", "weight": 0.1},
+                                              {"id": "c", "weight": 0.1}]},
                     {"id": "c", "neighbors": [{"id": "b", "weight": 0.5}]}]}
 UNWEIGHTED = {"nodes": [{"id": "a", "neighbors": [{"id": "b"}]},
                         {"id": "b", "neighbors": [{"id": "a", "weight": None}, {"id": "c"}]},
