@@ -14,6 +14,7 @@ from ._agent_protocol import (
     AgentGone,
     AgentProtocolError,
     AgentRefused,
+    AgentResultError,
     CallStateError,
     Task,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "AgentHost",
     "AgentProtocolError",
     "AgentRefused",
+    "AgentResultError",
     "AgentServer",
     "AsyncAgent",
     "AskTimeout",
