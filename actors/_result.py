@@ -50,7 +50,7 @@ class RunResult:
     """The outcome of a run.
 
     Attributes:
-        status: "completed" or "aborted".
+        status: "completed", "aborted", or "interrupted" (stopped by a signal).
         reason: why the run aborted, naming the node and the cause; for a stall, the
             chain of waits that leads to each root.
         node: the node the abort traces back to (the first of ``roots``).
@@ -61,7 +61,7 @@ class RunResult:
         timings: seconds spent configuring ("config"), running ("run") and in all ("total").
     """
 
-    status: Literal["completed", "aborted"]
+    status: Literal["completed", "aborted", "interrupted"]
     reason: str | None = None
     node: str | None = None
     iteration: int | None = None
