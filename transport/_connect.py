@@ -1,15 +1,12 @@
-"""Connections for the TCP transport: listening, dialing, TLS, the handshake, recovery.
+"""Connections for the TCP transport: routes, dialing, TLS, the handshake, recovery.
 
 ``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s
-and wins them back: it accepts (with a handshake timeout, so a silent peer is
-dropped, and at most ``max_pending`` handshakes at once per remote host), dials
-with retry and backoff while peers start in any order, has the loop do TLS (see
-``_protocol``), runs the handshake of ``_handshake``, and after a broken link
-redials or waits for the peer, then gives it up. Plain TCP without a join
-secret accepts loopback peers only. Every connection it makes is tracked until
-it closes, so that closing the transport leaves none open; a watchdog drops
-those whose unfinished frame stalled (``ReadLimits``). What happens on an
-established link is ``tcp``'s.
+and wins them back: it accepts (``_accept``), dials with retry and backoff while
+peers start in any order, has the loop do TLS (see ``_protocol``), runs the
+handshake of ``_handshake``, and after a broken link redials or waits for the
+peer, then gives it up. Every connection it makes is tracked until it closes,
+so that closing the transport leaves none open. What happens on an established
+link is ``tcp``'s.
 """
 
 from __future__ import annotations
@@ -17,25 +14,19 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from . import _handshake as hs
+from ._accept import FAILURES, Acceptor, describe, read_handshake
 from ._envelope import Envelope
-from ._guard import Guard, OverLimit, ReadLimits, is_loopback
 from ._link import Link, Peer
-from ._protocol import FrameProtocol, adopt, dial, format_address
-from .abc import DecodeError
+from ._protocol import dial
+from .abc import TransportError
 
 logger = logging.getLogger("peerflow.transport.tcp")
-
-FAILURES: Final = (OSError, TimeoutError, ssl.SSLError, anyio.EndOfStream, anyio.IncompleteRead,
-                   anyio.BrokenResourceError, anyio.ClosedResourceError, DecodeError, OverLimit)
-"""What a connection may fail with: each ends that connection only."""
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -50,111 +41,68 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class Connector:
-    """Accepting, dialing and recovering for ``TcpTransport`` (a mixin: it uses the
+class Connector(Acceptor):
+    """Routes, dialing and recovering for ``TcpTransport`` (a mixin: it uses the
     transport's state)."""
 
-    name: str
-    run_id: str | None
     address: str | None
-    handshake_timeout: float
+    connect_timeout: float
     reconnect_window: float
-    secret: str | None
-    guard: Guard
-    max_pending: int
-    _limits: ReadLimits
     on_peer_lost: Callable[[str, str], None] | None
     dead_letter: Callable[[Envelope, str], None]
-    _peers: dict[str, Peer]
-    _joiner: Callable[[str], bool]
-    _group: TaskGroup | None
-    _closing: bool
-    _server_context: ssl.SSLContext | None
     _client_context: ssl.SSLContext | None
-    _connections: set[FrameProtocol]
-    _pending: Counter[str]
 
-    async def _serve(self, link: Link) -> None:
-        raise NotImplementedError
+    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
+        """Tell where ``peer`` listens; with ``watch``, losing it calls ``on_peer_lost``.
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        assert self._group is not None
-        while True:
-            try:
-                await anyio.wait_readable(listener)
-            except (anyio.ClosedResourceError, ValueError):  # ValueError: closed before waiting
-                return
-            try:
-                sock, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as exc:  # e.g. out of file descriptors: keep serving
-                logger.warning("%s: accept failed: %s", self.name, exc)
-                await anyio.sleep(0.1)
-                continue
-            self._group.start_soon(self._accept, sock)
+        Raises:
+            ValueError: the address is not ``host:port``.
+        """
+        split_address(address)
+        state = self._peer(peer)
+        state.route = address
+        state.watched = state.watched or watch
 
-    async def _accept(self, sock: socket.socket) -> None:
-        remote = _remote(sock)
-        host = remote.rpartition(":")[0]
-        if refusal := self._refusal(host):
-            sock.close()
-            logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
-                           refusal)
-            return
-        conn: FrameProtocol | None = None
-        hello: hs.Hello | None = None
-        self._pending[host] += 1
-        try:
-            with anyio.fail_after(self.handshake_timeout):
-                conn = self._track(await adopt(sock, self._server_context, self._limits))
-                hello, run = await self._admit(conn)
-        except (*FAILURES, hs.HandshakeError) as exc:
-            if not self._closing:
-                logger.warning("%s: dropped incoming connection from %s: %s", self.name,
-                               remote, describe(exc))
-        finally:
-            self._pending[host] -= 1
-            if not self._pending[host]:
-                del self._pending[host]
-            if hello is None and conn is not None:  # failed, or cancelled while closing
-                conn.close()  # after any refusal written
-        if hello is not None and conn is not None:
-            await self._serve(Link(conn, hello.node, run, dialer=hello.node))
+    def watch(self, peer: str) -> None:
+        """Have ``on_peer_lost`` called if ``peer`` is lost (whoever dialed)."""
+        self._peer(peer).watched = True
 
-    def _refusal(self, host: str) -> str | None:
-        """Why a connection from ``host`` is refused before its handshake, if it is."""
-        if self._server_context is None and self.secret is None and not is_loopback(host):
-            return "plain TCP without a join secret accepts loopback peers only"
-        if self._pending[host] >= self.max_pending:
-            return f"{self.max_pending} handshakes from {host} are under way already"
-        return None
+    def connections(self) -> list[dict[str, Any]]:
+        """Describe every open connection: peer, remote address, TLS, direction."""
+        return [link.describe(self.name) for peer in self._peers.values()
+                for link in peer.links]
 
-    async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
-        """Read the dialer's hello; answer welcome or refuse (then raise)."""
-        hello = hs.parse_hello(await _read_handshake(conn))
-        gate = hs.Gate(self.run_id, self.secret, self._joiner, self.guard.connects,
-                       self._connected)
-        try:
-            run = hs.admit(hello, gate, conn.peer_identity())
-        except hs.HandshakeError as exc:
-            conn.write([hs.refuse(str(exc), retry=exc.retry)])
-            raise
-        conn.write([hs.welcome(self.name, run)])
-        return hello, run
+    def peer_address(self, peer: str) -> str | None:
+        """The remote address of the current connection to ``peer``, if any."""
+        state = self._peers.get(peer)
+        link = state.link if state else None
+        return link.conn.remote if link else None
 
-    def _connected(self, name: str) -> bool:
+    async def connect(self, peer: str) -> None:
+        """Dial ``peer`` (if need be) and wait until connected; adopts its run if ours is None.
+
+        Raises:
+            TransportError: the peer was lost (``connect_timeout`` passed, or refused).
+        """
+        state = self._peer(peer)
+        if state.link is None and state.route is None:
+            raise TransportError(f"no route to {peer!r}")
+        self._ensure_dialing(state)
+        while state.link is None:
+            if state.lost is not None:
+                raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
+            await anyio.sleep(0.01)
+
+    def _ensure_dialing(self, peer: Peer) -> None:
+        if peer.link is None and not peer.dialing and peer.route and self._group is not None:
+            peer.dialing = True
+            self._group.start_soon(self._dial, peer, self.connect_timeout)
+
+    def _peer(self, name: str) -> Peer:
         peer = self._peers.get(name)
-        return peer is not None and bool(peer.links)
-
-    async def watch_stalls(self) -> None:
-        """Drop connections whose unfinished frame stalled (see ``ReadLimits``)."""
-        while True:
-            await anyio.sleep(min(1.0, self._limits.stall_grace / 4))
-            now = anyio.current_time()
-            for conn in list(self._connections):
-                if (why := conn.stalled(now)) is not None:
-                    conn.fail(OverLimit(why))
+        if peer is None:
+            peer = self._peers[name] = Peer(name)
+        return peer
 
     async def _dial(self, peer: Peer, window: float) -> None:
         """Dial until connected, refused or out of time; then serve the connection."""
@@ -191,18 +139,13 @@ class Connector:
                                           self._limits))
             try:
                 conn.write([hs.hello(self.name, self.run_id, self.address, self.secret)])
-                node, run = hs.parse_answer(await _read_handshake(conn))
+                node, run = hs.parse_answer(await read_handshake(conn))
                 self._check_answer(peer.name, node, run, conn.peer_identity())
             except BaseException:
                 conn.abort()
                 raise
         self.run_id = run
         return Link(conn, peer.name, run, dialer=self.name)
-
-    def _track(self, conn: FrameProtocol) -> FrameProtocol:
-        self._connections.add(conn)
-        conn.closed.add_done_callback(lambda _: self._connections.discard(conn))
-        return conn
 
     def _check_answer(self, expected: str, node: str, run: str, identity: str | None) -> None:
         if node != expected or (identity is not None and identity != node):
@@ -246,13 +189,6 @@ class Connector:
             self.on_peer_lost(peer.name, reason)
 
 
-async def _read_handshake(conn: FrameProtocol) -> bytearray:
-    prefix = await conn.receive_exactly(4)
-    size = int.from_bytes(prefix, "little")
-    hs.check_size(size)
-    return await conn.receive_exactly(size)
-
-
 def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -271,17 +207,3 @@ def _permanent(exc: BaseException) -> bool:
     """A TLS verification failure will not pass on retry."""
     return isinstance(exc, ssl.SSLCertVerificationError) or (
         isinstance(exc, ssl.SSLError) and "ALERT" in str(exc.reason or ""))
-
-
-def _remote(sock: socket.socket) -> str:
-    try:
-        return format_address(sock.getpeername())
-    except OSError:
-        return "?"
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, anyio.EndOfStream | anyio.IncompleteRead):
-        return "the peer closed the connection without goodbye"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

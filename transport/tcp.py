@@ -2,14 +2,12 @@
 
 - Wire: u32-length-prefixed frames (``_frames``); a frame is one codec envelope;
   a zero-length frame is a *goodbye*: "I send nothing more on this connection".
-- Connections: one per peer pair, reused both ways; each is bound by a handshake
-  (``_handshake``) to a peer name and a run, one live connection per name.
-  Dialing retries with backoff while peers start in any order. With TLS a
-  peer's name is its certificate's; without, it is what its hello says, and
-  only a hello carrying the join ``secret`` gets in (no secret: loopback peers
-  only). An envelope whose sender is neither that name nor one of its
-  sub-names (``name/...``) is dropped and logged, as is one the ``guard``
-  (the deployment's roles, see ``_guard``) refuses from that name.
+- Connections: one per peer pair, reused both ways, one live one per name; each
+  is bound by a handshake (``_handshake``, ``_accept``) to a peer name and a
+  run. With TLS a peer's name is its certificate's; without, its hello's, and
+  only a hello with the join ``secret`` gets in (no secret: loopback only). An
+  envelope whose sender is not that name or a sub-name (``name/...``), or that
+  the deployment's ``guard`` refuses from that name, is dropped and logged.
 - Data plane: asyncio's loop API directly (``_protocol``), not anyio streams:
   the runtime runs on anyio's asyncio backend (uvloop included), and this is
   what takes a message through without a task wake or a socket re-registration.
@@ -17,21 +15,19 @@
   its end) and the timeouts.
 - Sending never awaits: ``send`` encodes and writes the frame to the peer's
   connection at once, one system call (an iteration sends one envelope per
-  peer, so that is one write per connection; deferring writes to gather more
-  cost ~4 µs of a 50 µs round trip). While there is no connection, or its
-  transport paused writing, frames wait in the peer's queue, written in
-  gathered writes when it can take them again.
+  peer: one write per connection; deferring writes to gather more costs more
+  than it saves). While there is no connection, or its transport paused
+  writing, frames wait in the peer's queue, written in gathered writes later.
 - Backpressure: a slow reader fills the transport's buffer (TCP flow control),
   then the peer's queue. A ``tell`` that would push that backlog over
   ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
   panic); control envelopes (asks, replies, panics, aborts) always queue, they
   are small. The backlog is bounded by ``max_queued`` plus those.
-- Faults: a frame that does not decode drops its connection (logged), nothing
-  else; so does an unfinished frame over the ``ReadLimits`` (bytes held across
-  connections, or stalled). A connection that breaks without goodbye is redialed (if the peer's
-  address is known) or awaited for ``reconnect_window`` seconds; then the peer
-  is lost: its queue becomes dead letters and ``on_peer_lost(name, reason)``
-  is called for watched peers, which the deployment turns into a panic.
+- Faults: a frame that does not decode, or an unfinished one over the
+  ``ReadLimits``, drops its connection (logged), nothing else. A connection that
+  breaks without goodbye is redialed (if the peer's address is known) or awaited
+  for ``reconnect_window`` seconds; then the peer is lost: its queue becomes dead
+  letters and ``on_peer_lost(name, reason)`` is called for watched peers.
 """
 
 from __future__ import annotations
@@ -41,13 +37,14 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._accept import FAILURES, describe
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
-from ._connect import FAILURES, Connector, describe, listening_socket, split_address
+from ._connect import Connector, listening_socket, split_address
 from ._envelope import Envelope
 from ._frames import Body, framed
 from ._guard import DEFAULT_MIN_RATE, DEFAULT_STALL_GRACE, OPEN, Guard, ReadLimits
@@ -187,7 +184,7 @@ class TcpTransport(Connector, Transport):
             task_status.started(group)
             await anyio.sleep_forever()
 
-    # -- endpoints and routes --------------------------------------------------
+    # -- endpoints ---------------------------------------------------------------
     def register(self, name: str, deliver: Deliver) -> None:
         if name in self._endpoints:
             raise ValueError(f"endpoint {name!r} is already registered")
@@ -197,47 +194,6 @@ class TcpTransport(Connector, Transport):
 
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
-
-    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
-        """Tell where ``peer`` listens; with ``watch``, losing it calls ``on_peer_lost``.
-
-        Raises:
-            ValueError: the address is not ``host:port``.
-        """
-        split_address(address)
-        state = self._peer(peer)
-        state.route = address
-        state.watched = state.watched or watch
-
-    def watch(self, peer: str) -> None:
-        """Have ``on_peer_lost`` called if ``peer`` is lost (whoever dialed)."""
-        self._peer(peer).watched = True
-
-    def connections(self) -> list[dict[str, Any]]:
-        """Describe every open connection: peer, remote address, TLS, direction."""
-        return [link.describe(self.name) for peer in self._peers.values()
-                for link in peer.links]
-
-    def peer_address(self, peer: str) -> str | None:
-        """The remote address of the current connection to ``peer``, if any."""
-        state = self._peers.get(peer)
-        link = state.link if state else None
-        return link.conn.remote if link else None
-
-    async def connect(self, peer: str) -> None:
-        """Dial ``peer`` (if need be) and wait until connected; adopts its run if ours is None.
-
-        Raises:
-            TransportError: the peer was lost (``connect_timeout`` passed, or refused).
-        """
-        state = self._peer(peer)
-        if state.link is None and state.route is None:
-            raise TransportError(f"no route to {peer!r}")
-        self._ensure_dialing(state)
-        while state.link is None:
-            if state.lost is not None:
-                raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
-            await anyio.sleep(0.01)
 
     # -- sending ---------------------------------------------------------------
     def send(self, envelope: Envelope) -> None:
@@ -289,17 +245,6 @@ class TcpTransport(Connector, Transport):
         if self._closing and not peer.queue:
             for each in list(peer.links):
                 each.say_goodbye()
-
-    def _ensure_dialing(self, peer: Peer) -> None:
-        if peer.link is None and not peer.dialing and peer.route and self._group is not None:
-            peer.dialing = True
-            self._group.start_soon(self._dial, peer, self.connect_timeout)
-
-    def _peer(self, name: str) -> Peer:
-        peer = self._peers.get(name)
-        if peer is None:
-            peer = self._peers[name] = Peer(name)
-        return peer
 
     # -- connections -------------------------------------------------------------
     async def _serve(self, link: Link) -> None:

@@ -1,0 +1,163 @@
+"""Accepting connections for the TCP transport: who gets as far as a ``Link``.
+
+``Acceptor`` is the part of ``TcpTransport`` that takes incoming sockets: plain
+TCP without a join secret accepts loopback peers only, and at most
+``max_pending`` handshakes run at once per remote host (more are closed at once);
+each must complete within ``handshake_timeout``. The hello is checked by
+``_handshake.admit`` against the run, the secret, the guard and the names
+connected already. A watchdog drops connections whose unfinished frame stalled
+(``ReadLimits``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from typing import Final
+
+import anyio
+from anyio.abc import TaskGroup
+
+from . import _handshake as hs
+from ._guard import Guard, OverLimit, ReadLimits, is_loopback
+from ._link import Link, Peer
+from ._protocol import FrameProtocol, adopt, format_address
+from .abc import DecodeError
+
+logger = logging.getLogger("peerflow.transport.tcp")
+
+FAILURES: Final = (OSError, TimeoutError, ssl.SSLError, anyio.EndOfStream, anyio.IncompleteRead,
+                   anyio.BrokenResourceError, anyio.ClosedResourceError, DecodeError, OverLimit)
+"""What a connection may fail with: each ends that connection only."""
+
+
+class Acceptor:
+    """Accepting for ``TcpTransport`` (a mixin: it uses the transport's state)."""
+
+    name: str
+    run_id: str | None
+    handshake_timeout: float
+    secret: str | None
+    guard: Guard
+    max_pending: int
+    _limits: ReadLimits
+    _peers: dict[str, Peer]
+    _joiner: Callable[[str], bool]
+    _group: TaskGroup | None
+    _closing: bool
+    _server_context: ssl.SSLContext | None
+    _connections: set[FrameProtocol]
+    _pending: Counter[str]
+
+    async def _serve(self, link: Link) -> None:
+        raise NotImplementedError
+
+    def _track(self, conn: FrameProtocol) -> FrameProtocol:
+        """Keep ``conn`` in ``_connections`` until it closes."""
+        self._connections.add(conn)
+        conn.closed.add_done_callback(lambda _: self._connections.discard(conn))
+        return conn
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        assert self._group is not None
+        while True:
+            try:
+                await anyio.wait_readable(listener)
+            except (anyio.ClosedResourceError, ValueError):  # ValueError: closed before waiting
+                return
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:  # e.g. out of file descriptors: keep serving
+                logger.warning("%s: accept failed: %s", self.name, exc)
+                await anyio.sleep(0.1)
+                continue
+            self._group.start_soon(self._accept, sock)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        remote = _remote(sock)
+        host = remote.rpartition(":")[0]
+        if refusal := self._refusal(host):
+            sock.close()
+            logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
+                           refusal)
+            return
+        conn: FrameProtocol | None = None
+        hello: hs.Hello | None = None
+        self._pending[host] += 1
+        try:
+            with anyio.fail_after(self.handshake_timeout):
+                conn = self._track(await adopt(sock, self._server_context, self._limits))
+                hello, run = await self._admit(conn)
+        except (*FAILURES, hs.HandshakeError) as exc:
+            if not self._closing:
+                logger.warning("%s: dropped incoming connection from %s: %s", self.name,
+                               remote, describe(exc))
+        finally:
+            self._pending[host] -= 1
+            if not self._pending[host]:
+                del self._pending[host]
+            if hello is None and conn is not None:  # failed, or cancelled while closing
+                conn.close()  # after any refusal written
+        if hello is not None and conn is not None:
+            await self._serve(Link(conn, hello.node, run, dialer=hello.node))
+
+    def _refusal(self, host: str) -> str | None:
+        """Why a connection from ``host`` is refused before its handshake, if it is."""
+        if self._server_context is None and self.secret is None and not is_loopback(host):
+            return "plain TCP without a join secret accepts loopback peers only"
+        if self._pending[host] >= self.max_pending:
+            return f"{self.max_pending} handshakes from {host} are under way already"
+        return None
+
+    async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
+        """Read the dialer's hello; answer welcome or refuse (then raise)."""
+        hello = hs.parse_hello(await read_handshake(conn))
+        gate = hs.Gate(self.run_id, self.secret, self._joiner, self.guard.connects,
+                       self._connected)
+        try:
+            run = hs.admit(hello, gate, conn.peer_identity())
+        except hs.HandshakeError as exc:
+            conn.write([hs.refuse(str(exc), retry=exc.retry)])
+            raise
+        conn.write([hs.welcome(self.name, run)])
+        return hello, run
+
+    def _connected(self, name: str) -> bool:
+        peer = self._peers.get(name)
+        return peer is not None and bool(peer.links)
+
+    async def watch_stalls(self) -> None:
+        """Drop connections whose unfinished frame stalled (see ``ReadLimits``)."""
+        while True:
+            await anyio.sleep(min(1.0, self._limits.stall_grace / 4))
+            now = anyio.current_time()
+            for conn in list(self._connections):
+                if (why := conn.stalled(now)) is not None:
+                    conn.fail(OverLimit(why))
+
+
+async def read_handshake(conn: FrameProtocol) -> bytearray:
+    """Read one handshake frame, and not a byte past it."""
+    prefix = await conn.receive_exactly(4)
+    size = int.from_bytes(prefix, "little")
+    hs.check_size(size)
+    return await conn.receive_exactly(size)
+
+
+def _remote(sock: socket.socket) -> str:
+    try:
+        return format_address(sock.getpeername())
+    except OSError:
+        return "?"
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, anyio.EndOfStream | anyio.IncompleteRead):
+        return "the peer closed the connection without goodbye"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
