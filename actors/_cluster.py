@@ -146,9 +146,9 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
     ``transport`` (not yet opened) must admit the nodes as joiners.
     """
     controller = DistOptController(config, config_timeout=config_timeout)
+    transport.guard = controller_guard(controller.targets, REGISTRY)
     async with transport, Runtime(transport, transport.run_id) as runtime:
         registry = Registry(controller, transport, job)
-        transport.guard = controller_guard(controller.targets, REGISTRY)
         await runtime.spawn(controller)
         await runtime.spawn(registry)
         abort = abort_on_lost_node(controller)
@@ -180,13 +180,18 @@ async def _join(registry: Registry, timeout: float) -> RunResult | None:
 
 class NodeHost(Actor):
     """A node process's own actor, beside its executor: takes routes, reports status,
-    hears ``finish``. (Not an agent: agents are external trainers, see ``_agent``.)"""
+    hears ``finish``. (Not an agent: agents are external trainers, see ``_agent``.)
 
-    def __init__(self, node: str, transport: NetworkTransport) -> None:
+    Args:
+        node: the node's name.
+        transport: the node's network transport.
+        neighbours: the names the node's guard admits besides the controller; the
+            routes fill it.
+    """
+
+    def __init__(self, node: str, transport: NetworkTransport, neighbours: set[str]) -> None:
         super().__init__(host_name(node))
-        self.node, self.transport = node, transport
-        self.neighbours: set[str] = set()
-        transport.guard = node_guard(node, CONTROLLER_NAME, self.neighbours)
+        self.node, self.transport, self.neighbours = node, transport, neighbours
         self.executor: SyncAlgorithmExecutor | None = None
         self.outcome: dict[str, Any] = {}
         self.done = anyio.Event()
@@ -230,13 +235,15 @@ async def serve_node(name: str, controller_address: str, transport: NetworkTrans
         TimeoutError: it did not answer within ``join_timeout``.
         ActorError: registration failed (e.g. the name is not a node of the job).
     """
+    neighbours: set[str] = set()  # the guard lets them in once the routes name them
+    transport.guard = node_guard(name, CONTROLLER_NAME, neighbours)
     async with transport:
         transport.add_route(CONTROLLER_NAME, controller_address, watch=True)
         with anyio.fail_after(join_timeout):
             await transport.connect(CONTROLLER_NAME)
         failure: Exception | None = None
         async with Runtime(transport, transport.run_id) as runtime:
-            host = await runtime.spawn(NodeHost(name, transport))
+            host = await runtime.spawn(NodeHost(name, transport, neighbours))
             transport.on_peer_lost = host.on_peer_lost
             try:
                 await _join_and_run(runtime, host, build, join_timeout)
