@@ -41,7 +41,7 @@ class IterationMailbox:
 
     __slots__ = ("owner", "senders", "max_ahead", "dropped", "_slots", "_next", "_breach",
                  "_gathering", "_expected", "_awaited", "_waiter", "_deadline", "_timer",
-                 "_timer_loop", "_overdue")
+                 "_timer_loop", "_timer_at", "_overdue")
 
     def __init__(self, owner: str, senders: frozenset[str] | set[str], max_ahead: int = 1000):
         if max_ahead < 1:
@@ -60,6 +60,7 @@ class IterationMailbox:
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
+        self._timer_at = 0.0  # when it fires
         self._overdue = -1  # the iteration whose wait has outlasted half its timeout
 
     @property
@@ -148,14 +149,21 @@ class IterationMailbox:
         path). One loop timer serves every wait, re-armed lazily: setting the
         deadline is one assignment; the timer stays scheduled, and when it fires
         before the current deadline it moves itself there. A timer per wait would
-        cost a heap push and a cancel every iteration.
+        cost a heap push and a cancel every iteration. Only a deadline earlier than
+        the timer (a shorter timeout than the last one) moves the timer at once.
         """
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        self._deadline = loop.time() + delay
-        if self._timer is None or self._timer_loop is not loop:  # none, or on a loop gone by
-            self._timer, self._timer_loop = loop.call_at(self._deadline, self._on_timer, loop), loop
+        deadline = self._deadline = loop.time() + delay
+        if self._timer is None or self._timer_loop is not loop or deadline < self._timer_at:
+            self._schedule(loop)  # none, on a loop gone by, or too late
         return waiter
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None and self._timer_loop is loop:  # (a gone loop's is void)
+            self._timer.cancel()
+        self._timer = loop.call_at(self._deadline, self._on_timer, loop)
+        self._timer_loop, self._timer_at = loop, self._deadline
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
@@ -164,7 +172,7 @@ class IterationMailbox:
         if loop.time() >= self._deadline:
             self._wake()
         else:
-            self._timer = loop.call_at(self._deadline, self._on_timer, loop)
+            self._schedule(loop)
 
     def _wake(self) -> None:
         waiter = self._waiter

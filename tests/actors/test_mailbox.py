@@ -152,3 +152,14 @@ def test_a_mailbox_used_on_a_second_event_loop_still_times_out() -> None:
 
     asyncio.run(on_the_first_loop())
     asyncio.run(on_the_second_loop())
+
+
+async def test_a_shorter_timeout_than_the_last_one_still_times_out_on_time() -> None:
+    box = mailbox()
+    box.put("a", 1, 1.0)
+    with anyio.move_on_after(0.05):
+        await box.gather(1, NEIGHBOURS, timeout=10.0)  # its timer is due in 5 s
+    start = anyio.current_time()
+    with anyio.fail_after(5), pytest.raises(SyncTimeout):
+        await box.gather(1, NEIGHBOURS, timeout=0.2)
+    assert anyio.current_time() - start < 1.0
