@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -25,6 +26,7 @@ from ._bench import add_commands as add_bench_commands
 from ._consensus import consensus_executors, report_consensus
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
+from ._interrupt import EXIT_CODE, Interrupted, run_async, sigterm_interrupts
 from ._jobs import Job
 from ._launch import run_processes
 from ._network import build_network
@@ -45,11 +47,12 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
                        processes: opt.Processes = False,
-                       allow_disconnected: opt.AllowDisconnected = False) -> None:
+                       allow_disconnected: opt.AllowDisconnected = False,
+                       force: opt.Force = False) -> None:
     """Average random initial values over a network: x(t+1) = W x(t)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
-    out_dir = render.prepare_out(out)
+    out_dir = render.claim_out(out, force)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
@@ -58,6 +61,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    _exit_on_interrupt("consensus", result, config, executors, out_dir)
     report_consensus(result, config, executors, iterations, out_dir)
     _exit_on_abort(result)
 
@@ -70,13 +74,14 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
                       torch_threads: opt.TorchThreads = 1,
                       agent_command: AgentCommand = None,
-                      allow_disconnected: opt.AllowDisconnected = False) -> None:
+                      allow_disconnected: opt.AllowDisconnected = False,
+                      force: opt.Force = False) -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
     task = learning.build_problem(problem, len(graph.nodes), seed)
-    out_dir = render.prepare_out(out)
+    out_dir = render.claim_out(out, force)
     config = learning.learning_config(graph, task, iterations, stepsize,
                                       learning.parse_extra(extra or []))
     executors = learning.learning_executors(algorithm, task, graph, sync_timeout,
@@ -87,6 +92,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        on_progress=on_progress,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
+    _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     learning.report_learning(algorithm, task, result, config, executors, out_dir)
     _exit_on_abort(result)
 
@@ -100,15 +106,17 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
-                      allow_disconnected: opt.AllowDisconnected = False) -> None:
+                      allow_disconnected: opt.AllowDisconnected = False,
+                      force: opt.Force = False) -> None:
     """Average random values over a directed graph with push-sum (sender-side weights)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
-    out_dir = render.prepare_out(out)
+    out_dir = render.claim_out(out, force)
     executors = learning.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    _exit_on_interrupt("push-sum", result, config, executors, out_dir)
     learning.report_push_sum(result, config, executors, out_dir)
     _exit_on_abort(result)
 
@@ -132,11 +140,28 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
               on_progress: Callable[[Mapping[str, int | None]], None],
               allow_disconnected: bool) -> RunResult:
+    """Run the job; SIGINT or SIGTERM stop every node and give an "interrupted" result."""
+    def stop() -> None:
+        for executor in executors.values():
+            executor.stop()
+
     try:
-        return peerflow.simulate(config, executors, transport, on_progress=on_progress,
-                                 allow_disconnected=allow_disconnected)
+        return run_async(lambda: peerflow.run(config, executors, transport,
+                                              on_progress=on_progress,
+                                              allow_disconnected=allow_disconnected),
+                         on_signal=stop)
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
+    except Interrupted as exc:
+        reached = [ex.iteration for ex in executors.values() if ex.iteration is not None]
+        return RunResult("interrupted", str(exc), iteration=min(reached, default=None))
+
+
+def _exit_on_interrupt(algorithm: str, result: RunResult, config: Config,
+                       executors: Mapping[str, Any], out: Path | None) -> None:
+    if result.status == "interrupted":
+        render.report_interrupted(algorithm, result, config,
+                                  {node: ex.iteration for node, ex in executors.items()}, out)
 
 
 def _exit_on_abort(result: RunResult) -> None:
@@ -149,8 +174,9 @@ def _exit_on_abort(result: RunResult) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
     try:
-        code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
-                   standalone_mode=False)
+        with sigterm_interrupts():
+            code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
+                       standalone_mode=False)
     except typer.TyperException as exc:
         return _input_error(exc.format_message(), exc.exit_code)
     except CliInputError as exc:
@@ -158,8 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("peerflow: interrupted", err=True)
-        return 130
+        typer.echo("peerflow: interrupted by SIGINT", err=True)
+        return EXIT_CODE
+    except Interrupted as exc:
+        typer.echo(f"peerflow: {exc}", err=True)
+        return EXIT_CODE
     return code if isinstance(code, int) else 0
 
 

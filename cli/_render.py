@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from peerflow.actors import Config, RunResult
+
 from ._errors import CliInputError
+from ._interrupt import EXIT_CODE
 
 console = Console(stderr=True)
+
+RESULT_FILES = ("summary.json", "*.png")
+"""What a run writes in --out; ``--force`` removes these first, so none is left stale."""
 
 
 @contextmanager
@@ -51,10 +60,10 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 
 def prepare_out(out: Path | None) -> Path | None:
-    """Create the output folder, or say why it cannot be.
+    """Create the output folder and check that it takes a file, before anything runs.
 
     Raises:
-        CliInputError: the path exists and is not a folder, or cannot be created.
+        CliInputError: the path exists and is not a folder, or cannot be created or written.
     """
     if out is None:
         return None
@@ -64,7 +73,53 @@ def prepare_out(out: Path | None) -> Path | None:
         raise CliInputError(f"--out {str(out)!r} exists and is not a folder") from None
     except OSError as exc:
         raise CliInputError(f"cannot create --out folder {str(out)!r}: {exc}") from exc
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CliInputError(f"cannot write to --out folder {str(out)!r}: {exc}") from exc
     return out
+
+
+def claim_out(out: Path | None, force: bool) -> Path | None:
+    """``prepare_out`` for a run's results: a folder holding anything is refused unless
+    ``force``; then the files a run writes (``RESULT_FILES``) are removed, others kept.
+
+    Raises:
+        CliInputError: as ``prepare_out``; or the folder is not empty and not ``force``,
+            or a result file in it cannot be removed.
+    """
+    folder = prepare_out(out)
+    if folder is None:
+        return None
+    entries = sorted(entry.name for entry in folder.iterdir())
+    if entries and not force:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise CliInputError(f"--out {str(folder)!r} is not empty ({shown}); pass --force to "
+                            f"replace the results in it ({', '.join(RESULT_FILES)})")
+    for name in entries:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in RESULT_FILES):
+            try:
+                (folder / name).unlink()
+            except OSError as exc:
+                raise CliInputError(f"--force cannot remove {str(folder / name)!r}: "
+                                    f"{exc}") from exc
+    return folder
+
+
+def report_interrupted(algorithm: str, result: RunResult, config: Config,
+                       reached: Mapping[str, int | None], out: Path | None) -> NoReturn:
+    """Write an interrupted run's summary.json (no plots), say so in one line, exit 130."""
+    where = ""
+    if out is not None:
+        write_json(out / "summary.json", {"algorithm": algorithm, **result.to_dict(),
+                                          "iterations_reached": dict(reached),
+                                          "config": config.to_dict()})
+        where = f"; summary in {out / 'summary.json'}"
+    at = "before iteration 0" if result.iteration is None else f"at iteration {result.iteration}"
+    typer.echo(f"peerflow: {result.reason} {at} of {config.extra.get('iterations')}{where}",
+               err=True)
+    raise typer.Exit(EXIT_CODE)
 
 
 def write_json(path: Path, data: Any) -> None:
