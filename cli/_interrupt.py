@@ -75,8 +75,8 @@ async def _until_signal(main: Callable[[], Awaitable[T]],
     return outcome[0]
 
 
-async def _watch(scope: anyio.CancelScope, received: list[str], on_signal: Callable[[], None] | None,
-                 *, task_status: Any) -> None:
+async def _watch(scope: anyio.CancelScope, received: list[str],
+                 on_signal: Callable[[], None] | None, *, task_status: Any) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for number in signals:
