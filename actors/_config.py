@@ -15,6 +15,7 @@ and anything else is refused there with a ``ConfigError``, not deep in a run.
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -299,6 +300,8 @@ def _node_id(value: Any) -> str:
 
 
 def _weight(value: Any, neighbor: str) -> float | None:
+    if type(value) is float and 0.0 <= value <= sys.float_info.max:  # the common case, fast
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
