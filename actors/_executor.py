@@ -13,6 +13,8 @@ torch's grad mode is per thread, and every node of a process shares the thread:
 ``exchange`` keeps the caller's mode across the await and leaves torch's default
 (enabled) while the node is suspended, so ``with torch.no_grad(): await
 self.exchange(...)`` (NVFlare's shape) neither loses its mode nor lends it out.
+actors never imports torch: this applies if torch is loaded when the run starts
+(after ``_pre_algorithm_run``); without torch, ``exchange`` costs nothing more.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._abort: PanicReport | None = None
         self._gave_up: PanicReport | None = None  # its own panic, not the controller's abort
         self._stopping = False  # see stop
+        self._torch: ModuleType | None = None  # torch, if the process had loaded it by the run
 
     @property
     def id(self) -> str:
@@ -114,7 +117,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
                                       value, runtime.run_id)
         assert self._mailbox is not None, "exchange() before the node was configured"
         gathering = self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
-        torch = _MODULES.get("torch")  # loaded by whoever uses it: actors never import it
+        torch = self._torch
         return gathering if torch is None else _keeping_grad_mode(gathering, torch)
 
     def panic(self, reason: str, waiting_on: tuple[str, ...] = ()) -> None:
@@ -202,6 +205,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
                 scope.cancel()
             try:
                 await self._pre_algorithm_run(extra)
+                self._torch = sys.modules.get("torch")  # whoever uses it loaded it by now
                 result = await self.run_algorithm(extra)
                 await self._post_algorithm_run(extra)
             except Exception as exc:
@@ -229,9 +233,6 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self._abort = self._abort or report
         if self._run_scope is not None:
             self._run_scope.cancel()
-
-
-_MODULES = sys.modules
 
 
 async def _keeping_grad_mode(gathering: Awaitable[dict[str, Any]], torch: ModuleType

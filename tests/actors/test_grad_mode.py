@@ -10,7 +10,7 @@ import pytest
 import peerflow
 from peerflow import Config
 from peerflow.actors import SyncAlgorithmExecutor
-from peerflow.algorithms._topology import metropolis_hastings, ring
+from peerflow.algorithms import metropolis_hastings, ring
 
 torch = pytest.importorskip("torch")
 ITERATIONS = 20
