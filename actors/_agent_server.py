@@ -18,10 +18,10 @@ is not OK fails the task too, and an agent that said goodbye is gone at once.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -268,11 +268,17 @@ class AgentServer:
         wait = math.inf if settings.task_wait_time is None else settings.task_wait_time
         take, done = (open_task.sent_at + min(settings.read_timeout, wait),
                       open_task.sent_at + wait)
+        watch = partial(self._watch, open_task)
+        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
         try:
-            await self._deliver(open_task, take)
-            if not await self._wait(open_task, open_task.taken, take):
+            if not await open_task.deliver(partial(self._send_open, open_task), take,
+                                           settings.resend_interval, settings.max_resends,
+                                           watch, period):
+                raise self._gone(f"did not receive task {name!r} after "
+                                 f"{settings.max_resends} resends")
+            if not await open_task.wait(open_task.taken, take, watch, period):
                 raise self._late(open_task, "did not take", min(settings.read_timeout, wait))
-            if not await self._wait(open_task, open_task.done, done):
+            if not await open_task.wait(open_task.done, done, watch, period):
                 raise self._late(open_task, "gave no result for", wait)
         finally:
             self._open = None
@@ -291,41 +297,18 @@ class AgentServer:
             raise self._gone(f"is not connected at {format_address(self.address)} after "
                              f"{timeout:g} s: {self.absence()}")
 
-    async def _deliver(self, open_task: OpenTask, deadline: float) -> None:
-        """Send the task until the link has it (resends bounded in number and time)."""
-        settings = self.settings
-        for sends in itertools.count(1):
-            if self._link is not None:  # else it goes out when the agent reconnects
-                with contextlib.suppress(anyio.ClosedResourceError):
-                    self._link.send_frame(open_task.frame)
-            wait = min(anyio.current_time() + settings.resend_interval, deadline)
-            if await self._wait(open_task, open_task.received, wait):
-                return
-            if anyio.current_time() >= deadline:
-                return  # the wait for "taken" says what is late
-            if settings.max_resends is not None and sends > settings.max_resends:
-                raise self._gone(f"did not receive task {open_task.task.name!r} after "
-                                 f"{settings.max_resends} resends")
+    def _send_open(self, open_task: OpenTask) -> None:
+        if self._link is not None:  # else it goes out when the agent reconnects
+            with contextlib.suppress(anyio.ClosedResourceError):
+                self._link.send_frame(open_task.frame)
 
     def _late(self, open_task: OpenTask, what: str, bound: float) -> AgentGone:
         return self._gone(f"{what} task {open_task.task.name!r} within {bound:g} s "
                           f"({open_task.progress(self._heard_at)})")
 
-    async def _wait(self, open_task: OpenTask, event: anyio.Event, deadline: float) -> bool:
-        """Wait until ``deadline`` (``anyio.current_time``) for ``event``; True if set.
-
-        An agent silent for ``heartbeat_timeout`` meanwhile fails the task, which
-        sets every event of it.
-        """
-        settings = self.settings
-        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
-        with anyio.move_on_after(deadline - anyio.current_time()):
-            while not event.is_set():
-                with anyio.move_on_after(period):
-                    await event.wait()
-                silent = anyio.current_time() - self._heard_at
-                if silent > settings.heartbeat_timeout:
-                    why = "" if self._link is not None else f" ({self._left})"
-                    open_task.settle(failure=self._gone(
-                        f"is gone: nothing heard for {silent:.1f} s{why}"))
-        return event.is_set()
+    def _watch(self, open_task: OpenTask) -> None:
+        """Fail the task if the agent has been silent for ``heartbeat_timeout``."""
+        silent = anyio.current_time() - self._heard_at
+        if silent > self.settings.heartbeat_timeout:
+            why = "" if self._link is not None else f" ({self._left})"
+            open_task.settle(failure=self._gone(f"is gone: nothing heard for {silent:.1f} s{why}"))

@@ -9,6 +9,7 @@ says where a task stalled, for the error that names the agent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,35 @@ class OpenTask:
             self.received.set()
             self.taken.set()
             self.done.set()
+
+    async def deliver(self, send: Callable[[], None], deadline: float, resend_interval: float,
+                      max_resends: int | None, watch: Callable[[], None], period: float) -> bool:
+        """Send until the link has the task or ``deadline`` passes; False if ``max_resends``
+        ran out first. ``watch`` runs meanwhile, as for ``wait``."""
+        sends = 0
+        while True:
+            send()
+            sends += 1
+            resend_at = min(anyio.current_time() + resend_interval, deadline)
+            if (await self.wait(self.received, resend_at, watch, period)
+                    or anyio.current_time() >= deadline):  # the wait for "taken" says more
+                return True
+            if max_resends is not None and sends > max_resends:
+                return False
+
+    async def wait(self, event: anyio.Event, deadline: float, watch: Callable[[], None],
+                   period: float) -> bool:
+        """Wait until ``deadline`` (``anyio.current_time``) for ``event``; True if set.
+
+        ``watch`` runs every ``period`` seconds meanwhile; it may settle the task
+        (an agent gone silent), which sets every event of it.
+        """
+        with anyio.move_on_after(deadline - anyio.current_time()):
+            while not event.is_set():
+                with anyio.move_on_after(period):
+                    await event.wait()
+                watch()
+        return event.is_set()
 
     def progress(self, heard_at: float) -> str:
         """Where the task is, and when the agent was last heard (``anyio.current_time``)."""

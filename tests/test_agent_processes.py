@@ -322,7 +322,7 @@ def learning_job(algorithm: str) -> tuple[Config, dict[str, Any], dict[str, Any]
     local = {node: LEARNING_EXECUTORS[algorithm](**problem.node_kwargs(i))
              for i, node in enumerate(network.node_ids)}
     agents = {node: AGENT_LEARNING_EXECUTORS[algorithm](
-        f"{node}-agent", settings=LinkSettings(heartbeat_interval=0.2, heartbeat_timeout=20),
+        f"{node}-agent", settings=LinkSettings(heartbeat_interval=0.2, heartbeat_timeout=40),
         init_data={"problem": "two-moons", "nodes": 2, "seed": 3, "node_index": i})
         for i, node in enumerate(network.node_ids)}
     return config, local, agents
@@ -372,3 +372,34 @@ async def test_every_algorithm_gives_the_in_process_losses_with_in_process_agent
                 group.start_soon(trainer, node)
             result = await peerflow.run(config, agents)
     assert_same_run(expected, result, local, agents)
+
+
+STOPPING_TRAINER = textwrap.dedent("""
+    import os, runpy, signal, sys
+
+    namespace = runpy.run_path(sys.argv[1])  # the example trainer, stopped at its third step
+    Trainer, gradient, steps = namespace["Trainer"], namespace["Trainer"].gradient, []
+
+    def stopping(self, params):
+        steps.append(1)
+        if len(steps) == 3 and os.environ["PEERFLOW_NODE"] == "site-2":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return gradient(self, params)
+
+    Trainer.gradient = stopping
+    namespace["main"]()
+""")
+
+
+async def test_a_stopped_agent_is_named_before_its_neighbours_sync_timeout(tmp_path: Path,
+                                                                          ) -> None:
+    script = tmp_path / "stopping.py"
+    script.write_text(STOPPING_TRAINER)
+    config, _, agents = learning_job("dgd")
+    with anyio.fail_after(60):
+        result = await run_with_agents(config, agents, [sys.executable, str(script),
+                                                        str(TRAINER_EXAMPLE)], grace=0.5)
+    assert result.status == "aborted" and result.node == "site-2", result.reason
+    assert result.reason is not None and result.reason.startswith(
+        "agent 'site-2-agent' of node 'site-2' gave no result for task 'local_step' within "
+        "5 s (it took the task 5.")
