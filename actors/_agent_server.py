@@ -140,6 +140,14 @@ class AgentServer:
         left = "was connected" if self._link is not None else f"then {self._left}"
         return f"it answered {self.answered} tasks and {left}{refused}"
 
+    def pending(self) -> str | None:
+        """What the agent owes: the open task and how far it got; None if no task is open."""
+        open_task = self._open
+        if open_task is None or open_task.done.is_set():
+            return None
+        return str(self._gone(f"has not answered task {open_task.task.name!r} "
+                              f"({open_task.progress(self._heard_at)})"))
+
     def status(self) -> dict[str, Any]:
         """One row for ``peerflow status``: which node, connected since, last heartbeat."""
         return {"node": self.node, "agent_id": self.agent_id,

@@ -4,10 +4,13 @@ The node listens on its own address for the agent with its ``agent_id`` (see
 ``_agent_server``) and relays each task the controller sends it to that agent,
 and the agent's result back. Any failure of the agent (gone, silent, a result
 whose code is not OK) goes through the panic routine, naming node, agent and cause.
+A node whose agent holds a task says so when the controller traces a stall, so a
+neighbour's sync timeout that comes first still ends at the agent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +21,7 @@ from peerflow.transport import Envelope
 from ._agent_link import LinkSettings
 from ._agent_server import AgentServer
 from ._executor import SyncAlgorithmExecutor
+from ._waitfor import WaitState
 
 
 class AgentHost(SyncAlgorithmExecutor):
@@ -32,6 +36,15 @@ class AgentHost(SyncAlgorithmExecutor):
     async def run_background(self, task_group: TaskGroup) -> None:
         """Serve the agent for as long as this actor runs; started once it listens."""
         await task_group.start(self.agent.serve, self.name)
+
+    def wait_state(self) -> WaitState:
+        """As a node's, but a node that waits on no neighbour and whose agent holds a
+        task names the agent and the task as what it is stuck on."""
+        state = super().wait_state()
+        pending = self.agent.pending()
+        if state.waiting_on or state.failure is not None or pending is None:
+            return state
+        return dataclasses.replace(state, failure=pending)
 
     async def on_stop(self) -> None:
         """Tell a connected agent that the job is over, or why it was aborted."""
