@@ -26,10 +26,10 @@ from ._bench import add_commands as add_bench_commands
 from ._consensus import consensus_executors, report_consensus
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
-from ._interrupt import EXIT_CODE, Interrupted, run_async, sigterm_interrupts
+from ._interrupt import EXIT_CODE, Interrupted, run_async, signals_interrupt
 from ._jobs import Job
 from ._launch import run_processes
-from ._network import build_network
+from ._network import build_network, in_process_timeout
 
 app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
@@ -146,9 +146,10 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
             executor.stop()
 
     try:
-        return run_async(lambda: peerflow.run(config, executors, transport,
-                                              on_progress=on_progress,
-                                              allow_disconnected=allow_disconnected),
+        return run_async(lambda: peerflow.run(
+            config, executors, transport, on_progress=on_progress,
+            allow_disconnected=allow_disconnected,
+            config_timeout=in_process_timeout(10.0, len(executors))),
                          on_signal=stop)
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
@@ -174,7 +175,7 @@ def _exit_on_abort(result: RunResult) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
     try:
-        with sigterm_interrupts():
+        with signals_interrupt():
             code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
                        standalone_mode=False)
     except typer.TyperException as exc:

@@ -17,6 +17,7 @@ from peerflow.algorithms import (
 )
 
 from . import _render as render
+from ._network import in_process_timeout
 
 FLOOR = 1e-17
 """Errors below double precision are drawn at this floor on the log plot."""
@@ -26,9 +27,11 @@ PLOTTED = 100
 
 def consensus_executors(network: Network, seed: int, sync_timeout: float
                         ) -> dict[str, ConsensusExecutor]:
-    """One executor per node, initial values uniform in [0, 1) from ``seed``."""
+    """One executor per node, initial values uniform in [0, 1) from ``seed``; the sync
+    timeout raised for many nodes (``in_process_timeout``)."""
     x0 = np.random.default_rng(seed).uniform(size=len(network.nodes))
-    return {node: ConsensusExecutor(float(x), sync_timeout=sync_timeout)
+    timeout = in_process_timeout(sync_timeout, len(network.nodes))
+    return {node: ConsensusExecutor(float(x), sync_timeout=timeout)
             for node, x in zip(network.node_ids, x0, strict=True)}
 
 

@@ -33,6 +33,10 @@ from peerflow.algorithms import (
 from ._errors import CliInputError, parse_file
 
 MAX_NODES = 200_000
+SECONDS_PER_NODE = 0.005
+"""In one process all nodes share one event loop, so a pass over them (the config phase,
+one iteration) takes time in proportion to their number: about this much per node on
+a machine as loaded as a busy CI runner."""
 DOUBLY_STOCHASTIC = {"consensus": "the average", "dgd": "the optimum", "gt": "the optimum",
                      "gtadam": "the optimum", "extra": "the optimum"}
 """The algorithms that reach their target only with a doubly stochastic W, and that target."""
@@ -100,6 +104,12 @@ def load_network(path: Path) -> Network:
         return Network.from_dict(data)
     except ConfigError as exc:
         raise CliInputError(f"network file {str(path)!r}: {exc}") from exc
+
+
+def in_process_timeout(timeout: float, nodes: int) -> float:
+    """``timeout``, raised to ``SECONDS_PER_NODE`` per node: what a wait for the other
+    nodes of a one-process run may take before it means that something is stuck."""
+    return max(timeout, SECONDS_PER_NODE * nodes)
 
 
 def _built_in(topology: str, nodes: int, seed: int) -> Network:

@@ -26,7 +26,8 @@ Out = Annotated[Path | None, typer.Option(
 MAX_SYNC_TIMEOUT = 86_400.0
 SyncTimeout = Annotated[float, typer.Option(
     "--sync-timeout", min=0.001, max=MAX_SYNC_TIMEOUT,
-    help="Seconds to wait for neighbours each iteration.")]
+    help="Seconds to wait for neighbours each iteration (consensus in one process: at "
+    "least 5 ms per node, as every node shares one event loop).")]
 AllowDisconnected = Annotated[bool, typer.Option(
     "--allow-disconnected", help="Run a network that is not (strongly) connected; it cannot "
     "reach consensus, so it is refused without this.")]
