@@ -9,7 +9,12 @@ neighbours and mixes them; this script does the rest, on its own model and data:
     local_step  -> the gradient of the loss at the given parameters, on the next batch
     evaluate    -> the train and test losses (and test accuracy) at the given parameters
 
-The node's address and this agent's id come from the environment the launcher sets.
+The node checks every answer: a gradient needs each parameter's name, shape and dtype
+(float64 for a float32 parameter is refused: cast here if you mean it), every value
+finite, and losses must be finite floats; anything else aborts the run naming this
+agent and the field. Each answer must come within the node's task_wait_time (by
+default half its sync timeout). The node's address and this agent's id come from
+the environment the launcher sets.
 To reproduce the in-process run exactly, the model and data are the built-in problem
 the "init" task names; a real trainer would load its own.
 """
