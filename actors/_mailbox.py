@@ -7,7 +7,7 @@ iterations. Values for later iterations are buffered up to ``max_ahead``
 iterations; a sender beyond that is in breach.
 
 This is the per-message path of every run, so it is kept to the floor's shape
-(shared/baselines: a per-iteration dict and a Future): a value touches the
+(benchmarks/_floor.py: a per-iteration dict and a Future): a value touches the
 mailbox, the iteration's dict and, for the iteration being gathered, a
 countdown; nothing else is allocated per value. Why a bare asyncio Future and
 one lazily re-armed loop timer, not ``anyio.Event`` in ``anyio.move_on_after``:
