@@ -7,9 +7,8 @@ directed graphs work. Node ids are opaque strings (NVFlare's integer ids become
 strings) and are never parsed; they name actors, so they may not be the
 controller's name, hold a path separator or a control character.
 
-NVFlare's dataclasses accept dicts and integer ids at construction; so do these,
-converting them there (``Config(**d)``, ``Node(1, [{"id": 2, "weight": 0.5}])``),
-and anything else is refused there with a ``ConfigError``, not deep in a run.
+NVFlare's dataclasses take dicts and integer ids; these convert them at construction
+(``Config(**d)``, ``Node(1, [{"id": 2}])``) and refuse anything else there, not in a run.
 """
 
 from __future__ import annotations
@@ -70,7 +69,8 @@ class Node:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", _node_id(self.id))
-        object.__setattr__(self, "neighbors", _neighbors(self.neighbors, f"node {self.id!r}"))
+        object.__setattr__(self, "neighbors", _items(self.neighbors, Neighbor,
+                                                       f"node {self.id!r} neighbors"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "neighbors": [n.to_dict() for n in self.neighbors]}
@@ -188,17 +188,15 @@ class LocalConfig:
     out_neighbors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "neighbors", _neighbors(self.neighbors, "local config"))
+        object.__setattr__(self, "neighbors", _items(self.neighbors, Neighbor,
+                                                       "local config neighbors"))
         object.__setattr__(self, "extra", _extra(self.extra, "local config extra"))
         ids = _items(self.out_neighbors, str, "out_neighbors", convert=_node_id)
         object.__setattr__(self, "out_neighbors", ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "neighbors": [n.to_dict() for n in self.neighbors],
-            "extra": dict(self.extra),
-            "out_neighbors": list(self.out_neighbors),
-        }
+        return {"neighbors": [n.to_dict() for n in self.neighbors], "extra": dict(self.extra),
+                "out_neighbors": list(self.out_neighbors)}
 
     @classmethod
     def from_dict(cls, data: Any) -> LocalConfig:
@@ -207,19 +205,16 @@ class LocalConfig:
         Raises:
             ConfigError: the mapping is malformed.
         """
-        fields = _mapping(
-            data, "local config", required={"neighbors"}, optional={"extra", "out_neighbors"}
-        )
+        fields = _mapping(data, "local config", required={"neighbors"},
+                          optional={"extra", "out_neighbors"})
         return cls(fields["neighbors"], fields.get("extra") or {}, fields.get("out_neighbors", ()))
 
 
 def local_configs(config: Config) -> dict[str, LocalConfig]:
     """Split a run's config into each node's local config."""
     out = config.network.out_neighbors()
-    return {
-        node.id: LocalConfig(node.neighbors, config.extra, tuple(out[node.id]))
-        for node in config.network.nodes
-    }
+    return {node.id: LocalConfig(node.neighbors, config.extra, tuple(out[node.id]))
+            for node in config.network.nodes}
 
 
 def _validate_row(node: Node, known: set[str]) -> None:
@@ -234,10 +229,8 @@ def _validate_row(node: Node, known: set[str]) -> None:
         seen.add(neighbor.id)
     total = sum(n.weight or 0.0 for n in node.neighbors)
     if total > 1 + WEIGHT_TOLERANCE:
-        raise ConfigError(
-            f"node {node.id!r}: neighbor weights sum to {total:.6g}, above 1 "
-            "(the self weight 1 - sum would be negative)"
-        )
+        raise ConfigError(f"node {node.id!r}: neighbor weights sum to {total:.6g}, above 1 "
+                          "(the self weight 1 - sum would be negative)")
 
 
 def _mapping(
@@ -272,10 +265,6 @@ def _convert(value: Any, kind: type[T], convert: Callable[[Any], T] | None) -> T
         return kind.from_dict(value)  # type: ignore[attr-defined, no-any-return]
     raise ConfigError(f"expected a {kind.__name__} or a mapping, got {type(value).__name__}: "
                       f"{value!r:.80}")
-
-
-def _neighbors(values: Any, what: str) -> tuple[Neighbor, ...]:
-    return _items(values, Neighbor, f"{what} neighbors")
 
 
 def _extra(value: Any, what: str) -> dict[str, Any]:
