@@ -24,7 +24,6 @@ file of its own, whose path it prints); nodes and ``status`` read it from their
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import tempfile
@@ -35,10 +34,9 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from peerflow.actors import ActorError, ConfigError
+from peerflow.actors import ActorError, ConfigError, RunResult
 from peerflow.actors._cluster import query_status, serve_controller, serve_node
 from peerflow.transport import (
     NetworkTransport,
@@ -54,7 +52,9 @@ from peerflow.transport import (
 from . import _render as render
 from ._agents import AgentCommand, agent_lines, serve_with_agent
 from ._errors import CliInputError
+from ._interrupt import Interrupted, run_async
 from ._jobs import Job, build_executors, load_job, report_job
+from ._options import Force
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
 Tls = Annotated[Path | None, typer.Option(
@@ -80,10 +80,11 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                listen: Listen = "127.0.0.1:7000", tls: Tls = None,
                out: Annotated[Path | None, typer.Option(
                    "--out", "-o", help="Folder for summary.json and plots.")] = None,
-               join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None) -> None:
+               join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None,
+               force: Force = False) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
-    out_dir = render.prepare_out(out)
+    out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
         transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
@@ -94,9 +95,13 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
             typer.echo(f"controller listening on {transport.scheme}://{address} "
                        f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
 
-        result = _run_async(lambda: serve_controller(
-            job.config, job.spec(), transport, join_timeout=join_timeout,
-            on_listening=listening))
+        try:
+            result = _run_async(lambda: serve_controller(
+                job.config, job.spec(), transport, join_timeout=join_timeout,
+                on_listening=listening))
+        except Interrupted as exc:
+            render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
+                                      job.config, {}, out_dir)
     report_job(result, job, out_dir)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
@@ -244,9 +249,12 @@ def _secret(path: Path | None, tls: Path | None, wait: float = 0.0) -> str | Non
 
 
 def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``main`` in a fresh event loop, on uvloop when it is installed."""
-    uvloop = importlib.util.find_spec("uvloop") is not None
-    return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
+    """Run ``main`` in a fresh event loop, on uvloop when it is installed.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM stopped it.
+    """
+    return run_async(main)
 
 
 def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | None = None,

@@ -3,9 +3,9 @@
 While a command's event loop runs, SIGINT and SIGTERM cancel it (after
 ``on_signal``, which tells every node to stop exchanging: see
 ``SyncAlgorithmExecutor.stop``) and ``run_async`` raises ``Interrupted``. Outside
-the loop (building a network, waiting for child processes) SIGTERM raises
-``Interrupted`` as SIGINT raises ``KeyboardInterrupt``, so either way the
-``finally`` blocks run: no child process outlives the command.
+the loop (building a network, waiting for child processes) both raise
+``Interrupted`` where the program is (typer would turn a KeyboardInterrupt into a
+silent exit), so the ``finally`` blocks run: no child process outlives the command.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import anyio
 
 T = TypeVar("T")
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODE = 130
 """What an interrupted command exits with (128 + SIGINT, as shells report Ctrl-C)."""
 
@@ -48,12 +49,14 @@ def run_async(main: Callable[[], Awaitable[T]], on_signal: Callable[[], None] | 
     uvloop = importlib.util.find_spec("uvloop") is not None
     if not _in_main_thread():  # signals reach the main thread only
         return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
-    before = signal.getsignal(signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in SIGNALS}
     try:
         return anyio.run(_until_signal, main, on_signal, backend="asyncio",
                          backend_options={"use_uvloop": uvloop})
     finally:  # the loop resets its signals to the defaults when it closes
-        signal.signal(signal.SIGTERM, before)
+        for number, handler in before.items():
+            if handler is not None:  # None: not installed from Python
+                signal.signal(number, handler)
 
 
 async def _until_signal(main: Callable[[], Awaitable[T]],
@@ -77,7 +80,7 @@ async def _until_signal(main: Callable[[], Awaitable[T]],
 
 async def _watch(scope: anyio.CancelScope, received: list[str],
                  on_signal: Callable[[], None] | None, *, task_status: Any) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(*SIGNALS) as signals:
         task_status.started()
         async for number in signals:
             received.append(signal.Signals(number).name)
@@ -88,19 +91,20 @@ async def _watch(scope: anyio.CancelScope, received: list[str],
 
 
 @contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Interrupted`` (SIGINT raises KeyboardInterrupt)."""
+def signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise ``Interrupted``."""
     def interrupt(number: int, frame: FrameType | None) -> None:
         raise Interrupted(signal.Signals(number).name)
 
     if not _in_main_thread():
         yield
         return
-    before = signal.signal(signal.SIGTERM, interrupt)
+    before = {number: signal.signal(number, interrupt) for number in SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def _in_main_thread() -> bool:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import typer
@@ -27,6 +28,7 @@ from ._jobs import Job
 
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
 NODE_GRACE = 10.0
+STOP_GRACE = 1.0
 
 
 def run_processes(job: Job, transport: str, out: Path | None) -> int:
@@ -41,8 +43,8 @@ def run_processes(job: Job, transport: str, out: Path | None) -> int:
         env = {**os.environ, SECRET_ENV: secrets.token_urlsafe(32)}
         try:
             controller = _spawn(children, ["controller", "--job", str(job_file), "--listen",
-                                           address, *_opt("--out", out), *_opt("--tls", tls)],
-                                env)
+                                           address, *_opt("--out", out), *_opt("--tls", tls),
+                                           "--force"], env)  # the launcher claimed --out
             logs = {node: tmp / f"{node}.log" for node in job.network.node_ids}
             for node, log in logs.items():
                 _spawn(children, ["node", "--name", node, "--controller", address,
@@ -80,11 +82,18 @@ def _wait_nodes(nodes: list[subprocess.Popen[bytes]], logs: dict[str, Path]) -> 
 
 
 def _kill(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every child still running (the controller writes its summary), then
+    SIGKILL to any still running ``STOP_GRACE`` seconds later."""
     for child in children:
         if child.poll() is None:
-            child.kill()
+            child.terminate()
+    deadline = time.monotonic() + STOP_GRACE
     for child in children:
-        child.wait()
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _opt(flag: str, value: Path | None) -> list[str]:

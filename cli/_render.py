@@ -116,9 +116,9 @@ def report_interrupted(algorithm: str, result: RunResult, config: Config,
                                           "iterations_reached": dict(reached),
                                           "config": config.to_dict()})
         where = f"; summary in {out / 'summary.json'}"
-    at = "before iteration 0" if result.iteration is None else f"at iteration {result.iteration}"
-    typer.echo(f"peerflow: {result.reason} {at} of {config.extra.get('iterations')}{where}",
-               err=True)
+    at = "" if result.iteration is None else (
+        f" at iteration {result.iteration} of {config.extra.get('iterations')}")
+    typer.echo(f"peerflow: {result.reason}{at}{where}", err=True)
     raise typer.Exit(EXIT_CODE)
 
 

@@ -168,10 +168,12 @@ class TcpTransport(Connector, Transport):
             self._group.cancel_scope.cancel()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-        if self._outer is not None:  # leaving the task group must happen here, in order
-            await self._outer.__aexit__(None, None, None)
-            self._outer = None
+        try:
+            await self.aclose()
+        finally:  # also when cancelled: a task group left entered breaks every outer scope
+            if self._outer is not None:  # leaving the task group must happen here, in order
+                await self._outer.__aexit__(None, None, None)
+                self._outer = None
 
     async def _wait_until(self, condition: Callable[[], bool]) -> None:
         with anyio.move_on_after(self.close_timeout):

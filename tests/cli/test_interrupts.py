@@ -6,14 +6,17 @@ runs, signals it and checks what it leaves: no process of its session survives.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,10 +54,7 @@ class Command:
         seen = len(self.stderr)
         started = time.monotonic()
         self.process.send_signal(signum)
-        try:
-            stdout, rest = self.process.communicate(timeout=60)
-        finally:
-            self.process.kill()
+        stdout, rest = self.process.communicate(timeout=60)
         elapsed = time.monotonic() - started
         after = ANSI.sub("", (self.stderr[seen:] + rest).decode(errors="replace"))
         lines = [line.strip() for line in re.split(r"[\r\n]", after) if line.strip()]
@@ -74,12 +74,28 @@ class Command:
         return alive
 
 
+@pytest.fixture
+def start() -> Iterator[Callable[..., Command]]:
+    """Start commands; kill whatever of their sessions is left when the test ends."""
+    started: list[Command] = []
+
+    def starting(*args: str) -> Command:
+        started.append(Command(*args))
+        return started[-1]
+
+    yield starting
+    for command in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(command.process.pid, signal.SIGKILL)
+        command.process.wait()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_a_simulation_at_once_and_writes_an_interrupted_summary(
-    signum: signal.Signals, tmp_path: Path
+    signum: signal.Signals, tmp_path: Path, start: Callable[..., Command]
 ) -> None:
     out = tmp_path / "out"
-    command = Command("simulate", "consensus", "--nodes", "50", "--topology", "ring",
+    command = start("simulate", "consensus", "--nodes", "50", "--topology", "ring",
                       "--iterations", "1000000", "--out", str(out))
     command.wait_for(r"consensus.*\b[1-9]\d*/1000000")
     elapsed, stdout, stderr = command.stop(signum)
@@ -100,9 +116,9 @@ def test_a_signal_stops_a_simulation_at_once_and_writes_an_interrupted_summary(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_a_multi_process_simulation_and_every_process_it_started(
-    signum: signal.Signals, tmp_path: Path
+    signum: signal.Signals, tmp_path: Path, start: Callable[..., Command]
 ) -> None:
-    command = Command("simulate", "consensus", "--nodes", "3", "--topology", "ring",
+    command = start("simulate", "consensus", "--nodes", "3", "--topology", "ring",
                       "--iterations", "1000000", "--processes", "--out", str(tmp_path / "out"))
     command.wait_for(r"controller listening")
     deadline = time.monotonic() + START_BOUND
@@ -118,10 +134,12 @@ def test_a_signal_stops_a_multi_process_simulation_and_every_process_it_started(
     assert command.survivors() == []
 
 
-def test_sigterm_stops_a_waiting_controller_in_one_line(tmp_path: Path) -> None:
+def test_sigterm_stops_a_waiting_controller_in_one_line(
+    tmp_path: Path, start: Callable[..., Command]
+) -> None:
     job = tmp_path / "job.toml"
     job.write_text('algorithm = "consensus"\niterations = 5\n[network]\nnodes = 3\n')
-    command = Command("controller", "--job", str(job), "--listen", "127.0.0.1:0")
+    command = start("controller", "--job", str(job), "--listen", "127.0.0.1:0")
     command.wait_for(r"controller listening")
     elapsed, _, stderr = command.stop(signal.SIGTERM)
     assert command.process.returncode == 130
@@ -129,12 +147,18 @@ def test_sigterm_stops_a_waiting_controller_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr and elapsed < STOP_BOUND
 
 
-def test_sigterm_stops_a_node_waiting_for_its_controller_in_one_line() -> None:
-    command = Command("node", "--name", "site-1", "--controller", "127.0.0.1:9",
-                      "--join-timeout", "60")
-    time.sleep(2.0)  # importing and dialing; the controller never answers
-    assert command.process.poll() is None
-    elapsed, _, stderr = command.stop(signal.SIGTERM)
+def test_sigterm_stops_a_node_waiting_for_its_controller_in_one_line(
+    start: Callable[..., Command], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERFLOW_SECRET", "s" * 32)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        silent.settimeout(START_BOUND)
+        port = silent.getsockname()[1]
+        command = start("node", "--name", "site-1", "--controller", f"127.0.0.1:{port}",
+                        "--join-timeout", "60")
+        connection, _ = silent.accept()  # the node runs: it dialed
+        with connection:
+            elapsed, _, stderr = command.stop(signal.SIGTERM)
     assert command.process.returncode == 130
     assert stderr == "peerflow: interrupted by SIGTERM"
     assert elapsed < STOP_BOUND
