@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from peerflow.actors import Network
 from peerflow.cli import main
+from peerflow.cli._consensus import consensus_executors
 
 PAIRS = {"nodes": [{"id": "a", "neighbors": [{"id": "b", "weight": 0.5}]},
                    {"id": "b", "neighbors": [{"id": "a", "weight": 0.5}]},
@@ -144,3 +146,10 @@ def test_bad_input_is_one_line_and_exit_2(
     code, _, stderr = run_cli(capsys, *args)
     assert code == 2
     assert stderr.count("\n") == 1 and message in stderr, stderr
+
+
+def test_one_process_consensus_waits_longer_the_more_nodes_share_its_loop() -> None:
+    many = Network.from_dict({"nodes": [{"id": f"n{i}"} for i in range(4_000)]})
+    few = Network.from_dict({"nodes": [{"id": f"n{i}"} for i in range(40)]})
+    assert {ex.sync_timeout for ex in consensus_executors(many, 0, 10.0).values()} == {20.0}
+    assert {ex.sync_timeout for ex in consensus_executors(few, 0, 10.0).values()} == {10.0}
