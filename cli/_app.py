@@ -7,6 +7,7 @@ commands start fast; the learning commands import it when they run.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -145,6 +146,7 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
         for executor in executors.values():
             executor.stop()
 
+    started = time.perf_counter()
     try:
         return run_async(lambda: peerflow.run(
             config, executors, transport, on_progress=on_progress,
@@ -155,7 +157,8 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
         raise CliInputError(str(exc)) from exc
     except Interrupted as exc:
         reached = [ex.iteration for ex in executors.values() if ex.iteration is not None]
-        return RunResult("interrupted", str(exc), iteration=min(reached, default=None))
+        return RunResult("interrupted", str(exc), iteration=min(reached, default=None),
+                         timings={"total": time.perf_counter() - started})
 
 
 def _exit_on_interrupt(algorithm: str, result: RunResult, config: Config,
