@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from peerflow.actors import SyncAlgorithmExecutor
+from ._loop import NO_OBJECTIVE, StepExecutor, consensus
 
 
 class ValueHistory:
@@ -32,7 +32,7 @@ class ValueHistory:
         self.current_value = self.value_history[-1]
 
 
-class ConsensusExecutor(ValueHistory, SyncAlgorithmExecutor):
+class ConsensusExecutor(ValueHistory, StepExecutor):
     """Averages a value with its in-neighbours for ``extra["iterations"]`` iterations.
 
     Args:
@@ -50,17 +50,12 @@ class ConsensusExecutor(ValueHistory, SyncAlgorithmExecutor):
         self.value_history: list[Any] = [initial_value]
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
-        iterations = _iterations(extra)
-        weight, record = self.weight, self.value_history.append
-        weighted = [(neighbor.id, neighbor.weight) for neighbor in self.neighbors]
-        for t in range(iterations):  # the hot loop: locals only, no attribute look-ups
-            values = await self.exchange(self.current_value, t)
-            mixed = self.current_value * weight
-            for node, node_weight in weighted:
-                mixed = mixed + values[node] * node_weight
-            self.current_value = mixed
-            record(mixed)
+        self.current_value = await self.run_steps(_CONSENSUS, self.current_value, NO_OBJECTIVE,
+                                                  _iterations(extra), self.value_history.append)
         return self.to_result()
+
+
+_CONSENSUS = consensus()
 
 
 def _iterations(extra: dict[str, Any]) -> int:

@@ -1,34 +1,31 @@
-"""One executor loop for every learning algorithm, and NVFlare's executors on top of it.
+"""Learning executors: a torch model with its data, run through the one step loop.
 
-Each iteration: draw the next batch, send ``algorithm.send(state)`` (clones, or push
-shares, so nothing sent is ever changed afterwards), mix what came back with the
-network's weights (or add up push shares), and ``algorithm.update`` with a gradient
-function on that batch. Losses over the train, test and validation sets are
+Each iteration the loop (``_loop``) sends ``algorithm.send(state)`` (push shares for
+push algorithms), mixes what came back, and steps with the gradient the node's
+objective gives at the point ``algorithm.query`` names: here a ``BatchObjective``
+over the train dataloader. Losses over the train, test and validation sets are
 recorded at the start, at the end of every epoch and after the last iteration; the
 model is loaded with the parameters recorded last, so it ends with the final ones.
-
-Gradients come from ``torch.func.functional_call`` on detached copies of the state,
-inside one synchronous helper: grad mode is thread-local and every node shares the
-thread, so no grad-mode context is ever held across an ``await``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import partial
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.func import functional_call
-
-from peerflow.actors import SyncAlgorithmExecutor
 
 from . import _steps
 from ._consensus import _iterations
-from ._pushsum import push_mix, push_share
-from ._steps import Algorithm, Params, Tree, tree_map, weighted_sum
+from ._loop import Algorithm, StepExecutor
+from ._objective import BatchObjective, dataset_loss, torch_gradient
+from ._steps import Params
+
+__all__ = ["LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
+           "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
+           "SubgradientPushExecutor", "dataset_loss"]
 
 AlgorithmFactory = Callable[[dict[str, Any]], Algorithm]
 StepCallback = Callable[[int, Any], None]
@@ -42,7 +39,7 @@ class FinalState(NamedTuple):
     x: Params
 
 
-class LearningExecutor(SyncAlgorithmExecutor):
+class LearningExecutor(StepExecutor):
     """Trains ``model`` with a decentralized algorithm given as step functions.
 
     Subclasses choose the algorithm by overriding ``build_algorithm`` (as the
@@ -85,6 +82,8 @@ class LearningExecutor(SyncAlgorithmExecutor):
         self.test_loss_sequence: list[LossRecord] = []
         self.val_loss_sequence: list[LossRecord] = []
         self.test_accuracy: float | None = None
+        self._objective = BatchObjective((), self.batch_gradient)
+        self._t, self._last, self._start = -1, -1, 0.0
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         """The algorithm to run, built from the run's ``extra``.
@@ -109,19 +108,19 @@ class LearningExecutor(SyncAlgorithmExecutor):
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         algorithm, iterations = self.build_algorithm(extra), _iterations(extra)
-        self._check_weights(algorithm)
         self.state = algorithm.init(self.trainable())
-        batches, start = _epoch_batches(self.train_dataloader), time.perf_counter()
-        for t in range(iterations):
-            batch, epoch_end = next(batches)
-            outgoing = self._outgoing(algorithm, algorithm.send(self.state))
-            mixed = self._mix(algorithm, outgoing, await self.exchange(outgoing, t))
-            self.state = await self.local_update(algorithm, mixed, batch)
-            if self.on_step is not None:
-                self.on_step(t, self.state)
-            if epoch_end or t == iterations - 1:
-                self._record(time.perf_counter() - start, self.state.x)
+        self._objective = BatchObjective(self.train_dataloader, self.batch_gradient)
+        self._t, self._last, self._start = -1, iterations - 1, time.perf_counter()
+        await self.run_steps(algorithm, self.state, self._objective, iterations, self._observe)
         return {**self.to_result(), "iterations": iterations}
+
+    def _observe(self, state: Any) -> None:
+        """Keep the new state; record the losses at an epoch's end and after the last step."""
+        self.state, self._t = state, self._t + 1
+        if self.on_step is not None:
+            self.on_step(self._t, state)
+        if self._objective.epoch_end or self._t == self._last:
+            self._record(time.perf_counter() - self._start, state.x)
 
     def to_result(self) -> dict[str, Any]:
         """What a report reads of this node: its loss sequences and final parameters."""
@@ -140,37 +139,12 @@ class LearningExecutor(SyncAlgorithmExecutor):
         self.test_accuracy = result.get("test_accuracy")
         self._load(self.state.x)
 
-    async def local_update(self, algorithm: Algorithm, mixed: Tree, batch: Any) -> Any:
-        """The local step: ``algorithm.update`` with the gradient on ``batch``.
+    async def batch_gradient(self, x: Params, batch: Any) -> Params:
+        """The local gradient at ``x`` on ``batch``: the model's, by torch.
 
         The hook for nodes whose local computation is done elsewhere (by an agent).
         """
-        inputs, targets = batch
-        return algorithm.update(self.state, mixed, partial(self._grad, inputs, targets))
-
-    def _outgoing(self, algorithm: Algorithm, payload: Tree) -> Tree:
-        if algorithm.push:
-            return push_share(payload, len(self.out_neighbors))
-        return tree_map(_snapshot, payload)
-
-    def _mix(self, algorithm: Algorithm, own: Tree, received: dict[str, Tree]) -> Tree:
-        """Mix what this node sent (its own share when pushing) with what it received."""
-        if algorithm.push:
-            return push_mix(own, received, [n.id for n in self.neighbors])
-        return weighted_sum(own, self.weight,
-                            [(received[n.id], n.weight) for n in self.neighbors])
-
-    def _check_weights(self, algorithm: Algorithm) -> None:
-        missing = [n.id for n in self.neighbors if n.weight is None]
-        if missing and not algorithm.push:
-            raise ValueError(f"node {self.id!r}: neighbours {missing} have no weight")
-
-    def _grad(self, inputs: torch.Tensor, targets: torch.Tensor, x: Params) -> Params:
-        leaves = {name: value.detach().requires_grad_() for name, value in x.items()}
-        with torch.enable_grad():
-            value = self.loss(functional_call(self.model, leaves, (inputs,)), targets)
-            grads = torch.autograd.grad(value, list(leaves.values()))
-        return dict(zip(leaves, grads, strict=True))
+        return torch_gradient(self.model, self.loss, x, batch)
 
     def _record(self, elapsed: float, x: Params | None) -> None:
         """Load ``x`` into the model and record its losses."""
@@ -187,38 +161,6 @@ class LearningExecutor(SyncAlgorithmExecutor):
             for name, p in self.model.named_parameters():
                 if name in x:
                     p.copy_(x[name])
-
-
-def dataset_loss(model: nn.Module, loss: nn.Module, data: Iterable[Any]) -> float:
-    """Mean loss over all samples of ``data`` (NVFlare's ``compute_loss_over_dataset``)."""
-    total, count, training = 0.0, 0, model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for inputs, targets in data:
-                total += float(loss(model(inputs), targets)) * len(inputs)
-                count += len(inputs)
-    finally:
-        model.train(training)
-    return total / max(count, 1)
-
-
-def _snapshot(value: Any) -> Any:
-    return value.clone() if isinstance(value, torch.Tensor) else value
-
-
-def _epoch_batches(data: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
-    """Yield (batch, is the last of its epoch) forever, starting a new epoch when one ends."""
-    end = object()
-    while True:
-        batches = iter(data)
-        batch = next(batches, end)
-        if batch is end:
-            raise ValueError("the train dataloader yields no batch")
-        while batch is not end:
-            following = next(batches, end)
-            yield batch, following is end
-            batch = following
 
 
 def _extra_float(extra: dict[str, Any], key: str, default: float | None = None) -> float:

@@ -1,36 +1,22 @@
 """Push-sum: averaging on directed graphs with weights the sender sets.
 
-A node with out-degree d keeps a share 1/(d+1) of its values and sends one such share
-to each out-neighbour; it then adds up what came in. Every node knows its out-degree,
-so the mixing matrix A (A[j, i] = 1/(d_i + 1) for j an out-neighbour of i, or i) is
-column stochastic without any node knowing the graph: sums are preserved, and the
-ratio x / w of two pushed quantities (w(0) = 1) converges to the true average where
-row-stochastic consensus converges to a stationary-distribution-weighted one.
+Push mixing (``_mixers``) keeps sums: the ratio x / w of two pushed quantities
+(w(0) = 1) converges to the true average where row-stochastic consensus converges
+to a stationary-distribution-weighted one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from peerflow.actors import SyncAlgorithmExecutor
-
 from ._consensus import ValueHistory, _iterations
-from ._steps import Tree, tree_map, weighted_sum
+from ._loop import NO_OBJECTIVE, StepExecutor, push_sum
+from ._mixers import push_mix, push_share
+
+__all__ = ["PushSumExecutor", "push_mix", "push_share"]
 
 
-def push_share(value: Tree, out_degree: int) -> Tree:
-    """The share of ``value`` a node keeps and sends to each of its out-neighbours."""
-    scale = 1.0 / (out_degree + 1)
-    return tree_map(lambda leaf: leaf * scale, value)
-
-
-def push_mix(share: Tree, received: Mapping[str, Tree], senders: Sequence[str]) -> Tree:
-    """The node's own share plus every in-neighbour's share, added in ``senders`` order."""
-    return weighted_sum(share, 1.0, [(received[sender], 1.0) for sender in senders])
-
-
-class PushSumExecutor(ValueHistory, SyncAlgorithmExecutor):
+class PushSumExecutor(ValueHistory, StepExecutor):
     """Averages a value over a directed graph for ``extra["iterations"]`` iterations.
 
     Each iteration pushes ``x`` and the weight ``w`` (w(0) = 1) and records the
@@ -51,12 +37,15 @@ class PushSumExecutor(ValueHistory, SyncAlgorithmExecutor):
         self.value_history: list[Any] = [initial_value]
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
-        senders = [neighbor.id for neighbor in self.neighbors]
-        pushed = {"x": self.initial_value, "w": 1.0}
-        for t in range(_iterations(extra)):
-            share = push_share(pushed, len(self.out_neighbors))
-            pushed = push_mix(share, await self.exchange(share, t), senders)
-            self.push_weight = pushed["w"]
-            self.current_value = pushed["x"] / pushed["w"]
-            self.value_history.append(self.current_value)
+        await self.run_steps(_PUSH_SUM, _PUSH_SUM.init(self.initial_value), NO_OBJECTIVE,
+                             _iterations(extra), self._observe)
         return self.to_result()
+
+    def _observe(self, state: dict[str, Any]) -> None:
+        """Keep the pushed weight and record the estimate x / w."""
+        self.push_weight = state["w"]
+        self.current_value = state["x"] / state["w"]
+        self.value_history.append(self.current_value)
+
+
+_PUSH_SUM = push_sum()

@@ -1,10 +1,11 @@
-"""Algorithms as pure step functions over small NamedTuple states (optax style).
+"""Learning algorithms as pure step functions over small NamedTuple states (optax style).
 
-An ``Algorithm`` is three pure functions that one generic executor loop drives:
+Each factory returns an ``Algorithm`` (``_loop``) that the one executor loop drives:
 
-    payload = send(state)                  what this node shares this iteration
-    mixed   = W-combination of payloads    done by the loop, after the exchange
-    state   = update(state, mixed, grad)   local step; grad(x) is this batch's gradient
+    payload     = send(state)                      what this node shares this iteration
+    mixed       = the W- (or pushed) combination   done by the loop's mixing
+    at, pending = query(state, mixed)              where the gradient is wanted
+    state       = update(pending, gradient at at)  the local step
 
 ``push`` algorithms mix with column-stochastic weights set by the sender (each node
 knows only its out-degree), so they work on directed graphs; the others mix with the
@@ -16,34 +17,22 @@ Each factory's docstring gives its recursion; ``_reference`` has the matrix form
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
-Tree = Any
-"""A tensor (or number), or a ``dict[str, Tree]``."""
+from ._loop import Algorithm
+from ._trees import Tree, leaves, rebuild, tree_map, weighted_sum
+
+__all__ = ["ADAM_CLIP", "Algorithm", "Params", "Scaling", "Tree", "adam_scaling", "dgd",
+           "extra", "gt", "gtadam", "leaves", "push_diging", "rebuild", "subgradient_push",
+           "tree_map", "weighted_sum"]
+
 Params = dict[str, torch.Tensor]
-GradFn = Callable[[Params], Params]
 
 ADAM_CLIP = 1e6
 """GTAdam's bound G on the second moment (NVFlare's ``self.G``)."""
-
-
-class Algorithm(NamedTuple):
-    """A decentralized algorithm as pure functions.
-
-    Attributes:
-        init: initial state from the node's initial parameters.
-        send: the payload to share (a dict of trees), computed from the state alone.
-        update: next state from the state, the mixed payloads and a gradient function.
-        push: mix with sender-side column-stochastic weights (directed graphs).
-    """
-
-    init: Callable[[Params], Any]
-    send: Callable[[Any], dict[str, Tree]]
-    update: Callable[[Any, dict[str, Tree], GradFn], Any]
-    push: bool = False
 
 
 class Scaling(NamedTuple):
@@ -53,49 +42,17 @@ class Scaling(NamedTuple):
     update: Callable[[Params, Any], tuple[Params, Any]]
 
 
-def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
-    """Apply ``fn`` leaf by leaf to trees of the same shape."""
-    if isinstance(tree, dict):
-        return {key: tree_map(fn, value, *(other[key] for other in rest))
-                for key, value in tree.items()}
-    return fn(tree, *rest)
-
-
-def leaves(tree: Tree) -> list[Any]:
-    """The leaves of a tree, depth first in key order."""
-    if isinstance(tree, dict):
-        return [leaf for value in tree.values() for leaf in leaves(value)]
-    return [tree]
-
-
-def rebuild(tree: Tree, values: Iterator[Any]) -> Tree:
-    """A tree shaped like ``tree`` whose leaves are taken in order from ``values``."""
-    if isinstance(tree, dict):
-        return {key: rebuild(value, values) for key, value in tree.items()}
-    return next(values)
-
-
-def weighted_sum(own: Tree, own_weight: float, others: Sequence[tuple[Tree, float]]) -> Tree:
-    """``own_weight * own + sum(w * other)``, added in the given order.
-
-    Tensor leaves are combined with torch's multi-tensor (``_foreach``) kernels.
-    """
-    mine = leaves(own)
-    if not all(isinstance(leaf, torch.Tensor) for leaf in mine):
-        return tree_map(lambda a, *bs: sum((b * w for b, (_, w) in zip(bs, others, strict=True)),
-                                           a * own_weight), own, *(t for t, _ in others))
-    total = torch._foreach_mul(mine, own_weight)
-    for tree, weight in others:
-        torch._foreach_add_(total, leaves(tree), alpha=weight)
-    return rebuild(own, iter(total))
-
-
 def _step(x: Tree, stepsize: float, direction: Tree) -> Tree:
     return tree_map(lambda a, d: a - stepsize * d, x, direction)
 
 
 def _zeros(tree: Tree) -> Tree:
     return tree_map(torch.zeros_like, tree)
+
+
+def _tracked(mixed_y: Tree, g: Tree, g_old: Tree) -> Tree:
+    """The tracker update y <- W y + grad f_i(x_new) - grad f_i(x_old)."""
+    return tree_map(lambda wy, new, old: wy + new - old, mixed_y, g, g_old)
 
 
 class DGDState(NamedTuple):
@@ -107,11 +64,13 @@ def dgd(stepsize: float) -> Algorithm:
 
     x <- W x;  x <- x - a * grad f_i(x)  on this iteration's batch.
     """
-    def update(state: DGDState, mixed: dict[str, Tree], grad: GradFn) -> DGDState:
-        x = mixed["x"]
-        return DGDState(_step(x, stepsize, grad(x)))
+    def query(state: DGDState, mixed: dict[str, Tree]) -> tuple[Params, Params]:
+        return mixed["x"], mixed["x"]
 
-    return Algorithm(DGDState, lambda s: {"x": s.x}, update)
+    def update(x: Params, g: Params) -> DGDState:
+        return DGDState(_step(x, stepsize, g))
+
+    return Algorithm(DGDState, lambda s: {"x": s.x}, query, update)
 
 
 def identity() -> Scaling:
@@ -157,14 +116,16 @@ def gt(stepsize: float, scaling: Scaling | None = None) -> Algorithm:
         zeros = _zeros(x0)
         return GTState(x0, zeros, zeros, scaling.init(x0))
 
-    def update(state: GTState, mixed: dict[str, Tree], grad: GradFn) -> GTState:
+    def query(state: GTState, mixed: dict[str, Tree]) -> tuple[Params, tuple[Any, ...]]:
         direction, scaled = scaling.update(state.y, state.scaling)
         x = _step(mixed["x"], stepsize, direction)
-        g = grad(x)
-        y = tree_map(lambda wy, new, old: wy + new - old, mixed["y"], g, state.g)
-        return GTState(x, y, g, scaled)
+        return x, (x, mixed["y"], state.g, scaled)
 
-    return Algorithm(init, lambda s: {"x": s.x, "y": s.y}, update)
+    def update(pending: tuple[Any, ...], g: Params) -> GTState:
+        x, wy, g_old, scaled = pending
+        return GTState(x, _tracked(wy, g, g_old), g, scaled)
+
+    return Algorithm(init, lambda s: {"x": s.x, "y": s.y}, query, update)
 
 
 def gtadam(stepsize: float, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8
@@ -193,8 +154,12 @@ def extra(stepsize: float) -> Algorithm:
     def _extra_step(x: Any, wx: Any, prev: Any, mixed_prev: Any, g: Any, g_prev: Any) -> Any:
         return x + wx - 0.5 * (prev + mixed_prev) - stepsize * (g - g_prev)
 
-    def update(state: ExtraState, mixed: dict[str, Tree], grad: GradFn) -> ExtraState:
-        wx, g = mixed["x"], grad(state.x)
+    def query(state: ExtraState, mixed: dict[str, Tree]
+              ) -> tuple[Params, tuple[ExtraState, Params]]:
+        return state.x, (state, mixed["x"])
+
+    def update(pending: tuple[ExtraState, Params], g: Params) -> ExtraState:
+        state, wx = pending
         if state.prev is None:
             x = _step(wx, stepsize, g)
         else:
@@ -202,7 +167,7 @@ def extra(stepsize: float) -> Algorithm:
                          state.grad_prev)
         return ExtraState(x, state.x, wx, g)
 
-    return Algorithm(ExtraState, lambda s: {"x": s.x}, update)
+    return Algorithm(ExtraState, lambda s: {"x": s.x}, query, update)
 
 
 class PushState(NamedTuple):
@@ -210,6 +175,12 @@ class PushState(NamedTuple):
     u: Params
     v: torch.Tensor
     t: int = 0
+
+
+def _ratio(mixed: dict[str, Tree]) -> Params:
+    """x = u / v, the pushed parameters over the pushed weight."""
+    v = mixed["v"]
+    return tree_map(lambda u: u / v, mixed["u"])
 
 
 def _ones_like_scalar(x0: Params) -> torch.Tensor:
@@ -225,13 +196,16 @@ def subgradient_push(stepsize: float, power: float = 0.0) -> Algorithm:
     def init(x0: Params) -> PushState:
         return PushState(x0, x0, _ones_like_scalar(x0))
 
-    def update(state: PushState, mixed: dict[str, Tree], grad: GradFn) -> PushState:
-        v = mixed["v"]
-        x = tree_map(lambda w: w / v, mixed["u"])
-        u = _step(mixed["u"], stepsize / (state.t + 1) ** power, grad(x))
-        return PushState(x, u, v, state.t + 1)
+    def query(state: PushState, mixed: dict[str, Tree]) -> tuple[Params, tuple[Any, ...]]:
+        x = _ratio(mixed)
+        return x, (x, mixed, state.t)
 
-    return Algorithm(init, lambda s: {"u": s.u, "v": s.v}, update, push=True)
+    def update(pending: tuple[Any, ...], g: Params) -> PushState:
+        x, mixed, t = pending
+        u = _step(mixed["u"], stepsize / (t + 1) ** power, g)
+        return PushState(x, u, mixed["v"], t + 1)
+
+    return Algorithm(init, lambda s: {"u": s.u, "v": s.v}, query, update, push=True)
 
 
 class PushDIGingState(NamedTuple):
@@ -255,11 +229,13 @@ def push_diging(stepsize: float) -> Algorithm:
     def send(state: PushDIGingState) -> dict[str, Tree]:
         return {"u": _step(state.u, stepsize, state.y), "v": state.v, "y": state.y}
 
-    def update(state: PushDIGingState, mixed: dict[str, Tree], grad: GradFn) -> PushDIGingState:
-        v = mixed["v"]
-        x = tree_map(lambda u: u / v, mixed["u"])
-        g = grad(x)
-        y = tree_map(lambda ay, new, old: ay + new - old, mixed["y"], g, state.g)
-        return PushDIGingState(x, mixed["u"], v, y, g)
+    def query(state: PushDIGingState, mixed: dict[str, Tree]
+              ) -> tuple[Params, tuple[Any, ...]]:
+        x = _ratio(mixed)
+        return x, (x, mixed, state.g)
 
-    return Algorithm(init, send, update, push=True)
+    def update(pending: tuple[Any, ...], g: Params) -> PushDIGingState:
+        x, mixed, g_old = pending
+        return PushDIGingState(x, mixed["u"], mixed["v"], _tracked(mixed["y"], g, g_old), g)
+
+    return Algorithm(init, send, query, update, push=True)

@@ -176,9 +176,9 @@ class Plain(NamedTuple):
 
 
 def model_consensus(extra: dict[str, Any]) -> Algorithm:
-    """x <- W x: a new algorithm is three pure functions."""
-    return Algorithm(Plain, lambda state: {"x": state.x}, lambda state, mixed, grad: Plain(
-        mixed["x"]))
+    """x <- W x: a new algorithm is pure functions; this one wants no gradient."""
+    return Algorithm(Plain, lambda state: {"x": state.x}, lambda state, mixed: (None, mixed),
+                     lambda mixed, grad: Plain(mixed["x"]))
 
 
 class ModelConsensus(LearningExecutor):

@@ -31,6 +31,12 @@ def grad(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return tree_map(lambda t: t - 1.0, x)
 
 
+def step(algorithm: Algorithm, state: Any, mixed: Any) -> Any:
+    """One local step: the gradient where ``query`` wants it, then ``update``."""
+    at, pending = algorithm.query(state, mixed)
+    return algorithm.update(pending, grad(at))
+
+
 def close(a: Any, b: Any) -> bool:
     return all(torch.allclose(p, q, rtol=0, atol=1e-15) for p, q in
                zip(leaves(a), leaves(b), strict=True))
@@ -66,7 +72,7 @@ def test_push_shares_preserve_the_total_over_a_directed_triangle() -> None:
 
 def test_dgd_combines_then_adapts_at_the_mixed_point() -> None:
     algorithm = dgd(0.1)
-    state = algorithm.update(algorithm.init(X0), {"x": MIXED}, grad)
+    state = step(algorithm, algorithm.init(X0), {"x": MIXED})
     assert close(state.x, tree_map(lambda m: m - 0.1 * (m - 1.0), MIXED))
     assert algorithm.send(algorithm.init(X0)) == {"x": X0} and not algorithm.push
 
@@ -76,11 +82,11 @@ def test_gt_starts_from_a_zero_tracker_and_tracks_the_new_gradient() -> None:
     state = algorithm.init(X0)
     assert close(state.y, tree_map(torch.zeros_like, X0)) and close(state.g, state.y)
     zero = tree_map(torch.zeros_like, X0)
-    first = algorithm.update(state, {"x": MIXED, "y": zero}, grad)
+    first = step(algorithm, state, {"x": MIXED, "y": zero})
     assert close(first.x, MIXED)  # x <- W x - a * y(0) with y(0) = 0
     assert close(first.y, grad(MIXED)) and close(first.g, grad(MIXED))
     wy = tree_map(lambda t: 0.5 * t, first.y)
-    second = algorithm.update(first, {"x": X0, "y": wy}, grad)
+    second = step(algorithm, first, {"x": X0, "y": wy})
     assert close(second.x, tree_map(lambda x, y: x - 0.1 * y, X0, first.y))  # y before mixing
     assert close(second.y, tree_map(lambda a, b, c: a + b - c, wy, grad(second.x), first.g))
 
@@ -88,7 +94,7 @@ def test_gt_starts_from_a_zero_tracker_and_tracks_the_new_gradient() -> None:
 def test_gtadam_scales_the_tracker_before_mixing_without_bias_correction() -> None:
     algorithm = gtadam(0.1, beta1=0.9, beta2=0.99, epsilon=1e-8)
     state = algorithm.init(X0)._replace(y=grad(MIXED))
-    new = algorithm.update(state, {"x": X0, "y": state.y}, grad)
+    new = step(algorithm, state, {"x": X0, "y": state.y})
     m = tree_map(lambda y: 0.1 * y, state.y)
     v = tree_map(lambda y: 0.01 * y**2, state.y)
     expected = tree_map(lambda x, m, v: x - 0.1 * m / torch.sqrt(v + 1e-8), X0, m, v)
@@ -104,10 +110,10 @@ def test_adam_scaling_bounds_the_second_moment() -> None:
 
 def test_extra_takes_a_dgd_like_first_step_then_corrects_with_the_previous_one() -> None:
     algorithm = extra(0.1)
-    first = algorithm.update(algorithm.init(X0), {"x": MIXED}, grad)
+    first = step(algorithm, algorithm.init(X0), {"x": MIXED})
     assert close(first.x, tree_map(lambda m, g: m - 0.1 * g, MIXED, grad(X0)))
     w1 = tree_map(lambda t: 0.9 * t, first.x)
-    second = algorithm.update(first, {"x": w1}, grad)
+    second = step(algorithm, first, {"x": w1})
     expected = tree_map(lambda x, wx, xp, wxp, g, gp: x + wx - (xp + wxp) / 2 - 0.1 * (g - gp),
                         first.x, w1, X0, MIXED, grad(first.x), grad(X0))
     assert close(second.x, expected)
@@ -118,7 +124,7 @@ def test_push_algorithms_divide_by_the_pushed_weight() -> None:
         assert algorithm.push
         state = algorithm.init(X0)
         mixed = {**algorithm.send(state), "v": torch.tensor(0.5, dtype=torch.float64)}
-        new = algorithm.update(state, mixed, grad)
+        new = step(algorithm, state, mixed)
         assert close(new.x, tree_map(lambda u: u / 0.5, mixed["u"]))
 
 
@@ -126,7 +132,7 @@ def test_subgradient_push_shrinks_its_step_with_the_given_power() -> None:
     algorithm = subgradient_push(1.0, power=1.0)
     state = algorithm.init(X0)._replace(t=3)
     one = torch.tensor(1.0, dtype=torch.float64)
-    new = algorithm.update(state, {"u": X0, "v": one}, grad)
+    new = step(algorithm, state, {"u": X0, "v": one})
     assert close(new.u, tree_map(lambda x: x - 0.25 * (x - 1.0), X0)) and new.t == 4
 
 
@@ -139,6 +145,6 @@ def test_step_functions_never_change_their_inputs(algorithm: Algorithm) -> None:
     for _ in range(3):
         sent = algorithm.send(state)
         snapshot = tree_map(torch.clone, sent)
-        state = algorithm.update(state, tree_map(lambda t: 0.9 * t, sent), grad)
+        state = step(algorithm, state, tree_map(lambda t: 0.9 * t, sent))
         assert close(sent, snapshot)
     assert close(X0, before)
