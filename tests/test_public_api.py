@@ -64,7 +64,8 @@ from pathlib import Path
 from peerflow.cli import main
 from peerflow.cli._jobs import Job, build_executors, load_job, report_job
 assert main(["--help"]) == 0 and main(["simulate", "--help"]) == 0
-assert main(["simulate", "consensus", "-n", "3", "-i", "5", "--out", {str(tmp_path)!r}]) == 0
+assert main(["simulate", "consensus", "-n", "3", "-i", "5", "--out", {str(tmp_path)!r},
+             "--force"]) == 0
 job = load_job(Path({str(job)!r}))                       # the controller
 executors = build_executors(Job.from_spec(job.spec()))  # a node
 report_job(peerflow.simulate(job.config, executors), job, Path({str(tmp_path)!r}))
