@@ -1,38 +1,40 @@
 """Learning nodes whose local computation an external agent does: it owns model and data.
 
 The node runs the generic learning loop (exchange, mix, ``algorithm.update``) and
-asks its agent, through ``local_update``, for what needs the model or the data:
+asks its agent, through ``batch_gradient``, for what needs the model or the data:
 
     init        {"extra", **init_data}   -> {"params": {name: tensor}, "batches_per_epoch": n}
     local_step  {"params": x}            -> {name: gradient of the loss at x, next batch}
     evaluate    {"params": x}            -> {"train": loss, "test"?: loss, "val"?: loss,
                                              "accuracy"?: test accuracy}
 
-The arithmetic is the in-process one: ``update`` is a pure function that asks
-for one gradient, so it is run once to learn where the gradient is wanted, and
-once more with the agent's gradient (nothing of the first run is kept). Losses
-are recorded where the in-process loop records them; being synchronous there,
-they are evaluated by the agent at the next await (before the next step, or
-after the run).
+The arithmetic is the in-process one: the loop asks for the gradient where the
+algorithm queries it, and the agent computes it on its next batch. Losses are
+recorded where the in-process loop records them; being synchronous there, they
+are evaluated by the agent at the next await (before the next step, or after
+the run).
+
+Every result is checked (``_agent_results``) before it is used: the initial
+parameters set the spec (names, shapes, dtypes) each gradient must match, with
+finite values, and losses must be finite. Every task must be answered within
+``task_wait_time``, by default half the sync timeout: the neighbours wait at most
+``sync_timeout`` for this node's next value, so a silent agent is found, and named,
+before they give up on the node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-import torch
+from peerflow.actors import AgentHost, AgentResultError, AgentServer, LinkSettings
 
-from peerflow.actors import AgentHost, AgentProtocolError, AgentServer, LinkSettings
-
+from ._agent_results import check_init_params, check_losses, check_params
 from ._learning import LEARNING_EXECUTORS, LearningExecutor
-from ._steps import Algorithm, Params, Tree
+from ._steps import Params
 
 _SEQUENCES = {"train": "train_loss_sequence", "test": "test_loss_sequence",
               "val": "val_loss_sequence"}
-
-
-class _GradientWanted(Exception):
-    """Raised by the first, probing run of ``update`` where it asks for a gradient."""
 
 
 class AgentLearning(AgentHost, LearningExecutor):
@@ -45,7 +47,8 @@ class AgentLearning(AgentHost, LearningExecutor):
         agent_id: the id the agent must present.
         listen: where the agent connects, ``"host:port"``; port 0 picks a free one.
         init_data: sent to the agent with the "init" task (what problem, which part).
-        settings: the agent link's waits and bounds (NVFlare's defaults if None).
+        settings: the agent link's waits and bounds (NVFlare's defaults if None); a
+            ``task_wait_time`` of None becomes half of ``sync_timeout``.
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
 
     Raises:
@@ -57,6 +60,9 @@ class AgentLearning(AgentHost, LearningExecutor):
                  sync_timeout: float = 10.0, max_ahead: int = 1000) -> None:
         super().__init__(None, None, (), sync_timeout=sync_timeout,  # type: ignore[arg-type]
                          max_ahead=max_ahead)
+        settings = settings or LinkSettings()
+        if settings.task_wait_time is None:
+            settings = dataclasses.replace(settings, task_wait_time=sync_timeout / 2)
         self.agent = AgentServer(agent_id, listen, settings)
         self.init_data = dict(init_data or {})
         self._x0: Params = {}
@@ -69,33 +75,28 @@ class AgentLearning(AgentHost, LearningExecutor):
     async def _pre_algorithm_run(self, extra: dict[str, Any]) -> None:
         reply = await self.agent.run_task("init", {"extra": extra, **self.init_data})
         if not isinstance(reply, dict) or not isinstance(reply.get("params"), dict):
-            raise AgentProtocolError(f"agent {self.agent.agent_id!r}: init must return "
-                                     f"{{params, batches_per_epoch}}, got {reply!r:.100}")
-        self._x0 = reply["params"]
+            raise AgentResultError(f"{self._where()} result of 'init': expected "
+                                   f"{{params, batches_per_epoch}}, got {reply!r:.100}")
+        self._x0 = check_init_params(self._where(), reply["params"])
         batches = reply.get("batches_per_epoch")
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise AgentProtocolError(f"agent {self.agent.agent_id!r}: batches_per_epoch must "
-                                     f"be an integer >= 1, got {batches!r}")
+            raise AgentResultError(f"{self._where()} result field 'init.batches_per_epoch': "
+                                   f"expected an integer >= 1, got {batches!r}")
         self.train_dataloader = [(None, None)] * batches  # epoch ends where the agent's do
         self._unrecorded.clear()
         await super()._pre_algorithm_run(extra)
         await self._evaluate_unrecorded()
 
-    async def local_update(self, algorithm: Algorithm, mixed: Tree, batch: Any) -> Any:
+    async def batch_gradient(self, x: Params, batch: Any) -> Params:
+        """The agent's gradient at ``x`` on its own next batch (``batch`` is a placeholder).
+
+        Raises:
+            AgentResultError: the gradient is not a finite tensor per parameter of
+                ``x``, with its shape and dtype.
+        """
         await self._evaluate_unrecorded()
-        wanted: list[Params] = []
-
-        def probe(x: Params) -> Params:
-            wanted.append(x)
-            raise _GradientWanted
-
-        try:
-            return algorithm.update(self.state, mixed, probe)
-        except _GradientWanted:
-            pass
-        grads = await self.agent.run_task("local_step", {"params": wanted[0]})
-        _check_gradients(self.agent.agent_id, grads, wanted[0])
-        return algorithm.update(self.state, mixed, lambda x: grads)
+        grads = await self.agent.run_task("local_step", {"params": x})
+        return check_params(self._where(), "grads", grads, x)
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         result = await super().run_algorithm(extra)
@@ -115,23 +116,15 @@ class AgentLearning(AgentHost, LearningExecutor):
     async def _evaluate_unrecorded(self) -> None:
         while self._unrecorded:
             elapsed, x = self._unrecorded.pop(0)
-            losses = await self.agent.run_task("evaluate", {"params": x})
-            if not isinstance(losses, dict) or not isinstance(losses.get("train"), float):
-                raise AgentProtocolError(f"agent {self.agent.agent_id!r}: evaluate must return "
-                                         f"{{train, test?, val?, accuracy?}}, got "
-                                         f"{losses!r:.100}")
+            losses = check_losses(self._where(),
+                                  await self.agent.run_task("evaluate", {"params": x}))
             for key, name in _SEQUENCES.items():
                 if isinstance(losses.get(key), float):
                     getattr(self, name).append((elapsed, losses[key]))
             self.test_accuracy = losses.get("accuracy", self.test_accuracy)
 
-
-def _check_gradients(agent_id: str, grads: Any, x: Params) -> None:
-    if (not isinstance(grads, dict) or grads.keys() != x.keys()
-            or not all(isinstance(g, torch.Tensor) for g in grads.values())):
-        got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
-        raise AgentProtocolError(f"agent {agent_id!r}: local_step must return a tensor per "
-                                 f"parameter {sorted(x)}, got {got}")
+    def _where(self) -> str:
+        return f"agent {self.agent.agent_id!r} of node {self.id!r}"
 
 
 AGENT_LEARNING_EXECUTORS: dict[str, type[AgentLearning]] = {
