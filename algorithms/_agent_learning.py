@@ -1,6 +1,6 @@
 """Learning nodes whose local computation an external agent does: it owns model and data.
 
-The node runs the generic learning loop (exchange, mix, ``algorithm.update``) and
+The node runs the one step loop (exchange, mix, ``query`` then ``update``) and
 asks its agent, through ``batch_gradient``, for what needs the model or the data:
 
     init        {"extra", **init_data}   -> {"params": {name: tensor}, "batches_per_epoch": n}
