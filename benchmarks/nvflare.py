@@ -151,10 +151,11 @@ def side_by_side(out: Path, nvflare_python: str | None = None,
 
 
 def speedup(entry: dict[str, Any], ours: dict[str, Any]) -> tuple[float, str]:
-    """NVFlare's time over peerflow's: whole jobs, or per iteration if peerflow ran fewer."""
+    """NVFlare's time over peerflow's, labelled in-loop: peerflow's ``run`` call inside a running
+    interpreter against NVFlare's whole command (or per iteration if peerflow ran fewer)."""
     wall, _ = nvflare_wall(entry)
     if ours["iterations"] == entry["iterations"]:
-        return wall / ours["wall_s"], "whole job"
+        return wall / ours["wall_s"], "in-loop run() against NVFlare's whole command"
     per_iteration = entry["recorded"]["iteration_ms"]
     if entry["live"] and entry["live"].get("ok"):
         per_iteration = 1e3 * wall / entry["iterations"]
