@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._address import join_address, split_address
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
 from ._guard import Guard, OverLimit
@@ -11,7 +12,7 @@ from ._select import Address, NetworkTransport, create_transport, parse_address
 from .abc import DeadLetter, DecodeError, Deliver, Transport, TransportError, UnknownEndpoint
 from .emulated import EmulatedTransport, Link, LinkStats
 from .memory import MemoryTransport
-from .tcp import FrameTooLarge, PeerCongested, TcpTransport, split_address
+from .tcp import FrameTooLarge, PeerCongested, TcpTransport
 from .tls import TlsConfig, TlsConfigError
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_bytes",
+    "join_address",
     "load_project",
     "new_message_id",
     "parse_address",

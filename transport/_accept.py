@@ -22,9 +22,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import _handshake as hs
+from ._address import format_sockaddr
 from ._guard import Guard, OverLimit, ReadLimits, is_loopback
 from ._link import Link, Peer
-from ._protocol import FrameProtocol, adopt, format_address
+from ._protocol import FrameProtocol, adopt
 from .abc import DecodeError
 
 logger = logging.getLogger("peerflow.transport.tcp")
@@ -79,8 +80,7 @@ class Acceptor:
             self._group.start_soon(self._accept, sock)
 
     async def _accept(self, sock: socket.socket) -> None:
-        remote = _remote(sock)
-        host = remote.rpartition(":")[0]
+        host, remote = _remote(sock)
         if refusal := self._refusal(host):
             sock.close()
             logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
@@ -149,11 +149,13 @@ async def read_handshake(conn: FrameProtocol) -> bytearray:
     return await conn.receive_exactly(size)
 
 
-def _remote(sock: socket.socket) -> str:
+def _remote(sock: socket.socket) -> tuple[str, str]:
+    """The peer's host and ``host:port`` (both "?" once it is gone)."""
     try:
-        return format_address(sock.getpeername())
+        address = sock.getpeername()
     except OSError:
-        return "?"
+        return "?", "?"
+    return str(address[0]), format_sockaddr(address)
 
 
 def describe(exc: BaseException) -> str:

@@ -21,24 +21,13 @@ import anyio
 
 from . import _handshake as hs
 from ._accept import FAILURES, Acceptor, describe, read_handshake
+from ._address import split_address
 from ._envelope import Envelope
 from ._link import Link, Peer
 from ._protocol import dial
 from .abc import TransportError
 
 logger = logging.getLogger("peerflow.transport.tcp")
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[v6]:port`` too).
-
-    Raises:
-        ValueError: no port, or the port is not a number in 0..65535.
-    """
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"address {address!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Connector(Acceptor):

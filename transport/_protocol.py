@@ -32,6 +32,7 @@ from typing import Final, cast
 
 import anyio
 
+from ._address import format_sockaddr
 from ._frames import Body, Buffer, FrameDecoder
 from ._guard import OverLimit, ReadLimits
 from .abc import DecodeError
@@ -74,7 +75,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.remote = format_address(transport.get_extra_info("peername"))
+        self.remote = format_sockaddr(transport.get_extra_info("peername"))
         transport.pause_reading()  # nothing is read before it is asked for
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -284,11 +285,3 @@ def _coalesce(buffers: Sequence[Buffer]) -> list[Buffer]:
     if run:
         out.append(run[0] if len(run) == 1 else b"".join(run))
     return out
-
-
-def format_address(address: object) -> str:
-    """``host:port`` (``[v6]:port``) of a socket address."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = str(address[0])
-        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-    return str(address)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from ._address import join_address, split_address
 from ._guard import Guard
 from .abc import Transport
 from .memory import MemoryTransport
-from .tcp import TcpTransport, split_address
+from .tcp import TcpTransport
 from .tls import TlsConfig
 
 SCHEMES: Final = ("memory", "tcp", "tls")
@@ -31,7 +32,7 @@ class Address:
 
     @property
     def hostport(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return join_address(self.host, self.port)
 
     def __str__(self) -> str:
         return self.scheme if self.scheme == "memory" else f"{self.scheme}://{self.hostport}"

@@ -44,7 +44,8 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ._accept import FAILURES, describe
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
-from ._connect import Connector, listening_socket, split_address
+from ._address import join_address, split_address
+from ._connect import Connector, listening_socket
 from ._envelope import Envelope
 from ._frames import Body, framed
 from ._guard import DEFAULT_MIN_RATE, DEFAULT_STALL_GRACE, OPEN, Guard, ReadLimits
@@ -144,7 +145,7 @@ class TcpTransport(Connector, Transport):
         if self._listen is not None:
             self._listener = listening_socket(*split_address(self._listen))
             host, port = self._listener.getsockname()[:2]
-            self.address = f"{host}:{port}"
+            self.address = join_address(host, port)
             self._group.start_soon(self._accept_loop, self._listener)
         return self
 
