@@ -36,7 +36,6 @@ from ._executor import SyncAlgorithmExecutor
 from ._result import PanicReport, RunResult
 from ._roles import STATUS_TOPIC, controller_guard, neighbourhoods, node_guard
 from ._runtime import Runtime
-from ._task_exchanger import agent_status
 
 logger = logging.getLogger("peerflow.cluster")
 
@@ -180,7 +179,7 @@ async def _join(registry: Registry, timeout: float) -> RunResult | None:
 
 class NodeHost(Actor):
     """A node process's own actor, beside its executor: takes routes, reports status,
-    hears ``finish``. (Not an agent: agents are external trainers, see ``_agent``.)
+    hears ``finish``. (Not an agent: agents are external trainers, see ``peerflow.agents``.)
 
     Args:
         node: the node's name.
@@ -209,7 +208,7 @@ class NodeHost(Actor):
             return {"iteration": None if self.executor is None else self.executor.iteration,
                     "listen": self.transport.address,
                     "connections": self.transport.connections(),
-                    "agents": agent_status([self.executor])}
+                    "agents": [] if self.executor is None else self.executor.agent_status()}
         if envelope.topic == "finish":
             return self.finish(dict(envelope.body or {}))
         raise ValueError(f"node host {self.name!r} has no task named {envelope.topic!r}")

@@ -148,6 +148,11 @@ class SyncAlgorithmExecutor(Actor, ABC):
             return WaitState(self.iteration, failure=own.reason)
         return WaitState(self.iteration)
 
+    def agent_status(self) -> list[dict[str, Any]]:
+        """Status rows of the external agents this node hosts, for ``peerflow status``
+        (none here; an executor that hosts an agent adds its row)."""
+        return []
+
     # -- message handling -------------------------------------------------
     def _deliver(self, envelope: Envelope) -> None:
         # Values that come as envelopes (strict mode, TCP, before "config"); in memory,

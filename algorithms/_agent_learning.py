@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from peerflow.actors import AgentHost, AgentResultError, AgentServer, LinkSettings
+from peerflow.agents import AgentHost, AgentResultError, AgentServer, LinkSettings
 
 from ._agent_results import check_init_params, check_losses, check_params
 from ._learning import LEARNING_EXECUTORS, LearningExecutor

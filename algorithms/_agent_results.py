@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from peerflow.actors import AgentResultError
+from peerflow.agents import AgentResultError
 
 from ._steps import Params
 

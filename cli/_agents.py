@@ -2,7 +2,7 @@
 
 Each node that hosts an agent gets one process of the command, started once the
 node listens, with the node's agent address and id in its environment (see
-``peerflow.actors.agent_environment``). A process that dies with a non-zero code
+``peerflow.agents.agent_environment``). A process that dies with a non-zero code
 during the run panics its node at once. When the run ends every process is given
 ``grace`` seconds to leave (the nodes have told their agents the job is over),
 then terminated, then killed, and always reaped.
@@ -27,15 +27,8 @@ from anyio.abc import Process, TaskGroup
 
 import peerflow
 from peerflow import algorithms
-from peerflow.actors import (
-    AgentHost,
-    Config,
-    ConfigError,
-    Network,
-    RunResult,
-    SyncAlgorithmExecutor,
-    agent_environment,
-)
+from peerflow.actors import Config, ConfigError, Network, RunResult, SyncAlgorithmExecutor
+from peerflow.agents import AgentHost, agent_environment
 
 from ._errors import CliInputError
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from peerflow.actors import Agent, AgentClosed, Task
+from peerflow.agents import Agent, AgentClosed, Task
 from peerflow.algorithms import PROBLEMS, accuracy, dataset_loss
 
 

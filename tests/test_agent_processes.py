@@ -21,18 +21,15 @@ from anyio.abc import Process
 
 import peerflow
 from peerflow.actors import (
-    AgentClosed,
-    AsyncAgent,
     Config,
     ConfigError,
     Controller,
-    LinkSettings,
     RunResult,
     Runtime,
-    TaskExchanger,
     TaskFailed,
     local_configs,
 )
+from peerflow.agents import AgentClosed, AsyncAgent, LinkSettings, TaskExchanger
 from peerflow.algorithms import (
     AGENT_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
@@ -50,7 +47,7 @@ MARGIN = 2.0
 
 TRAINER = textwrap.dedent("""
     import os, signal, sys, time
-    from peerflow.actors import RC, Agent, AgentClosed
+    from peerflow.agents import RC, Agent, AgentClosed
 
     mode = sys.argv[1]
     with Agent() as agent:
@@ -74,7 +71,8 @@ TRAINER = textwrap.dedent("""
 
 NODE = textwrap.dedent("""
     import sys, anyio, peerflow
-    from peerflow.actors import Config, Network, Node, TaskExchanger
+    from peerflow.actors import Config, Network, Node
+    from peerflow.agents import TaskExchanger
 
     async def main():
         node = TaskExchanger("trainer", heartbeat_interval=0.1,
@@ -191,7 +189,7 @@ async def test_an_agent_killed_after_some_tasks_is_reported_lost_after_them(trai
 
 
 RAISER = textwrap.dedent("""
-    from peerflow.actors import Agent
+    from peerflow.agents import Agent
 
     agent = Agent()
     agent.start()

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import peerflow
-from peerflow.actors import AgentClosed, AsyncAgent, Config, LinkSettings, RunResult, Task
+from peerflow.actors import Config, RunResult
+from peerflow.agents import AgentClosed, AsyncAgent, LinkSettings, Task
 from peerflow.algorithms import AGENT_LEARNING_EXECUTORS, metropolis_hastings, path
 
 TRAINER = runpy.run_path(str(Path(__file__).parents[2] / "examples" / "trainer.py"))["Trainer"]

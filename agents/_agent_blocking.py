@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -113,8 +114,7 @@ class Agent:
 
 @contextlib.contextmanager
 def _portal() -> Iterator[BlockingPortal]:
-    from ._run import _have_uvloop
-
-    with start_blocking_portal("asyncio", {"use_uvloop": _have_uvloop()}) as portal:
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    with start_blocking_portal("asyncio", {"use_uvloop": uvloop}) as portal:
         yield portal
 

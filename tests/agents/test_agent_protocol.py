@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 
-from peerflow.actors import RC, AgentClosed, AgentProtocolError, AgentRefused, CallStateError, Task
-from peerflow.actors import _agent_protocol as proto
-from peerflow.actors._agent_protocol import TABLE, AgentCalls, Call, State
+from peerflow.agents import RC, AgentClosed, AgentProtocolError, AgentRefused, CallStateError, Task
+from peerflow.agents import _agent_protocol as proto
+from peerflow.agents._agent_protocol import TABLE, AgentCalls, Call, State
 from peerflow.transport import decode, encode_bytes
 
 PATHS = {  # the calls that lead from NEW to each state

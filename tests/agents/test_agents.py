@@ -9,17 +9,14 @@ import anyio
 import pytest
 
 import peerflow
-from peerflow.actors import (
+from peerflow.actors import Config, Controller, RunResult, Runtime
+from peerflow.agents import (
     RC,
     Agent,
     AgentClosed,
     AgentRefused,
     AsyncAgent,
     CallStateError,
-    Config,
-    Controller,
-    RunResult,
-    Runtime,
     TaskExchanger,
     agent_status,
 )

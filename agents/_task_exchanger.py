@@ -16,12 +16,11 @@ from typing import Any
 
 from anyio.abc import TaskGroup
 
+from peerflow.actors import SyncAlgorithmExecutor, WaitState
 from peerflow.transport import Envelope
 
 from ._agent_link import LinkSettings
 from ._agent_server import AgentServer
-from ._executor import SyncAlgorithmExecutor
-from ._waitfor import WaitState
 
 
 class AgentHost(SyncAlgorithmExecutor):
@@ -45,6 +44,10 @@ class AgentHost(SyncAlgorithmExecutor):
         if state.waiting_on or state.failure is not None or pending is None:
             return state
         return dataclasses.replace(state, failure=pending)
+
+    def agent_status(self) -> list[dict[str, Any]]:
+        """This node's agent's status row."""
+        return [self.agent.status()]
 
     async def on_stop(self) -> None:
         """Tell a connected agent that the job is over, or why it was aborted."""
@@ -102,4 +105,5 @@ class TaskExchanger(AgentHost):
 
 def agent_status(actors: Iterable[object]) -> list[dict[str, Any]]:
     """Return one status row per agent of ``actors`` (those that host one)."""
-    return [actor.agent.status() for actor in actors if isinstance(actor, AgentHost)]
+    return [row for actor in actors if isinstance(actor, AgentHost)
+            for row in actor.agent_status()]

@@ -27,9 +27,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
+from peerflow.actors import ActorError
 from peerflow.transport import Envelope, new_message_id
-
-from ._errors import ActorError
 
 HELLO: Final = "hello"
 RECEIVED: Final = "received"

@@ -1,0 +1,48 @@
+"""peerflow.agents: external trainers — the agent protocol, its link, both ends of it.
+
+A node whose work another process does (a ``TaskExchanger``, or any ``AgentHost``)
+serves one agent; the agent (``Agent``, blocking, or ``AsyncAgent``) connects,
+takes tasks and returns results. Agents sit above the actor runtime and below the
+algorithms: transport <- actors <- agents <- algorithms.
+"""
+
+from __future__ import annotations
+
+from ._agent import AsyncAgent, agent_environment
+from ._agent_blocking import Agent
+from ._agent_link import LinkSettings
+from ._agent_protocol import (
+    RC,
+    AgentClosed,
+    AgentError,
+    AgentFailed,
+    AgentGone,
+    AgentProtocolError,
+    AgentRefused,
+    AgentResultError,
+    CallStateError,
+    Task,
+)
+from ._agent_server import AgentServer
+from ._task_exchanger import AgentHost, TaskExchanger, agent_status
+
+__all__ = [
+    "RC",
+    "Agent",
+    "AgentClosed",
+    "AgentError",
+    "AgentFailed",
+    "AgentGone",
+    "AgentHost",
+    "AgentProtocolError",
+    "AgentRefused",
+    "AgentResultError",
+    "AgentServer",
+    "AsyncAgent",
+    "CallStateError",
+    "LinkSettings",
+    "Task",
+    "TaskExchanger",
+    "agent_environment",
+    "agent_status",
+]
