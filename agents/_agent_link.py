@@ -17,9 +17,18 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import ByteStream
 
-from peerflow.transport import DEFAULT_MAX_FRAME, DecodeError, Envelope, decode, encode
-from peerflow.transport._codec import frame_size
-from peerflow.transport._frames import Body, FrameDecoder, framed
+from peerflow.transport import (
+    DEFAULT_MAX_FRAME,
+    DecodeError,
+    Envelope,
+    FrameDecoder,
+    decode,
+    encode,
+    frame_size,
+    framed,
+    join_address,
+    split_address,
+)
 
 from ._agent_protocol import AgentProtocolError
 
@@ -83,18 +92,12 @@ def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
     """
     if isinstance(address, tuple):
         return str(address[0]), int(address[1])
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"address {address!r} is not host:port")
-    return host.strip("[]"), int(port)
+    return split_address(address, default_host=None)
 
 
 def format_address(address: tuple[str, int] | None) -> str:
     """Return ``"host:port"`` (``"[host]:port"`` for IPv6), or ``"-"`` for None."""
-    if address is None:
-        return "-"
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "-" if address is None else join_address(*address)
 
 
 class Link:
@@ -111,7 +114,7 @@ class Link:
     def __init__(self, stream: ByteStream, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._stream = stream
         self._decoder = FrameDecoder(max_frame)
-        self._frames: deque[Body] = deque()
+        self._frames: deque[bytearray | memoryview] = deque()
         self._queue, self._outgoing = anyio.create_memory_object_stream[bytes | None](math.inf)
         self._ended: str | None = None
         self.last_received = anyio.current_time()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ._address import join_address, split_address
-from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes
+from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes, frame_size
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
+from ._frames import FrameDecoder, framed
 from ._guard import Guard, OverLimit
 from ._handshake import HandshakeError
 from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
@@ -25,6 +26,7 @@ __all__ = [
     "Deliver",
     "EmulatedTransport",
     "Envelope",
+    "FrameDecoder",
     "FrameTooLarge",
     "Guard",
     "HandshakeError",
@@ -47,6 +49,8 @@ __all__ = [
     "decode",
     "encode",
     "encode_bytes",
+    "frame_size",
+    "framed",
     "join_address",
     "load_project",
     "new_message_id",
