@@ -9,8 +9,17 @@ from ._frames import FrameDecoder, framed
 from ._guard import Guard, OverLimit
 from ._handshake import HandshakeError
 from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
-from ._select import Address, NetworkTransport, create_transport, parse_address
-from .abc import DeadLetter, DecodeError, Deliver, Transport, TransportError, UnknownEndpoint
+from ._select import Address, create_transport, parse_address
+from .abc import (
+    DeadLetter,
+    DecodeError,
+    Deliver,
+    NetworkTransport,
+    PeerLost,
+    Transport,
+    TransportError,
+    UnknownEndpoint,
+)
 from .emulated import EmulatedTransport, Link, LinkStats
 from .memory import MemoryTransport
 from .tcp import FrameTooLarge, PeerCongested, TcpTransport
@@ -37,6 +46,7 @@ __all__ = [
     "NetworkTransport",
     "OverLimit",
     "PeerCongested",
+    "PeerLost",
     "Project",
     "ProvisionError",
     "TcpTransport",

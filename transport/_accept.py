@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 from . import _handshake as hs
 from ._address import format_sockaddr
 from ._guard import Guard, OverLimit, ReadLimits, is_loopback
-from ._link import Link, Peer
+from ._link import Changes, Link, Peer
 from ._protocol import FrameProtocol, adopt
 from .abc import DecodeError
 
@@ -51,6 +51,7 @@ class Acceptor:
     _closing: bool
     _server_context: ssl.SSLContext | None
     _connections: set[FrameProtocol]
+    _changes: Changes
     _pending: Counter[str]
 
     async def _serve(self, link: Link) -> None:
@@ -59,8 +60,12 @@ class Acceptor:
     def _track(self, conn: FrameProtocol) -> FrameProtocol:
         """Keep ``conn`` in ``_connections`` until it closes."""
         self._connections.add(conn)
-        conn.closed.add_done_callback(lambda _: self._connections.discard(conn))
+        conn.closed.add_done_callback(lambda _: self._untrack(conn))
         return conn
+
+    def _untrack(self, conn: FrameProtocol) -> None:
+        self._connections.discard(conn)
+        self._changes.notify()
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         assert self._group is not None

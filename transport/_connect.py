@@ -77,10 +77,9 @@ class Connector(Acceptor):
         if state.link is None and state.route is None:
             raise TransportError(f"no route to {peer!r}")
         self._ensure_dialing(state)
-        while state.link is None:
-            if state.lost is not None:
-                raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
-            await anyio.sleep(0.01)
+        await self._changes.until(lambda: state.link is not None or state.lost is not None)
+        if state.link is None:
+            raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
 
     def _ensure_dialing(self, peer: Peer) -> None:
         if peer.link is None and not peer.dialing and peer.route and self._group is not None:
@@ -171,6 +170,7 @@ class Connector(Acceptor):
         if self._closing or peer.lost is not None:
             return
         peer.lost = reason
+        self._changes.notify()
         logger.warning("%s: lost peer %r: %s", self.name, peer.name, reason)
         for envelope in peer.drop_queue():
             self.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")

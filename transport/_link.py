@@ -16,8 +16,11 @@ says it once per link; the link closes once both have said it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
+
+import anyio
 
 from ._envelope import Envelope
 from ._frames import frame_prefix
@@ -142,3 +145,27 @@ class Peer:
     def idle(self) -> bool:
         """Nothing binds us to this peer any more: it can be forgotten."""
         return not (self.links or self.queue or self.route or self.watched or self.dialing)
+
+
+class Changes:
+    """Wakes the tasks that wait for a condition on the links, when they change.
+
+    Each wait gets a fresh ``anyio.Event`` that is set once and never cleared, so
+    no change is missed between a check and the wait that follows it.
+    """
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def notify(self) -> None:
+        """Something changed (a link came or went, a peer was lost): wake the waiters."""
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` is true, checking it after each change."""
+        while not condition():
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()

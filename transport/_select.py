@@ -6,13 +6,11 @@ one from a string without importing ``tcp`` itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final
 
 from ._address import join_address, split_address
-from ._guard import Guard
 from .abc import Transport
 from .memory import MemoryTransport
 from .tcp import TcpTransport
@@ -84,30 +82,3 @@ def create_transport(spec: str | Address, *, name: str = "", run_id: str | None 
     config = tls if tls is None or isinstance(tls, TlsConfig) else TlsConfig.from_dir(tls, name)
     listen = None if dial_only else address.hostport
     return TcpTransport(name, listen, run_id=run_id, tls=config, **options)
-
-
-@runtime_checkable
-class NetworkTransport(Protocol):
-    """What a network transport offers beyond ``Transport``: addresses, routes, peers."""
-
-    name: str
-    scheme: str
-    run_id: str | None
-    address: str | None
-    reconnect_window: float
-    on_peer_lost: Callable[[str, str], None] | None
-    guard: Guard
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(self, *exc_info: object) -> None: ...
-
-    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None: ...
-
-    def watch(self, peer: str) -> None: ...
-
-    async def connect(self, peer: str) -> None: ...
-
-    def connections(self) -> list[dict[str, Any]]: ...
-
-    def peer_address(self, peer: str) -> str | None: ...

@@ -2,20 +2,28 @@
 
 A transport delivers envelopes to named endpoints. Sending never awaits: the
 per-message path is a plain call, so an iteration's exchange costs no scheduler
-round trip (an awaited send costs more than the whole bare-asyncio floor). Each
+round trip (an awaited send costs more than the rest of a message's way). Each
 local endpoint registers a delivery callback; remote endpoints are reached
 through whatever the transport knows. What ``send_values`` sends is a snapshot:
 a sender may update a sent buffer in place as soon as the call returns.
+
+Two layers: ``Transport`` is what an algorithm's actors need in one process;
+``NetworkTransport`` adds what a deployment over processes needs: routes to
+named peers, their loss, and who may connect. ``peerflow.transport.testing``
+checks any implementation against both.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._envelope import Envelope, new_message_id
 from ._snapshot import IMMUTABLE, snapshot
+
+if TYPE_CHECKING:
+    from ._guard import Guard
 
 Deliver = Callable[[Envelope], None]
 """Called with each envelope addressed to a local endpoint; must not block."""
@@ -25,6 +33,9 @@ DeliverValue = Callable[[str, int, Any], None]
 
 DeadLetter = Callable[[Envelope, str], None]
 """Called with an envelope that could not be delivered and the reason why."""
+
+PeerLost = Callable[[str, str], None]
+"""Called with (peer name, reason) once a watched peer is given up."""
 
 
 class TransportError(Exception):
@@ -123,3 +134,60 @@ class Transport(ABC):
         """Hand an undeliverable envelope to the dead-letter callback, if any."""
         if self.on_dead_letter is not None:
             self.on_dead_letter(envelope, reason)
+
+
+class NetworkTransport(Transport):
+    """A ``Transport`` between processes: named peers reached through routes.
+
+    A peer is a remote transport by name; it carries that name's endpoints and
+    the sub-names ``name/...``. A connection broken without goodbye is won back
+    within ``reconnect_window`` seconds, else the peer is lost: what waits for it
+    becomes dead letters and, if it is watched, ``on_peer_lost`` is called.
+
+    Attributes:
+        name: this side's name.
+        scheme: the address scheme this transport carries ("tcp", "tls").
+        run_id: the run connections are bound to (None: adopt the first peer's).
+        address: ``host:port`` this side listens on, once open (None: it only dials).
+        reconnect_window: seconds to win back a broken connection.
+        on_peer_lost: called when a watched peer is lost.
+        guard: who may connect and what each may send.
+    """
+
+    name: str
+    scheme: str
+    run_id: str | None
+    address: str | None
+    reconnect_window: float
+    on_peer_lost: PeerLost | None = None
+    guard: Guard
+
+    @abstractmethod
+    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
+        """Tell where ``peer`` listens; with ``watch``, losing it calls ``on_peer_lost``.
+
+        Raises:
+            ValueError: the address is not ``host:port``.
+        """
+
+    @abstractmethod
+    def watch(self, peer: str) -> None:
+        """Have ``on_peer_lost`` called if ``peer`` is lost (whoever dialed)."""
+
+    @abstractmethod
+    async def connect(self, peer: str) -> None:
+        """Dial ``peer`` if need be and return once connected.
+
+        Raises:
+            TransportError: no route to the peer, or the peer was lost (refused,
+                or not reached in time).
+            anyio.ClosedResourceError: the transport is closed.
+        """
+
+    @abstractmethod
+    def connections(self) -> list[dict[str, Any]]:
+        """Describe every open connection: peer, remote address, TLS, direction."""
+
+    @abstractmethod
+    def peer_address(self, peer: str) -> str | None:
+        """The remote ``host:port`` of the current connection to ``peer``, if any."""

@@ -43,21 +43,20 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._accept import FAILURES, describe
-from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._address import join_address, split_address
+from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import Connector, listening_socket
 from ._envelope import Envelope
 from ._frames import Body, framed
 from ._guard import DEFAULT_MIN_RATE, DEFAULT_STALL_GRACE, OPEN, Guard, ReadLimits
-from ._link import Link, Peer
+from ._link import Changes, Link, Peer
 from ._protocol import FrameProtocol
-from .abc import Deliver, Transport, TransportError
+from .abc import Deliver, NetworkTransport, PeerLost, TransportError
 from .tls import TlsConfig
 
 logger = logging.getLogger("peerflow.transport.tcp")
 
 DEFAULT_MAX_QUEUED: Final = 256 << 20
-PeerLost = Callable[[str, str], None]
 
 
 class PeerCongested(TransportError):
@@ -68,7 +67,7 @@ class FrameTooLarge(TransportError):
     """An envelope encodes to a frame over the transport's ``max_frame``."""
 
 
-class TcpTransport(Connector, Transport):
+class TcpTransport(Connector, NetworkTransport):
     """Carries envelopes between processes (or between transports of one process).
 
     Args:
@@ -90,9 +89,6 @@ class TcpTransport(Connector, Transport):
             4 frames of ``max_frame``); see ``ReadLimits`` for this and the next two.
         stall_grace: seconds an unfinished frame may take before it must keep up.
         min_rate: bytes a second an unfinished frame must average after the grace.
-
-    Attributes:
-        guard: who may connect and what each may send (set by the deployment).
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -123,6 +119,7 @@ class TcpTransport(Connector, Transport):
         self._endpoints: dict[str, Deliver] = {}
         self._peers: dict[str, Peer] = {}
         self._connections: set[FrameProtocol] = set()
+        self._changes = Changes()
         self._listener: socket.socket | None = None
         self._outer: TaskGroup | None = None
         self._group: TaskGroup | None = None
@@ -178,8 +175,7 @@ class TcpTransport(Connector, Transport):
 
     async def _wait_until(self, condition: Callable[[], bool]) -> None:
         with anyio.move_on_after(self.close_timeout):
-            while not condition():
-                await anyio.sleep(0.002)
+            await self._changes.until(condition)
 
     async def _host(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         """Own the connection tasks in a group that ``aclose`` may cancel from any task."""
@@ -256,6 +252,7 @@ class TcpTransport(Connector, Transport):
         link.conn.start(partial(self._on_frame, link), partial(self._flush, peer),
                         self.max_frame)
         peer.attach(link, self.name)
+        self._changes.notify()
         self._flush(peer)
         try:
             await link.conn.wait_closed()
@@ -270,6 +267,7 @@ class TcpTransport(Connector, Transport):
         finally:
             link.conn.abort()
             peer.detach(link)
+            self._changes.notify()
         self._recover(peer, link)
 
     def _on_frame(self, link: Link, body: Body) -> None:

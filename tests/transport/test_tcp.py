@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import anyio
@@ -15,8 +16,10 @@ from peerflow import Config
 from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_connected
 from peerflow.transport import (
     Envelope,
+    NetworkTransport,
     PeerCongested,
     TcpTransport,
+    Transport,
     TransportError,
     create_transport,
     encode_bytes,
@@ -287,3 +290,10 @@ def test_plain_tcp_without_a_secret_admits_loopback_peers_only() -> None:
     assert "loopback peers only" in str(bare._refusal("192.0.2.7"))  # noqa: SLF001
     assert bare._refusal("127.0.0.1") is None  # noqa: SLF001
     assert TcpTransport("a", run_id=RUN, secret="s")._refusal("192.0.2.7") is None  # noqa: SLF001
+
+
+def test_the_network_interface_is_a_public_abc_that_tcp_implements() -> None:
+    assert inspect.isabstract(NetworkTransport)
+    assert issubclass(NetworkTransport, Transport)
+    assert issubclass(TcpTransport, NetworkTransport)
+    assert not inspect.isabstract(TcpTransport)
