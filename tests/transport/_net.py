@@ -17,9 +17,9 @@ from peerflow.transport import (
     new_message_id,
     provision,
 )
+from peerflow.transport.testing import RUN
 
 KINDS = ("memory", "tcp", "tls")
-RUN = "run-1"
 NAMES = ("a", "b", "c", "controller", "admin", *(f"site-{i}" for i in range(1, 9)))
 
 
