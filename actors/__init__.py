@@ -16,7 +16,7 @@ from ._errors import (
     SyncTimeout,
     TaskFailed,
 )
-from ._executor import SyncAlgorithmExecutor
+from ._executor import DEFAULT_SYNC_TIMEOUT, SyncAlgorithmExecutor
 from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
@@ -25,6 +25,7 @@ from ._waitfor import WaitState
 
 __all__ = [
     "CONTROLLER_NAME",
+    "DEFAULT_SYNC_TIMEOUT",
     "Actor",
     "ActorDead",
     "ActorError",

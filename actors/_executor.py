@@ -40,6 +40,8 @@ from ._waitfor import WAIT_STATE, WaitState
 logger = logging.getLogger("peerflow.executor")
 
 VALUE_TOPIC = "value"
+DEFAULT_SYNC_TIMEOUT = 10.0
+"""Seconds an executor waits for its neighbours' values of one iteration by default."""
 
 
 class SyncAlgorithmExecutor(Actor, ABC):
@@ -54,7 +56,7 @@ class SyncAlgorithmExecutor(Actor, ABC):
         max_ahead: how many iterations ahead a neighbour's values may be buffered.
     """
 
-    def __init__(self, sync_timeout: float = 10.0, max_ahead: int = 1000) -> None:
+    def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT, max_ahead: int = 1000) -> None:
         super().__init__()
         if sync_timeout <= 0:
             raise ValueError(f"sync_timeout must be > 0 seconds, got {sync_timeout}")

@@ -64,7 +64,8 @@ _LAZY = {
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
                   "SubgradientPushExecutor", "dataset_loss"),
-    "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "least_squares", "two_moons"),
+    "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "flatten", "least_squares",
+                  "two_moons"),
     "_pushsum": ("PushSumExecutor", "push_mix", "push_share"),
     "_steps": ("Scaling", "adam_scaling", "dgd", "extra", "gt", "gtadam",
                "push_diging", "subgradient_push", "tree_map", "weighted_sum"),
@@ -85,7 +86,7 @@ if TYPE_CHECKING:
         SubgradientPushExecutor,
         dataset_loss,
     )
-    from ._problems import PROBLEMS, Problem, accuracy, blobs, least_squares, two_moons
+    from ._problems import PROBLEMS, Problem, accuracy, blobs, flatten, least_squares, two_moons
     from ._pushsum import PushSumExecutor, push_mix, push_share
     from ._steps import (
         Scaling,
@@ -160,6 +161,7 @@ __all__ = [
     "directed_ring",
     "extra",
     "extra_reference",
+    "flatten",
     "graph_of",
     "grid",
     "grid_shape",

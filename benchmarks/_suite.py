@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from peerflow.cli._render import write_json
+from peerflow.jobs import write_json
 
 from . import _plots, _report, consensus, emulation, latency, nvflare, scale
 

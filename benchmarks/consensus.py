@@ -23,7 +23,7 @@ from peerflow.algorithms import (
     metropolis_hastings,
     mixing_matrix,
 )
-from peerflow.cli._render import plot_lines
+from peerflow.jobs import plot_lines
 
 TOLERANCE = 1e-6
 

@@ -35,6 +35,7 @@ from peerflow.algorithms import (
     column_stochastic,
     dgd_reference,
     extra_reference,
+    flatten,
     gt_reference,
     gtadam_reference,
     metropolis_hastings,
@@ -44,9 +45,7 @@ from peerflow.algorithms import (
     random_directed,
     subgradient_push_reference,
 )
-from peerflow.algorithms._problems import flatten
-from peerflow.cli._learning import learning_metrics
-from peerflow.cli._render import plot_lines, write_json
+from peerflow.jobs import learning_metrics, plot_lines, write_json
 
 REFERENCES: dict[str, tuple[Callable[..., np.ndarray], bool]] = {
     "dgd": (dgd_reference, False), "gt": (gt_reference, False),

@@ -25,8 +25,8 @@ from peerflow.transport import (
     Link,
     MemoryTransport,
     encode,
+    frame_size,
 )
-from peerflow.transport._codec import frame_size
 
 
 @dataclass(frozen=True)

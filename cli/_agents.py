@@ -19,21 +19,17 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
 from anyio.abc import Process, TaskGroup
 
 import peerflow
-from peerflow import algorithms
-from peerflow.actors import Config, ConfigError, Network, RunResult, SyncAlgorithmExecutor
+from peerflow.actors import Config, ConfigError, RunResult, SyncAlgorithmExecutor
 from peerflow.agents import AgentHost, agent_environment
 
 from ._errors import CliInputError
-
-if TYPE_CHECKING:  # torch-using names: read from peerflow.algorithms when called
-    from peerflow.algorithms import AgentLearning
 
 logger = logging.getLogger("peerflow.agents")
 
@@ -145,26 +141,6 @@ def simulate_with_agents(config: Config, executors: Mapping[str, SyncAlgorithmEx
                          backend="asyncio", backend_options={"use_uvloop": uvloop})
     except (ConfigError, ValueError) as exc:
         raise CliInputError(str(exc)) from exc
-
-
-def agent_learning_executors(algorithm: str, network: Network, problem: str, seed: int,
-                             sync_timeout: float) -> dict[str, AgentLearning]:
-    """One agent-backed node per network node; each agent is told its part of ``problem``."""
-    executor = algorithms.AGENT_LEARNING_EXECUTORS[algorithm]
-    nodes = len(network.nodes)
-    return {node: executor(f"{node}-agent", sync_timeout=sync_timeout, init_data={
-        "problem": problem, "nodes": nodes, "seed": seed, "node_index": index})
-        for index, node in enumerate(network.node_ids)}
-
-
-def node_accuracy(executor: Any) -> float:
-    """Test accuracy of a learning node: what its agent reported (also when restored from
-    its result), or its own model's; NaN for an agent that reported none."""
-    if executor.test_accuracy is not None:
-        return float(executor.test_accuracy)
-    if isinstance(executor, algorithms.AgentLearning):
-        return float("nan")
-    return algorithms.accuracy(executor.model, executor.test_dataloader)
 
 
 def agent_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -16,21 +16,19 @@ from typing import Any
 import typer
 
 import peerflow
-from peerflow.actors import Config, ConfigError, RunResult
+from peerflow import jobs
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult
 from peerflow.algorithms import describe
+from peerflow.jobs import ALGORITHMS, LEARNING, Job, JobError, build_network, in_process_timeout
 
-from . import _learning as learning
 from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
-from ._consensus import consensus_executors, report_consensus
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async, signals_interrupt
-from ._jobs import Job
 from ._launch import run_processes
-from ._network import build_network, in_process_timeout
 
 app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
@@ -42,15 +40,15 @@ add_distributed_commands(app)
 add_bench_commands(app)
 
 
-@simulate_app.command("consensus")
+@simulate_app.command("consensus", help=ALGORITHMS["consensus"].help)
 def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
                        seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                        network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
                        force: opt.Force = False) -> None:
-    """Average random initial values over a network: x(t+1) = W x(t)."""
+    """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
@@ -58,12 +56,12 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, "tls" if transport == "tls" else "tcp", out_dir))
-    executors = consensus_executors(graph, seed, sync_timeout)
+    executors = jobs.consensus_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
     _exit_on_interrupt("consensus", result, config, executors, out_dir)
-    report_consensus(result, config, executors, iterations, out_dir)
+    render.print_table(*jobs.report_consensus(result, config, executors, iterations, out_dir))
     _exit_on_abort(result)
 
 
@@ -72,7 +70,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       seed: opt.Seed = 0, iterations: opt.LearningIterations = None,
                       stepsize: opt.Stepsize = None, extra: opt.ExtraParams = None,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       torch_threads: opt.TorchThreads = 1,
                       agent_command: AgentCommand = None,
                       allow_disconnected: opt.AllowDisconnected = False,
@@ -81,44 +79,45 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
-    task = learning.build_problem(problem, len(graph.nodes), seed)
+    task = jobs.build_problem(problem, len(graph.nodes), seed)
+    config = jobs.learning_config(graph, task, iterations, stepsize,
+                                  jobs.parse_extra(algorithm, extra or []))
     out_dir = render.claim_out(out, force)
-    config = learning.learning_config(graph, task, iterations, stepsize,
-                                      learning.parse_extra(extra or []))
-    executors = learning.learning_executors(algorithm, task, graph, sync_timeout,
-                                            agents=bool(agent_command),
-                                            torch_threads=torch_threads)
+    executors = jobs.learning_executors(algorithm, task, graph, sync_timeout,
+                                        agents=bool(agent_command),
+                                        torch_threads=torch_threads)
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
                                        on_progress=on_progress,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
-    learning.report_learning(algorithm, task, result, config, executors, out_dir)
+    render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
+                                             out_dir))
     _exit_on_abort(result)
 
 
-for _name, _help in learning.HELP.items():
-    simulate_app.command(_name, help=_help)(simulate_learning)
+for _name in LEARNING:
+    simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_learning)
 
 
-@simulate_app.command("push-sum")
+@simulate_app.command("push-sum", help=ALGORITHMS["push-sum"].help)
 def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random-directed",
                       seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
-                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = 10.0,
+                      out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       allow_disconnected: opt.AllowDisconnected = False,
                       force: opt.Force = False) -> None:
-    """Average random values over a directed graph with push-sum (sender-side weights)."""
+    """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
-    executors = learning.push_sum_executors(graph, seed, sync_timeout)
+    executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
     _exit_on_interrupt("push-sum", result, config, executors, out_dir)
-    learning.report_push_sum(result, config, executors, out_dir)
+    render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
     _exit_on_abort(result)
 
 
@@ -183,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        standalone_mode=False)
     except typer.TyperException as exc:
         return _input_error(exc.format_message(), exc.exit_code)
-    except CliInputError as exc:
+    except JobError as exc:
         return _input_error(str(exc))
     except typer.Exit as exc:
         return exc.exit_code

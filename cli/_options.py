@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from peerflow.jobs import MAX_SYNC_TIMEOUT
+
 Nodes = Annotated[int, typer.Option("--nodes", "-n", min=1, help="Number of nodes.")]
 TopologyName = Annotated[str, typer.Option(
     "--topology", "-t",
@@ -23,7 +25,6 @@ Processes = Annotated[bool, typer.Option(
     "(over --transport tcp or tls; memory means tcp).")]
 Out = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Folder for summary.json and plots (nothing is written without it).")]
-MAX_SYNC_TIMEOUT = 86_400.0
 SyncTimeout = Annotated[float, typer.Option(
     "--sync-timeout", min=0.001, max=MAX_SYNC_TIMEOUT,
     help="Seconds to wait for neighbours each iteration (consensus in one process: at "

@@ -23,8 +23,7 @@ import pytest
 import peerflow
 from peerflow.actors._cluster import query_status
 from peerflow.cli import main
-from peerflow.cli._consensus import consensus_executors
-from peerflow.cli._network import build_network
+from peerflow.jobs import build_network, consensus_executors
 from peerflow.transport import create_transport
 
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"

@@ -11,7 +11,7 @@ from peerflow.actors import ConfigError
 from peerflow.algorithms import metropolis_hastings, ring
 from peerflow.cli import main
 from peerflow.cli._distributed import _new_secret, status_lines
-from peerflow.cli._jobs import Job, load_job
+from peerflow.jobs import Job, load_job
 from peerflow.transport import TlsConfig
 
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from peerflow.actors import Network
 from peerflow.cli import main
-from peerflow.cli._consensus import consensus_executors
+from peerflow.jobs import consensus_executors
 
 PAIRS = {"nodes": [{"id": "a", "neighbors": [{"id": "b", "weight": 0.5}]},
                    {"id": "b", "neighbors": [{"id": "a", "weight": 0.5}]},

@@ -1,9 +1,10 @@
-"""``peerflow simulate consensus``: average random values over a network."""
+"""Consensus jobs: average random values over a network; their metrics and plots."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -16,8 +17,9 @@ from peerflow.algorithms import (
     sparse_mixing_matrix,
 )
 
-from . import _render as render
 from ._network import in_process_timeout
+from ._output import plot_lines, write_json
+from ._table import Table
 
 FLOOR = 1e-17
 """Errors below double precision are drawn at this floor on the log plot."""
@@ -71,8 +73,8 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
 
 def report_consensus(result: RunResult, config: Config,
                      executors: dict[str, ConsensusExecutor], iterations: int,
-                     out: render.Path | None) -> None:
-    """Print the summary table and write summary.json and the per-node plots."""
+                     out: Path | None) -> Table:
+    """Write summary.json and the per-node plots (if ``out``); the summary table."""
     metrics, notes = (consensus_metrics(config.network, executors, iterations) if result.ok
                       else ({}, []))
     rows = [("status", result.status), ("nodes", str(len(executors))),
@@ -81,21 +83,20 @@ def report_consensus(result: RunResult, config: Config,
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     rows += [("note", note) for note in notes]
-    render.print_table("consensus", rows)
-    if out is None:
-        return
-    summary = {"algorithm": "consensus", **result.to_dict(), "metrics": metrics,
-               "notes": notes, "config": config.to_dict()}
-    render.write_json(out / "summary.json", summary)
-    _plot(out, executors, metrics, iterations)
+    if out is not None:
+        write_json(out / "summary.json", {"algorithm": "consensus", **result.to_dict(),
+                                          "metrics": metrics, "notes": notes,
+                                          "config": config.to_dict()})
+        _plot(out, executors, metrics, iterations)
+    return Table("consensus", rows)
 
 
-def _plot(out: render.Path, executors: dict[str, ConsensusExecutor],
+def _plot(out: Path, executors: dict[str, ConsensusExecutor],
           metrics: dict[str, float | None], iterations: int) -> None:
     histories = {node: np.asarray(ex.value_history, dtype=float)
                  for node, ex in itertools.islice(executors.items(), PLOTTED)}
     shown = "" if len(executors) <= PLOTTED else f" ({PLOTTED} of {len(executors)} nodes)"
-    render.plot_lines(out / "consensus.png", histories, ylabel="value",
+    plot_lines(out / "consensus.png", histories, ylabel="value",
                       title=f"consensus: value per node{shown}")
     average = metrics.get("true_average")
     if average is None:
@@ -107,5 +108,5 @@ def _plot(out: render.Path, executors: dict[str, ConsensusExecutor],
         norm0 = float(np.linalg.norm(initial - average))
         errors["SLEM^t ||x(0) - avg||"] = np.maximum(norm0 * slem ** np.arange(iterations + 1),
                                                       FLOOR)
-    render.plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
+    plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
                       title=f"consensus: distance to the true average{shown}")

@@ -1,9 +1,8 @@
-"""Learning algorithms and push-sum: builders and reports for the simulator and for jobs.
+"""Learning algorithms and push-sum: executors, metrics and reports.
 
-``peerflow simulate dgd|gt|gtadam|extra|subgradient-push|push-diging|push-sum``
-(commands in ``_app``) and multi-process jobs (``_jobs``) build their executors and
-write their summaries with these functions, so both start from the same state and
-write the same summary.json.
+``peerflow simulate`` and multi-process jobs build their executors and write their
+summaries with these functions, so both start from the same state and write the
+same summary.json.
 
 Importing this module does not import torch: the torch-using names of
 ``peerflow.algorithms`` are looked up on the module when a function runs.
@@ -11,6 +10,7 @@ Importing this module does not import torch: the torch-using names of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,33 +19,23 @@ from peerflow import algorithms
 from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
-from . import _render as render
-from ._agents import agent_learning_executors, node_accuracy
-from ._errors import CliInputError
+from ._errors import JobError
+from ._output import plot_lines, write_json
+from ._table import Table
 
 if TYPE_CHECKING:
-    from peerflow.algorithms import LearningExecutor, Problem, PushSumExecutor
-
-HELP = {
-    "dgd": "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
-    "gt": "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g.",
-    "gtadam": "GTAdam: gradient tracking with an Adam scaling of the tracker.",
-    "extra": "EXTRA: exact convergence with a constant step on undirected graphs.",
-    "subgradient-push": "Subgradient-push: push-sum weights, for directed graphs.",
-    "push-diging": "Push-DIGing: gradient tracking with push-sum, exact on directed graphs.",
-}
-"""The learning algorithms by command name (the keys of ``LEARNING_EXECUTORS``)."""
+    from peerflow.algorithms import AgentLearning, LearningExecutor, Problem, PushSumExecutor
 
 
 def build_problem(name: str, nodes: int, seed: int) -> Problem:
     """The built-in problem called ``name`` for ``nodes`` nodes.
 
     Raises:
-        CliInputError: no such problem.
+        JobError: no such problem.
     """
     if name not in algorithms.PROBLEMS:
-        raise CliInputError(f"unknown problem {name!r}; choose one of "
-                            f"{sorted(algorithms.PROBLEMS)}")
+        raise JobError(f"unknown problem {name!r}; choose one of "
+                       f"{sorted(algorithms.PROBLEMS)}")
     return algorithms.PROBLEMS[name](nodes, seed)
 
 
@@ -70,6 +60,26 @@ def learning_executors(algorithm: str, task: Problem, network: Network, sync_tim
             for i, node in enumerate(network.node_ids)}
 
 
+def agent_learning_executors(algorithm: str, network: Network, problem: str, seed: int,
+                             sync_timeout: float) -> dict[str, AgentLearning]:
+    """One agent-backed node per network node; each agent is told its part of ``problem``."""
+    executor = algorithms.AGENT_LEARNING_EXECUTORS[algorithm]
+    nodes = len(network.nodes)
+    return {node: executor(f"{node}-agent", sync_timeout=sync_timeout, init_data={
+        "problem": problem, "nodes": nodes, "seed": seed, "node_index": index})
+        for index, node in enumerate(network.node_ids)}
+
+
+def node_accuracy(executor: Any) -> float:
+    """Test accuracy of a learning node: what its agent reported (also when restored from
+    its result), or its own model's; NaN for an agent that reported none."""
+    if executor.test_accuracy is not None:
+        return float(executor.test_accuracy)
+    if isinstance(executor, algorithms.AgentLearning):
+        return float("nan")
+    return algorithms.accuracy(executor.model, executor.test_dataloader)
+
+
 def push_sum_executors(network: Network, seed: int, sync_timeout: float
                        ) -> dict[str, PushSumExecutor]:
     """One executor per node, initial values uniform in [0, 1) from ``seed``."""
@@ -78,29 +88,9 @@ def push_sum_executors(network: Network, seed: int, sync_timeout: float
             for node, x in zip(network.node_ids, x0, strict=True)}
 
 
-def parse_extra(items: list[str]) -> dict[str, float]:
-    """``["beta1=0.95", ...]`` as ``{"beta1": 0.95}``.
-
-    Raises:
-        CliInputError: an item is not KEY=NUMBER.
-    """
-    parsed: dict[str, float] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            parsed[key.strip()] = float(value)
-        except ValueError:
-            raise CliInputError(f"--set {item!r}: expected KEY=NUMBER, e.g. beta1=0.95") from None
-        if not key.strip():
-            raise CliInputError(f"--set {item!r}: the key is empty")
-    return parsed
-
-
 def learning_metrics(task: Problem, executors: dict[str, LearningExecutor]) -> dict[str, float]:
     """Final losses (mean over nodes), spread between node models, distance to the optimum."""
-    from peerflow.algorithms._problems import flatten
-
-    models = np.array([flatten(ex.state.x) for ex in executors.values()])
+    models = np.array([algorithms.flatten(ex.state.x) for ex in executors.values()])
     train = [ex.train_loss_sequence[-1][1] for ex in executors.values()]
     metrics = {
         "train_loss_start": float(np.mean([ex.train_loss_sequence[0][1]
@@ -138,24 +128,24 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
-                    executors: dict[str, LearningExecutor], out: render.Path | None) -> None:
-    """Print the summary table; write summary.json and the train and test loss plots."""
+                    executors: dict[str, LearningExecutor], out: Path | None) -> Table:
+    """Write summary.json and the train and test loss plots (if ``out``); the summary table."""
     metrics = learning_metrics(task, executors) if result.ok else {}
     curves = {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
                      for node, ex in executors.items()} for kind in ("train", "test")}
-    _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
+    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
         f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node", "epoch",
                              "loss", series) for kind, series in curves.items()})
 
 
 def report_push_sum(result: RunResult, config: Config, executors: dict[str, PushSumExecutor],
-                    out: render.Path | None) -> None:
-    """Print the summary table; write summary.json and the per-node estimates plot."""
+                    out: Path | None) -> Table:
+    """Write summary.json and the per-node estimates plot (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
                if result.ok else {})
     histories = {node: ex.value_history for node, ex in executors.items()}
-    _report("push-sum", result, config, metrics, out,
+    return _report("push-sum", result, config, metrics, out,
             {"push_sum.png": ("push-sum: estimate per node", "iteration", "value", histories)})
 
 
@@ -164,16 +154,15 @@ Plots = dict[str, tuple[str, str, str, dict[str, Any]]]
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],
-            out: render.Path | None, plots: Plots) -> None:
+            out: Path | None, plots: Plots) -> Table:
     rows = [("status", result.status), ("nodes", str(len(config.network.nodes)))]
     rows += [(key, str(value)) for key, value in config.extra.items()]
     rows += [(name.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value))
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
-    render.print_table(title, rows)
-    if out is None:
-        return
-    render.write_json(out / "summary.json", {"algorithm": title, **result.to_dict(),
-                                             "metrics": metrics, "config": config.to_dict()})
-    for filename, (plot_title, xlabel, ylabel, series) in plots.items():
-        render.plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)
+    if out is not None:
+        write_json(out / "summary.json", {"algorithm": title, **result.to_dict(),
+                                          "metrics": metrics, "config": config.to_dict()})
+        for filename, (plot_title, xlabel, ylabel, series) in plots.items():
+            plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)
+    return Table(title, rows)

@@ -9,11 +9,10 @@ process until the machine swaps.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-
-import typer
 
 from peerflow.actors import (
     Config,
@@ -30,7 +29,7 @@ from peerflow.algorithms import (
     stochasticity_warnings,
 )
 
-from ._errors import CliInputError, parse_file
+from ._errors import JobError, parse_file
 
 MAX_NODES = 200_000
 SECONDS_PER_NODE = 0.005
@@ -50,7 +49,7 @@ def build_network(topology: str, nodes: int, seed: int, network_file: Path | Non
     checked for ``algorithm`` (see ``check_network``).
 
     Raises:
-        CliInputError: unknown topology, too many nodes, unreadable or malformed file, a
+        JobError: unknown topology, too many nodes, unreadable or malformed file, a
             disconnected network (unless allowed).
     """
     if network_file is not None:
@@ -67,7 +66,7 @@ def check_network(network: Network, *, algorithm: str | None = None,
     doubly stochastic W and the weights do not give one.
 
     Raises:
-        CliInputError: the network is not (strongly) connected and not allowed to be.
+        JobError: the network is not (strongly) connected and not allowed to be.
     """
     missing = unweighted_nodes(network)
     if missing:
@@ -90,20 +89,20 @@ def load_network(path: Path) -> Network:
     """Read a network from JSON: ``{"nodes": [...]}`` or a whole ``{"network": ...}`` config.
 
     Raises:
-        CliInputError: the file is missing, not JSON, not a valid network, or too large.
+        JobError: the file is missing, not JSON, not a valid network, or too large.
     """
     data = parse_file(path, "network file", json.loads, json.JSONDecodeError, "JSON")
     section = data.get("network", data) if isinstance(data, dict) else None
     nodes = section.get("nodes") if isinstance(section, dict) else None
     if isinstance(nodes, list) and len(nodes) > MAX_NODES:
-        raise CliInputError(f"network file {str(path)!r} has {len(nodes)} nodes; at most "
+        raise JobError(f"network file {str(path)!r} has {len(nodes)} nodes; at most "
                             f"{MAX_NODES} run in one process")
     try:
         if isinstance(data, dict) and "network" in data:
             return Config.from_dict(data).network
         return Network.from_dict(data)
     except ConfigError as exc:
-        raise CliInputError(f"network file {str(path)!r}: {exc}") from exc
+        raise JobError(f"network file {str(path)!r}: {exc}") from exc
 
 
 def in_process_timeout(timeout: float, nodes: int) -> float:
@@ -115,22 +114,22 @@ def in_process_timeout(timeout: float, nodes: int) -> float:
 def _built_in(topology: str, nodes: int, seed: int) -> Network:
     builder = TOPOLOGIES.get(topology)
     if builder is None:
-        raise CliInputError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
+        raise JobError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
     if nodes > MAX_NODES:
-        raise CliInputError(f"{nodes} nodes are too many: at most {MAX_NODES} run in one "
+        raise JobError(f"{nodes} nodes are too many: at most {MAX_NODES} run in one "
                             "process")
     try:
         return metropolis_hastings(builder(nodes, seed))
     except ValueError as exc:
-        raise CliInputError(f"cannot build a {topology} network of {nodes} nodes: {exc}") from exc
+        raise JobError(f"cannot build a {topology} network of {nodes} nodes: {exc}") from exc
 
 
 def _config_step(step: Callable[[], T], hint: str = "") -> T:
     try:
         return step()
     except ConfigError as exc:
-        raise CliInputError(f"{exc}; {hint}" if hint else str(exc)) from exc
+        raise JobError(f"{exc}; {hint}" if hint else str(exc)) from exc
 
 
 def _say(kind: str, message: str) -> None:
-    typer.echo(f"peerflow: {kind}: {message}", err=True)
+    print(f"peerflow: {kind}: {message}", file=sys.stderr)

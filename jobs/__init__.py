@@ -1,0 +1,74 @@
+"""peerflow.jobs: what a run is and what it leaves behind.
+
+A job (algorithm, network, problem, settings, extra) is one ``Job``; ``ALGORITHMS``
+says for each algorithm how to build its executors (in-process, agent-backed) and
+report a run, and which ``extra`` keys it reads. ``peerflow simulate``, job files,
+controllers, nodes and benchmarks all build and report through these names.
+"""
+
+from __future__ import annotations
+
+from ._consensus import consensus_executors, consensus_metrics, report_consensus
+from ._errors import JobError, no_unknown, parse_file
+from ._job import MAX_SYNC_TIMEOUT, Job, load_job
+from ._learning import (
+    agent_learning_executors,
+    build_problem,
+    learning_config,
+    learning_executors,
+    learning_metrics,
+    node_accuracy,
+    push_sum_executors,
+    push_sum_metrics,
+    report_learning,
+    report_push_sum,
+)
+from ._network import build_network, check_network, in_process_timeout, load_network
+from ._output import RESULT_FILES, claim_out, plot_lines, prepare_out, write_json
+from ._registry import (
+    ALGORITHMS,
+    LEARNING,
+    AlgorithmSpec,
+    build_executors,
+    parse_extra,
+    report_job,
+)
+from ._table import Table
+
+__all__ = [
+    "ALGORITHMS",
+    "LEARNING",
+    "MAX_SYNC_TIMEOUT",
+    "RESULT_FILES",
+    "AlgorithmSpec",
+    "Job",
+    "JobError",
+    "Table",
+    "agent_learning_executors",
+    "build_executors",
+    "build_network",
+    "build_problem",
+    "check_network",
+    "claim_out",
+    "consensus_executors",
+    "consensus_metrics",
+    "in_process_timeout",
+    "learning_config",
+    "learning_executors",
+    "learning_metrics",
+    "load_job",
+    "load_network",
+    "no_unknown",
+    "node_accuracy",
+    "parse_extra",
+    "parse_file",
+    "plot_lines",
+    "prepare_out",
+    "push_sum_executors",
+    "push_sum_metrics",
+    "report_consensus",
+    "report_job",
+    "report_learning",
+    "report_push_sum",
+    "write_json",
+]

@@ -1,0 +1,139 @@
+"""The algorithms a job may name: one entry each, read by ``peerflow simulate``, job
+files, controllers, nodes and benchmarks.
+
+Importing this module does not import torch: learning entries load their executors
+when they build them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from peerflow import algorithms
+from peerflow.actors import RunResult
+
+from . import _learning as learning
+from ._consensus import consensus_executors, report_consensus
+from ._errors import JobError, no_unknown
+from ._table import Table
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmSpec:
+    """One algorithm: its help, how to build a job's executors (in-process, and
+    agent-backed if it has them) and how to report a run of it.
+
+    ``learning`` algorithms train a problem: they read ``problem``, ``stepsize``,
+    ``torch_threads`` and ``extra`` (the keys ``extra_keys`` names, numbers >= 0; an
+    absent key takes the executor's default).
+    """
+
+    name: str
+    help: str
+    build: Callable[[Job], dict[str, Any]]
+    report: Callable[[RunResult, Job, dict[str, Any], Path | None], Table]
+    agents: Callable[[Job], dict[str, Any]] | None = None
+    learning: bool = False
+
+    def extra_keys(self) -> tuple[str, ...]:
+        """The ``extra`` keys the algorithm reads (a learning one imports torch)."""
+        if not self.learning:
+            return ()
+        return algorithms.LEARNING_EXECUTORS[self.name].extra_parameters
+
+    def check_extra(self, extra: Mapping[str, Any], where: str) -> None:
+        """Refuse ``extra`` keys the algorithm does not read, naming those it does.
+
+        Raises:
+            JobError: an unknown key.
+        """
+        no_unknown(extra, self.extra_keys(), f"{where} of {self.name}")
+
+
+def _learning_executors(job: Job, *, agents: bool = False) -> dict[str, Any]:
+    task = learning.build_problem(str(job.problem), len(job.network.nodes), job.seed)
+    return learning.learning_executors(job.algorithm, task, job.network, job.sync_timeout,
+                                       agents=agents, torch_threads=job.torch_threads)
+
+
+def _report_learning(result: RunResult, job: Job, executors: dict[str, Any],
+                     out: Path | None) -> Table:
+    task = learning.build_problem(str(job.problem), len(job.network.nodes), job.seed)
+    return learning.report_learning(job.algorithm, task, result, job.config, executors, out)
+
+
+def _learning(name: str, help: str) -> AlgorithmSpec:
+    return AlgorithmSpec(name, help, build=_learning_executors, report=_report_learning,
+                         agents=partial(_learning_executors, agents=True), learning=True)
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
+    AlgorithmSpec(
+        "consensus", "Average random initial values over a network: x(t+1) = W x(t).",
+        build=lambda job: dict(consensus_executors(job.network, job.seed, job.sync_timeout)),
+        report=lambda result, job, executors, out: report_consensus(
+            result, job.config, executors, job.iterations, out)),
+    AlgorithmSpec(
+        "push-sum", "Average random values over a directed graph with push-sum "
+        "(sender-side weights).",
+        build=lambda job: dict(learning.push_sum_executors(job.network, job.seed,
+                                                           job.sync_timeout)),
+        report=lambda result, job, executors, out: learning.report_push_sum(
+            result, job.config, executors, out)),
+    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x)."),
+    _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g."),
+    _learning("gtadam", "GTAdam: gradient tracking with an Adam scaling of the tracker."),
+    _learning("extra", "EXTRA: exact convergence with a constant step on undirected graphs."),
+    _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
+    _learning("push-diging",
+              "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
+)}
+"""Every algorithm by its command and job-file name."""
+
+LEARNING = tuple(name for name, spec in ALGORITHMS.items() if spec.learning)
+"""The learning algorithms' names (the keys of ``peerflow.algorithms.LEARNING_EXECUTORS``)."""
+
+
+def build_executors(job: Job, *, agents: bool = False) -> dict[str, Any]:
+    """Every node's executor for ``job``: agent-backed ones if ``agents`` and the
+    algorithm has them (else the in-process ones)."""
+    spec = ALGORITHMS[job.algorithm]
+    return (spec.agents if agents and spec.agents else spec.build)(job)
+
+
+def report_job(result: RunResult, job: Job, out: Path | None) -> Table:
+    """Write (``summary.json`` in ``out``) what the simulator would for this job, from
+    executors built as the nodes built theirs and restored from their results; the
+    summary table."""
+    spec = ALGORITHMS[job.algorithm]
+    executors = spec.build(job)
+    if result.ok:
+        for node, executor in executors.items():
+            executor.load_result(result.results[node])
+    return spec.report(result, job, executors, out)
+
+
+def parse_extra(algorithm: str, items: list[str]) -> dict[str, float]:
+    """``["beta1=0.95", ...]`` (``--set``) as ``{"beta1": 0.95}``, keys checked.
+
+    Raises:
+        JobError: an item is not KEY=NUMBER, or the algorithm does not read KEY.
+    """
+    parsed: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            parsed[key.strip()] = float(value)
+        except ValueError:
+            raise JobError(f"--set {item!r}: expected KEY=NUMBER, e.g. beta1=0.95") from None
+        if not key.strip():
+            raise JobError(f"--set {item!r}: the key is empty")
+    ALGORITHMS[algorithm].check_extra(parsed, "--set")
+    return parsed
