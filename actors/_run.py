@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from peerflow.transport import Transport
+from peerflow.transport import Transport, run_loop
 
 from ._checks import prepare_config
 from ._config import Config, ConfigError
@@ -67,8 +67,7 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
 def simulate(config: Config, executors: Executors, transport: str | Transport = "memory",
              **options: Any) -> RunResult:
     """Blocking ``run``: runs the job in a fresh event loop (uvloop when installed)."""
-    return anyio.run(lambda: run(config, executors, transport, **options), backend="asyncio",
-                     backend_options={"use_uvloop": _have_uvloop()})
+    return run_loop(lambda: run(config, executors, transport, **options))
 
 
 def _executors_by_node(config: Config, executors: Executors) -> dict[str, SyncAlgorithmExecutor]:
@@ -95,11 +94,3 @@ async def _report_progress(executors: Mapping[str, SyncAlgorithmExecutor], on_pr
     while True:
         on_progress({node: ex.iteration for node, ex in executors.items()})
         await anyio.sleep(interval)
-
-
-def _have_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True

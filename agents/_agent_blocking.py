@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from peerflow.transport import loop_options
+
 from ._agent import AsyncAgent
-from ._agent_protocol import RC, Call, State, Task
+from ._agent_protocol import RC, Task
+from ._states import Call, State
 
 
 class Agent:
@@ -114,7 +116,6 @@ class Agent:
 
 @contextlib.contextmanager
 def _portal() -> Iterator[BlockingPortal]:
-    uvloop = importlib.util.find_spec("uvloop") is not None
-    with start_blocking_portal("asyncio", {"use_uvloop": uvloop}) as portal:
+    with start_blocking_portal("asyncio", loop_options()) as portal:
         yield portal
 

@@ -33,7 +33,14 @@ import numpy as np
 import peerflow
 from peerflow.actors import Config, Network
 from peerflow.algorithms import TOPOLOGIES, ConsensusExecutor, metropolis_hastings
-from peerflow.transport import MemoryTransport, Project, TlsConfig, Transport, provision
+from peerflow.transport import (
+    MemoryTransport,
+    Project,
+    TlsConfig,
+    Transport,
+    loop_options,
+    provision,
+)
 
 from ._floor import SslPair, Stamp, floor_run, full_history, stamp
 
@@ -91,11 +98,7 @@ class Row:
 
 def loops() -> list[str]:
     """The event loops available here: asyncio, and uvloop when installed."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return ["asyncio"]
-    return ["asyncio", "uvloop"]
+    return ["asyncio", "uvloop"] if loop_options()["use_uvloop"] else ["asyncio"]
 
 
 def default_loop() -> str:

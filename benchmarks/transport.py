@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -52,6 +51,7 @@ from peerflow.transport import (
     encode_bytes,
     new_message_id,
     provision,
+    run_loop,
 )
 
 _BARE = "asyncio streams, bare 64 B echo"
@@ -65,8 +65,7 @@ _LEN = struct.Struct("<I")
 
 
 def _run(main: Callable[[], Any]) -> Any:
-    uvloop = importlib.util.find_spec("uvloop") is not None
-    return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
+    return run_loop(main)
 
 
 async def _timed(ping: Callable[[], Awaitable[None]]) -> list[float]:

@@ -11,7 +11,6 @@ then terminated, then killed, and always reaped.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import shlex
@@ -28,6 +27,7 @@ from anyio.abc import Process, TaskGroup
 import peerflow
 from peerflow.actors import Config, ConfigError, RunResult, SyncAlgorithmExecutor
 from peerflow.agents import AgentHost, agent_environment
+from peerflow.transport import run_loop
 
 from ._errors import CliInputError
 
@@ -135,10 +135,8 @@ def simulate_with_agents(config: Config, executors: Mapping[str, SyncAlgorithmEx
     Raises:
         CliInputError: the command or the configuration is wrong.
     """
-    uvloop = importlib.util.find_spec("uvloop") is not None
     try:
-        return anyio.run(lambda: run_with_agents(config, executors, command, **options),
-                         backend="asyncio", backend_options={"use_uvloop": uvloop})
+        return run_loop(lambda: run_with_agents(config, executors, command, **options))
     except (ConfigError, ValueError) as exc:
         raise CliInputError(str(exc)) from exc
 

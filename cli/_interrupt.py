@@ -10,7 +10,6 @@ silent exit), so the ``finally`` blocks run: no child process outlives the comma
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,6 +18,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import anyio
+
+from peerflow.transport import run_loop
 
 T = TypeVar("T")
 
@@ -46,13 +47,11 @@ def run_async(main: Callable[[], Awaitable[T]], on_signal: Callable[[], None] | 
     Raises:
         Interrupted: SIGINT or SIGTERM came first; ``main`` was cancelled.
     """
-    uvloop = importlib.util.find_spec("uvloop") is not None
     if not _in_main_thread():  # signals reach the main thread only
-        return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop})
+        return run_loop(main)
     before = {number: signal.getsignal(number) for number in SIGNALS}
     try:
-        return anyio.run(_until_signal, main, on_signal, backend="asyncio",
-                         backend_options={"use_uvloop": uvloop})
+        return run_loop(_until_signal, main, on_signal)
     finally:  # the loop resets its signals to the defaults when it closes
         for number, handler in before.items():
             if handler is not None:  # None: not installed from Python

@@ -8,6 +8,7 @@ from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
 from ._frames import FrameDecoder, framed
 from ._guard import Guard, OverLimit
 from ._handshake import HandshakeError
+from ._loop import loop_options, run_loop
 from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
 from ._select import Address, create_transport, parse_address
 from .abc import (
@@ -63,9 +64,11 @@ __all__ = [
     "framed",
     "join_address",
     "load_project",
+    "loop_options",
     "new_message_id",
     "parse_address",
     "project_from_dict",
     "provision",
+    "run_loop",
     "split_address",
 ]
