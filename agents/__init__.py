@@ -8,8 +8,9 @@ algorithms: transport <- actors <- agents <- algorithms.
 
 from __future__ import annotations
 
-from ._agent import AsyncAgent, agent_environment
+from ._agent import AsyncAgent
 from ._agent_blocking import Agent
+from ._agent_env import agent_environment
 from ._agent_link import LinkSettings
 from ._agent_protocol import (
     RC,

@@ -28,39 +28,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from peerflow.transport import DecodeError, Envelope
 
 from . import _agent_protocol as proto
+from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV
 from ._agent_link import Link, encode_frame, format_address, parse_address
-from ._agent_protocol import (
-    RC,
-    AgentCalls,
-    AgentClosed,
-    AgentProtocolError,
-    Call,
-    State,
-    Task,
-)
-from ._agent_server import AgentServer
+from ._agent_protocol import RC, AgentClosed, AgentProtocolError, Task
+from ._states import AgentCalls, Call, Conversation, Message, Role, State
 
 logger = logging.getLogger("peerflow.agents")
 
-ADDRESS_ENV = "PEERFLOW_AGENT_ADDRESS"
-AGENT_ID_ENV = "PEERFLOW_AGENT_ID"
-NODE_ENV = "PEERFLOW_NODE"
-HEARTBEAT_TIMEOUT_ENV = "PEERFLOW_AGENT_HEARTBEAT_TIMEOUT"
-
 _RETRY = (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, DecodeError,
           AgentProtocolError)
-
-
-def agent_environment(server: AgentServer) -> dict[str, str]:
-    """Return the environment variables that tell an agent process where its node is.
-
-    Raises:
-        RuntimeError: the server is not listening yet.
-    """
-    if server.address is None:
-        raise RuntimeError(f"the agent server of node {server.node!r} is not listening yet")
-    return {ADDRESS_ENV: format_address(server.address), AGENT_ID_ENV: server.agent_id,
-            NODE_ENV: server.node, HEARTBEAT_TIMEOUT_ENV: repr(server.settings.heartbeat_timeout)}
 
 
 class AsyncAgent:
@@ -100,6 +76,7 @@ class AsyncAgent:
         self._tasks_in: MemoryObjectSendStream[Task] | None = None  # from start() to stop()
         self._tasks: MemoryObjectReceiveStream[Task] | None = None
         self._link: Link | None = None
+        self._wire = Conversation(Role.AGENT)  # the link's, fresh for each connection
         self._group: TaskGroup | None = None
         self._seen: str | None = None  # id of the last task received: a resend is not new
         self._last_result: bytes | None = None  # sent again after a reconnect
@@ -282,31 +259,32 @@ class AsyncAgent:
             await anyio.sleep(self.resend_interval)
 
     async def _admit(self, link: Link) -> Link:
+        wire = Conversation(Role.AGENT)
         try:
             await link.write_now(proto.hello(self.agent_id, self._seen))
-            settings = proto.read_welcome(await link.receive())
+            answer = await link.receive()
+            settings = proto.read_welcome(answer)
+            wire.receive(answer)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
             raise
+        self._wire = wire
         self.node = str(settings["node"])
         self.heartbeat_interval = float(settings["heartbeat_interval"])
         self.heartbeat_timeout = float(settings["heartbeat_timeout"])
         return link
 
     def _on_envelope(self, envelope: Envelope) -> None:
-        if envelope.kind == "heartbeat":
-            return
-        if envelope.topic == proto.CLOSE and envelope.kind in ("tell", "abort"):
+        message = self._wire.receive(envelope)
+        if message in (Message.CLOSE, Message.ABORT):
             self._close(f"node {self.node!r}: {envelope.body}")
-        elif envelope.kind == "ask":
+        elif message is Message.TASK:
             self._send(encode_frame(proto.received(self.agent_id, envelope.sender, envelope.id)))
             if envelope.id != self._seen:
                 self._seen = envelope.id
                 assert self._tasks_in is not None
                 self._tasks_in.send_nowait(Task(envelope.topic, envelope.id, envelope.body))
-        else:
-            raise AgentProtocolError(f"node sent {envelope.kind} {envelope.topic!r}")
 
     def _heartbeat(self) -> Envelope:
         return proto.heartbeat(self.agent_id, self.node or "")

@@ -1,11 +1,8 @@
-"""The agent protocol, sans-IO: the call-state table and the messages of the agent link.
+"""The agent protocol, sans-IO: its errors and the messages of the agent link.
 
-Like h11, the protocol is data and a state table with no I/O in it. ``AgentCalls``
-moves a trainer's calls along ``TABLE``; a call the table has no entry for *is*
-the ``CallStateError`` (local: the trainer called out of order), and the state is
-left as it was. ``AgentProtocolError`` is the remote twin: the peer sent
-something the protocol does not allow. The links that carry the messages live in
-``_agent_link`` (framing), ``_agent`` (agent side) and ``_task_exchanger`` (node side).
+Like h11, the protocol is data with no I/O in it: the messages here, and the
+state table of both roles in ``_states``. The links that carry the messages live in
+``_agent_link`` (framing), ``_agent`` (agent side) and ``_agent_server`` (node side).
 
 Messages on the link, all envelopes (sender: the node id or the agent id)::
 
@@ -85,98 +82,6 @@ class Task:
     name: str
     id: str
     data: Any
-
-
-class State(enum.Enum):
-    """Where a trainer is in its calls; the value completes "<call> called ..."."""
-
-    NEW = "before start()"
-    READY = "with no open task (call get_task() first)"
-    WAITING = "while another get_task() is waiting"
-    WORKING = "while a task is open (call submit_result() first)"
-    CLOSED = "after the agent closed"
-
-
-class Call(enum.Enum):
-    """What moves the state: a trainer's calls, and two outcomes of a waiting get_task."""
-
-    START = "start"
-    GET_TASK = "get_task"
-    GOT_TASK = "a task arrived for get_task"
-    NO_TASK = "get_task timed out"
-    SUBMIT_RESULT = "submit_result"
-    LOG_METRIC = "log_metric"
-    STOP = "stop"
-
-
-_ANY_OPEN = {Call.LOG_METRIC: None, Call.STOP: State.CLOSED}  # None: the state stays
-TABLE: Final[dict[State, dict[Call, State | None]]] = {
-    State.NEW: {Call.START: State.READY, Call.STOP: State.CLOSED},
-    State.READY: {Call.GET_TASK: State.WAITING, **_ANY_OPEN},
-    State.WAITING: {Call.GOT_TASK: State.WORKING, Call.NO_TASK: State.READY, **_ANY_OPEN},
-    State.WORKING: {Call.SUBMIT_RESULT: State.READY, **_ANY_OPEN},
-    State.CLOSED: {Call.STOP: None},
-}
-"""``TABLE[state][call]``: the state after ``call`` (None: unchanged); no entry: refused."""
-
-_INTERNAL: Final = frozenset({Call.GOT_TASK, Call.NO_TASK})
-"""Outcomes of a waiting get_task, not calls a trainer makes."""
-_CLOSED_QUIETLY: Final = _INTERNAL | {Call.SUBMIT_RESULT, Call.LOG_METRIC}
-"""Calls that do nothing once closed: the next get_task raises ``AgentClosed``."""
-
-
-class AgentCalls:
-    """The agent-side call state: one trainer's calls, checked against ``TABLE``.
-
-    Attributes:
-        state: the current state.
-        closed_reason: why the agent closed, once it has.
-    """
-
-    def __init__(self) -> None:
-        self.state = State.NEW
-        self.closed_reason: str | None = None
-
-    def allows(self, call: Call) -> bool:
-        """Return True if ``call`` changes something now, False if closed and it does nothing.
-
-        Raises:
-            CallStateError: the table has no entry for ``call`` in this state.
-            AgentClosed: ``get_task`` after the agent closed.
-        """
-        if self.state is State.CLOSED and call in _CLOSED_QUIETLY:
-            return False
-        if call not in TABLE[self.state]:
-            raise self._refusal(call)
-        return True
-
-    def call(self, call: Call) -> bool:
-        """Move along the table for ``call``; return False if closed and it does nothing.
-
-        Raises:
-            CallStateError: the table has no entry for ``call``; the state is unchanged.
-            AgentClosed: ``get_task`` after the agent closed.
-        """
-        if not self.allows(call):
-            return False
-        after = TABLE[self.state][call]
-        if after is State.CLOSED:
-            self.close(f"{call.value}() was called")
-        elif after is not None:
-            self.state = after
-        return True
-
-    def close(self, reason: str) -> None:
-        """Close for ``reason`` (the first reason stays); always allowed."""
-        if self.state is not State.CLOSED:
-            self.state, self.closed_reason = State.CLOSED, reason
-
-    def _refusal(self, call: Call) -> AgentError:
-        if self.state is State.CLOSED and call is Call.GET_TASK:
-            return AgentClosed(f"agent closed: {self.closed_reason}")
-        allowed = ", ".join(f"{c.value}()" for c in TABLE[self.state] if c not in _INTERNAL)
-        return CallStateError(f"{call.value}() called {self.state.value}; "
-                              f"allowed here: {allowed or 'nothing'}")
 
 
 # -- the messages -----------------------------------------------------------

@@ -31,8 +31,9 @@ from peerflow.transport import DecodeError, Envelope, new_message_id
 
 from . import _agent_protocol as proto
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
-from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, AgentProtocolError, Task
+from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, Task
 from ._agent_task import OpenTask
+from ._states import Conversation, Message, Role
 
 logger = logging.getLogger("peerflow.agents")
 
@@ -158,14 +159,14 @@ class AgentServer:
                 "refused": len(self.refused), "metrics": len(self.metrics)}
 
     async def _on_connection(self, stream: ByteStream) -> None:
-        link = Link(stream)
+        link, wire = Link(stream), Conversation(Role.NODE)
         try:
-            request = await self._handshake(link)
+            request = await self._handshake(link, wire)
             if request is not None:
                 self._attach(link, request)
                 why = "the node stopped"
                 try:
-                    why = await link.run(self._on_envelope, self._heartbeat,
+                    why = await link.run(partial(self._on_envelope, wire), self._heartbeat,
                                          self.settings.heartbeat_interval,
                                          self.settings.heartbeat_timeout)
                 finally:
@@ -174,12 +175,14 @@ class AgentServer:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
 
-    async def _handshake(self, link: Link) -> Envelope | None:
+    async def _handshake(self, link: Link, wire: Conversation) -> Envelope | None:
         """Read the hello; answer it; return it if the agent is admitted."""
         try:
             with anyio.fail_after(self.settings.heartbeat_timeout):
                 request = await link.receive()
             reason = proto.check_hello(request, self.node, self.agent_id)
+            if reason is None:
+                wire.receive(request)
             if reason is None and self._link is not None:
                 reason = f"agent {self.agent_id!r} is already connected to node {self.node!r}"
             if reason is None:
@@ -218,24 +221,23 @@ class AgentServer:
         self._heard_at, self.last_heartbeat = anyio.current_time(), time.time()
 
     # -- what the agent sends ---------------------------------------------
-    def _on_envelope(self, envelope: Envelope) -> None:
+    def _on_envelope(self, wire: Conversation, envelope: Envelope) -> None:
         self._heard()
+        message = wire.receive(envelope)
         open_task = self._open
-        if envelope.kind == "heartbeat":
-            return
-        if envelope.kind == "tell" and envelope.topic == proto.METRIC:
+        if message is Message.METRIC:
             self.metrics.append(envelope.body)
-        elif envelope.kind == "tell" and envelope.topic == proto.CLOSE:
+        elif message is Message.CLOSE:
             self._on_agent_stop(str(envelope.body))
-        elif envelope.kind not in ("reply", "tell") or envelope.topic == proto.HELLO:
-            raise AgentProtocolError(f"agent sent {envelope.kind} {envelope.topic!r}")
+        elif message is Message.HEARTBEAT:
+            return
         elif open_task is None or envelope.reply_to != open_task.task.id:
             logger.debug("node %r dropped a stale %r from its agent", self.node, envelope.topic)
-        elif envelope.kind == "tell" and envelope.topic == proto.RECEIVED:
+        elif message is Message.RECEIVED:
             open_task.received.set()
-        elif envelope.kind == "tell" and envelope.topic == proto.TAKEN:
+        elif message is Message.TAKEN:
             open_task.take()
-        elif envelope.kind == "reply":
+        else:
             self._on_result(open_task, *proto.read_result(envelope))
 
     def _on_result(self, open_task: OpenTask, rc: str, data: Any) -> None:

@@ -6,7 +6,17 @@ import pytest
 
 from peerflow.agents import RC, AgentClosed, AgentProtocolError, AgentRefused, CallStateError, Task
 from peerflow.agents import _agent_protocol as proto
-from peerflow.agents._agent_protocol import TABLE, AgentCalls, Call, State
+from peerflow.agents import _states as states
+from peerflow.agents._states import (
+    TABLE,
+    AgentCalls,
+    Call,
+    Conversation,
+    Message,
+    Role,
+    State,
+    Wire,
+)
 from peerflow.transport import decode, encode_bytes
 
 PATHS = {  # the calls that lead from NEW to each state
@@ -27,7 +37,7 @@ def calls_in(state: State) -> AgentCalls:
 
 
 ILLEGAL = [(s, c) for s, c in itertools.product(State, Call)
-           if c not in TABLE[s] and not (s is State.CLOSED and c in proto._CLOSED_QUIETLY)]
+           if c not in TABLE[s] and not (s is State.CLOSED and c in states._CLOSED_QUIETLY)]
 
 
 @pytest.mark.parametrize(("state", "call"), ILLEGAL, ids=lambda x: x.name)
@@ -117,3 +127,42 @@ def test_a_result_carries_its_task_id_code_and_data() -> None:
     with pytest.raises(AgentProtocolError, match=r"a result must be \{rc, data\}"):
         proto.read_result(bad)
     assert round_trip(proto.task_message("site-1", "trainer-1", task)).id == "t-1"
+
+
+def test_the_node_end_follows_the_agents_conversation_from_hello_to_close() -> None:
+    wire = Conversation(Role.NODE)
+    task = Task("run", "t-1", None)
+    messages = [proto.hello("trainer-1", None), proto.heartbeat("trainer-1", "site-1"),
+                proto.received("trainer-1", "site-1", "t-1"),
+                proto.taken("trainer-1", "site-1", "t-1"),
+                proto.result_message("trainer-1", "site-1", task, 1, RC.OK),
+                proto.goodbye("trainer-1", "site-1", "done")]
+    seen = [wire.receive(round_trip(message)) for message in messages]
+    assert seen == [Message.HELLO, Message.HEARTBEAT, Message.RECEIVED, Message.TAKEN,
+                    Message.RESULT, Message.CLOSE]
+    assert wire.state is Wire.CLOSED
+
+
+@pytest.mark.parametrize(("role", "first"), [
+    (Role.NODE, proto.heartbeat("trainer-1", "site-1")),  # no hello first
+    (Role.AGENT, proto.task_message("site-1", "trainer-1", Task("run", "t-1", None))),
+])
+def test_a_message_out_of_turn_is_a_protocol_error_and_the_link_state_becomes_error(
+        role: Role, first: proto.Envelope) -> None:
+    wire = Conversation(role)
+    with pytest.raises(AgentProtocolError, match="before the handshake ended"):
+        wire.receive(first)
+    assert wire.state is Wire.ERROR
+    with pytest.raises(AgentProtocolError):
+        wire.receive(first)
+
+
+def test_each_end_refuses_what_only_the_other_end_may_send() -> None:
+    node, agent = Conversation(Role.NODE), Conversation(Role.AGENT)
+    node.receive(proto.hello("trainer-1", None))
+    agent.receive(proto.welcome(proto.hello("trainer-1", None), "site-1", 0.5, 2.0))
+    with pytest.raises(AgentProtocolError, match="agent sent ask 'run' on an open link"):
+        node.receive(proto.task_message("site-1", "trainer-1", Task("run", "t-1", None)))
+    with pytest.raises(AgentProtocolError, match="node sent tell 'metric'"):
+        agent.receive(proto.metric("site-1", "trainer-1", "loss", 1.0, None))
+
