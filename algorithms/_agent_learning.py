@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 from peerflow.agents import AgentHost, AgentResultError, AgentServer, LinkSettings
 
 from ._agent_results import check_init_params, check_losses, check_params
@@ -57,7 +58,7 @@ class AgentLearning(AgentHost, LearningExecutor):
 
     def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0", *,
                  init_data: dict[str, Any] | None = None, settings: LinkSettings | None = None,
-                 sync_timeout: float = 10.0, max_ahead: int = 1000) -> None:
+                 sync_timeout: float = DEFAULT_SYNC_TIMEOUT, max_ahead: int = 1000) -> None:
         super().__init__(None, None, (), sync_timeout=sync_timeout,  # type: ignore[arg-type]
                          max_ahead=max_ahead)
         settings = settings or LinkSettings()

@@ -6,6 +6,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT
+
 from ._loop import NO_OBJECTIVE, StepExecutor, consensus
 
 
@@ -40,7 +42,7 @@ class ConsensusExecutor(ValueHistory, StepExecutor):
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
     """
 
-    def __init__(self, initial_value: Any = None, sync_timeout: float = 10.0,
+    def __init__(self, initial_value: Any = None, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
                  max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         if initial_value is None:

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT
+
 from . import _steps
 from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
@@ -67,7 +69,8 @@ class LearningExecutor(StepExecutor):
 
     def __init__(self, model: nn.Module, loss: nn.Module, train_dataloader: Iterable[Any],
                  test_dataloader: Iterable[Any] | None = None,
-                 val_dataloader: Iterable[Any] | None = None, sync_timeout: float = 10.0, *,
+                 val_dataloader: Iterable[Any] | None = None,
+                 sync_timeout: float = DEFAULT_SYNC_TIMEOUT, *,
                  algorithm: AlgorithmFactory | None = None, on_step: StepCallback | None = None,
                  max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)

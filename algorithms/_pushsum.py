@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT
+
 from ._consensus import ValueHistory, _iterations
 from ._loop import NO_OBJECTIVE, StepExecutor, push_sum
 from ._mixers import push_mix, push_share
@@ -28,7 +30,7 @@ class PushSumExecutor(ValueHistory, StepExecutor):
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
     """
 
-    def __init__(self, initial_value: Any, sync_timeout: float = 10.0,
+    def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
                  max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         self.initial_value = initial_value
