@@ -8,7 +8,12 @@ controllers, nodes and benchmarks all build and report through these names.
 
 from __future__ import annotations
 
-from ._consensus import consensus_executors, consensus_metrics, report_consensus
+from ._consensus import (
+    consensus_executors,
+    consensus_metrics,
+    in_process_timeout,
+    report_consensus,
+)
 from ._errors import JobError, no_unknown, parse_file
 from ._job import MAX_SYNC_TIMEOUT, Job, load_job
 from ._learning import (
@@ -23,7 +28,7 @@ from ._learning import (
     report_learning,
     report_push_sum,
 )
-from ._network import build_network, check_network, in_process_timeout, load_network
+from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, plot_lines, prepare_out, write_json
 from ._registry import (
     ALGORITHMS,

@@ -17,7 +17,6 @@ from peerflow.algorithms import (
     sparse_mixing_matrix,
 )
 
-from ._network import in_process_timeout
 from ._output import plot_lines, write_json
 from ._table import Table
 
@@ -25,6 +24,10 @@ FLOOR = 1e-17
 """Errors below double precision are drawn at this floor on the log plot."""
 PLOTTED = 100
 """The plots draw the first nodes only: a line per node of 100,000 is a black square."""
+SECONDS_PER_NODE = 0.005
+"""In one process all nodes share one event loop, so a pass over them (the config phase,
+one iteration) takes time in proportion to their number: about this much per node on
+a machine as loaded as a busy CI runner."""
 
 
 def consensus_executors(network: Network, seed: int, sync_timeout: float
@@ -35,6 +38,12 @@ def consensus_executors(network: Network, seed: int, sync_timeout: float
     timeout = in_process_timeout(sync_timeout, len(network.nodes))
     return {node: ConsensusExecutor(float(x), sync_timeout=timeout)
             for node, x in zip(network.node_ids, x0, strict=True)}
+
+
+def in_process_timeout(timeout: float, nodes: int) -> float:
+    """``timeout``, raised to ``SECONDS_PER_NODE`` per node: what a wait for the other
+    nodes of a one-process run may take before it means that something is stuck."""
+    return max(timeout, SECONDS_PER_NODE * nodes)
 
 
 def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],

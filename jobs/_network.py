@@ -30,16 +30,9 @@ from peerflow.algorithms import (
 )
 
 from ._errors import JobError, parse_file
+from ._registry import ALGORITHMS
 
 MAX_NODES = 200_000
-SECONDS_PER_NODE = 0.005
-"""In one process all nodes share one event loop, so a pass over them (the config phase,
-one iteration) takes time in proportion to their number: about this much per node on
-a machine as loaded as a busy CI runner."""
-DOUBLY_STOCHASTIC = {"consensus": "the average", "dgd": "the optimum", "gt": "the optimum",
-                     "gtadam": "the optimum", "extra": "the optimum"}
-"""The algorithms that reach their target only with a doubly stochastic W, and that target."""
-
 T = TypeVar("T")
 
 
@@ -77,7 +70,7 @@ def check_network(network: Network, *, algorithm: str | None = None,
     if not allow_disconnected:
         _config_step(lambda: check_connected(network),
                      hint="pass --allow-disconnected to run it anyway")
-    target = DOUBLY_STOCHASTIC.get(algorithm or "")
+    target = ALGORITHMS[algorithm].target if algorithm in ALGORITHMS else None
     if target is not None:
         for line in stochasticity_warnings(*sparse_mixing_matrix(network)):
             _say("warning", f"{line}; {algorithm} reaches {target} only with a doubly "
@@ -103,12 +96,6 @@ def load_network(path: Path) -> Network:
         return Network.from_dict(data)
     except ConfigError as exc:
         raise JobError(f"network file {str(path)!r}: {exc}") from exc
-
-
-def in_process_timeout(timeout: float, nodes: int) -> float:
-    """``timeout``, raised to ``SECONDS_PER_NODE`` per node: what a wait for the other
-    nodes of a one-process run may take before it means that something is stuck."""
-    return max(timeout, SECONDS_PER_NODE * nodes)
 
 
 def _built_in(topology: str, nodes: int, seed: int) -> Network:

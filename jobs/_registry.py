@@ -41,6 +41,8 @@ class AlgorithmSpec:
     report: Callable[[RunResult, Job, dict[str, Any], Path | None], Table]
     agents: Callable[[Job], dict[str, Any]] | None = None
     learning: bool = False
+    target: str | None = None
+    """What the algorithm reaches only with a doubly stochastic W (else None)."""
 
     def extra_keys(self) -> tuple[str, ...]:
         """The ``extra`` keys the algorithm reads (a learning one imports torch)."""
@@ -69,9 +71,10 @@ def _report_learning(result: RunResult, job: Job, executors: dict[str, Any],
     return learning.report_learning(job.algorithm, task, result, job.config, executors, out)
 
 
-def _learning(name: str, help: str) -> AlgorithmSpec:
+def _learning(name: str, help: str, target: str | None = None) -> AlgorithmSpec:
     return AlgorithmSpec(name, help, build=_learning_executors, report=_report_learning,
-                         agents=partial(_learning_executors, agents=True), learning=True)
+                         agents=partial(_learning_executors, agents=True), learning=True,
+                         target=target)
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
@@ -79,7 +82,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
         "consensus", "Average random initial values over a network: x(t+1) = W x(t).",
         build=lambda job: dict(consensus_executors(job.network, job.seed, job.sync_timeout)),
         report=lambda result, job, executors, out: report_consensus(
-            result, job.config, executors, job.iterations, out)),
+            result, job.config, executors, job.iterations, out), target="the average"),
     AlgorithmSpec(
         "push-sum", "Average random values over a directed graph with push-sum "
         "(sender-side weights).",
@@ -87,10 +90,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                                                            job.sync_timeout)),
         report=lambda result, job, executors, out: learning.report_push_sum(
             result, job.config, executors, out)),
-    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x)."),
-    _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g."),
-    _learning("gtadam", "GTAdam: gradient tracking with an Adam scaling of the tracker."),
-    _learning("extra", "EXTRA: exact convergence with a constant step on undirected graphs."),
+    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
+              "the optimum"),
+    _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g.",
+              "the optimum"),
+    _learning("gtadam", "GTAdam: gradient tracking with an Adam scaling of the tracker.",
+              "the optimum"),
+    _learning("extra", "EXTRA: exact convergence with a constant step on undirected graphs.",
+              "the optimum"),
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
