@@ -85,9 +85,11 @@ class Job(msgspec.Struct, frozen=True):
         """Rebuild a job from ``spec()``.
 
         Raises:
-            ConfigError: the spec is malformed or names an unknown algorithm.
+            ConfigError: the spec is malformed (an unknown field is named with those
+                expected) or names an unknown algorithm.
         """
         try:
+            no_unknown(spec, cls.__struct_fields__, "job spec")
             job = cls(**{**spec, "network": Network.from_dict(spec["network"]),
                          "extra": dict(spec["extra"])})
         except (KeyError, TypeError, ValueError) as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from peerflow import algorithms
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT, ConfigError
 from peerflow.cli import main
 from peerflow.jobs import ALGORITHMS, LEARNING, Job, JobError, load_job, parse_extra
 
@@ -43,6 +43,14 @@ def test_a_job_file_without_a_sync_timeout_takes_the_executors_default(tmp_path:
     assert job.sync_timeout == DEFAULT_SYNC_TIMEOUT
     assert algorithms.ConsensusExecutor(0.0).sync_timeout == DEFAULT_SYNC_TIMEOUT
     assert Job.from_spec(job.spec()) == job
+
+
+def test_a_job_spec_with_an_unknown_field_is_refused_naming_the_fields(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"
+    path.write_text('algorithm = "consensus"\n[network]\nnodes = 3\n')
+    spec = load_job(path).spec() | {"colour": "red"}
+    with pytest.raises(ConfigError, match=r"unknown fields \['colour'\]; expected \[.*'seed'"):
+        Job.from_spec(spec)
 
 
 def _imports(path: Path) -> list[str]:
