@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from peerflow.transport import DecodeError, Envelope
 
 from . import _agent_protocol as proto
+from . import _handshake as handshake
 from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV
 from ._agent_link import Link, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentClosed, AgentProtocolError, Task
@@ -249,7 +250,7 @@ class AsyncAgent:
                     return await self._admit(Link(await anyio.connect_tcp(*self.address)))
             except _RETRY as exc:
                 error = exc
-            if once_admitted and _refused(error):
+            if once_admitted and handshake.refused(error):
                 raise AgentClosed(f"nothing listens at {format_address(self.address)} "
                                   f"any more (its process ended)")
             if anyio.current_time() + self.resend_interval > deadline:
@@ -259,17 +260,7 @@ class AsyncAgent:
             await anyio.sleep(self.resend_interval)
 
     async def _admit(self, link: Link) -> Link:
-        wire = Conversation(Role.AGENT)
-        try:
-            await link.write_now(proto.hello(self.agent_id, self._seen))
-            answer = await link.receive()
-            settings = proto.read_welcome(answer)
-            wire.receive(answer)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await link.aclose()
-            raise
-        self._wire = wire
+        self._wire, settings = await handshake.greet(link, self.agent_id, self._seen)
         self.node = str(settings["node"])
         self.heartbeat_interval = float(settings["heartbeat_interval"])
         self.heartbeat_timeout = float(settings["heartbeat_timeout"])
@@ -304,8 +295,3 @@ class AsyncAgent:
         if self._link is not None:
             self._link.finish()
 
-
-def _refused(error: BaseException) -> bool:
-    """True if ``error`` (anyio wraps the attempts' errors) is a refused connection."""
-    return isinstance(error, ConnectionRefusedError) or isinstance(
-        error.__cause__, ConnectionRefusedError)

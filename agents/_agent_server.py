@@ -27,9 +27,10 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
-from peerflow.transport import DecodeError, Envelope, new_message_id
+from peerflow.transport import Envelope, new_message_id
 
 from . import _agent_protocol as proto
+from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, Task
 from ._agent_task import OpenTask
@@ -38,8 +39,6 @@ from ._states import Conversation, Message, Role
 logger = logging.getLogger("peerflow.agents")
 
 _NEVER = "it never connected"
-_LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError,
-         anyio.BusyResourceError)
 
 
 class AgentServer:
@@ -90,14 +89,7 @@ class AgentServer:
             OSError: cannot listen on the address.
         """
         self.node = node
-        try:
-            listener = await anyio.create_tcp_listener(local_host=self.listen[0],
-                                                       local_port=self.listen[1])
-        except OSError as exc:
-            raise OSError(exc.errno, f"node {node!r} cannot listen for agent "
-                          f"{self.agent_id!r} on {format_address(self.listen)}: "
-                          f"{exc.strerror or exc}") from exc
-        async with listener:
+        async with await handshake.listen(self.listen, node, self.agent_id) as listener:
             self.address = tuple(listener.extra(SocketAttribute.local_address)[:2])
             self._listening.set()
             task_status.started(self.address)
@@ -114,7 +106,7 @@ class AgentServer:
         link = self._link
         if link is None:
             return
-        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(_LOST):
+        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(handshake.LOST):
             await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
                                                aborted=aborted))
 
@@ -161,7 +153,10 @@ class AgentServer:
     async def _on_connection(self, stream: ByteStream) -> None:
         link, wire = Link(stream), Conversation(Role.NODE)
         try:
-            request = await self._handshake(link, wire)
+            request, refusal = await handshake.answer(link, wire, self.node, self.agent_id,
+                                                      self.settings, self._link is not None)
+            if refusal is not None:
+                self.refused.append(refusal)
             if request is not None:
                 self._attach(link, request)
                 why = "the node stopped"
@@ -174,28 +169,6 @@ class AgentServer:
         finally:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
-
-    async def _handshake(self, link: Link, wire: Conversation) -> Envelope | None:
-        """Read the hello; answer it; return it if the agent is admitted."""
-        try:
-            with anyio.fail_after(self.settings.heartbeat_timeout):
-                request = await link.receive()
-            reason = proto.check_hello(request, self.node, self.agent_id)
-            if reason is None:
-                wire.receive(request)
-            if reason is None and self._link is not None:
-                reason = f"agent {self.agent_id!r} is already connected to node {self.node!r}"
-            if reason is None:
-                await link.write_now(proto.welcome(request, self.node,
-                                                   self.settings.heartbeat_interval,
-                                                   self.settings.heartbeat_timeout))
-                return request
-            self.refused.append(reason)
-            logger.warning("%s", reason)
-            await link.write_now(proto.refusal(request, self.node, reason))
-        except (TimeoutError, DecodeError, *_LOST) as exc:
-            logger.warning("node %r dropped a connection without a hello: %r", self.node, exc)
-        return None
 
     def _attach(self, link: Link, request: Envelope) -> None:
         self._link, self.connected_since, self._goodbye = link, time.time(), None
