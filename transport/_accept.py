@@ -1,6 +1,6 @@
 """Accepting connections for the TCP transport: who gets as far as a ``Link``.
 
-``Acceptor`` is the part of ``TcpTransport`` that takes incoming sockets: plain
+``Acceptor`` is the part of ``Connector`` that takes incoming sockets: plain
 TCP without a join secret accepts loopback peers only, and at most
 ``max_pending`` handshakes run at once per remote host (more are closed at once);
 each must complete within ``handshake_timeout``. The hello is checked by
@@ -15,7 +15,8 @@ import logging
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
 import anyio
@@ -23,10 +24,10 @@ from anyio.abc import TaskGroup
 
 from . import _handshake as hs
 from ._address import format_sockaddr
-from ._guard import Guard, OverLimit, ReadLimits, is_loopback
+from ._guard import OverLimit, ReadLimits, is_loopback
 from ._link import Changes, Link, Peer
 from ._protocol import FrameProtocol, adopt
-from .abc import DecodeError
+from .abc import DecodeError, NetworkTransport
 
 logger = logging.getLogger("peerflow.transport.tcp")
 
@@ -35,40 +36,54 @@ FAILURES: Final = (OSError, TimeoutError, ssl.SSLError, anyio.EndOfStream, anyio
 """What a connection may fail with: each ends that connection only."""
 
 
-class Acceptor:
-    """Accepting for ``TcpTransport`` (a mixin: it uses the transport's state)."""
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How connections are made and admitted (see ``TcpTransport``'s arguments)."""
 
-    name: str
-    run_id: str | None
+    connect_timeout: float
     handshake_timeout: float
     secret: str | None
-    guard: Guard
     max_pending: int
-    _limits: ReadLimits
-    _peers: dict[str, Peer]
-    _joiner: Callable[[str], bool]
-    _group: TaskGroup | None
-    _closing: bool
-    _server_context: ssl.SSLContext | None
-    _connections: set[FrameProtocol]
-    _changes: Changes
-    _pending: Counter[str]
+    limits: ReadLimits
+    joiner: Callable[[str], bool]
+    server_context: ssl.SSLContext | None
+    client_context: ssl.SSLContext | None
 
-    async def _serve(self, link: Link) -> None:
-        raise NotImplementedError
+
+Serve = Callable[[Link], Awaitable[None]]
+"""Carries an established link until it closes (the transport's part)."""
+
+
+class Acceptor:
+    """Accepting: the part of ``Connector`` that takes incoming sockets.
+
+    Args:
+        host: the transport it connects for; read through its public interface.
+        settings: how connections are made and admitted.
+        serve: carries each established link.
+    """
+
+    def __init__(self, host: NetworkTransport, settings: Settings, serve: Serve) -> None:
+        self.host, self.settings, self._serve = host, settings, serve
+        self.peers: dict[str, Peer] = {}
+        self.tracked: set[FrameProtocol] = set()
+        self.changes = Changes()
+        self.group: TaskGroup | None = None
+        self.closing = False
+        self._pending: Counter[str] = Counter()
 
     def _track(self, conn: FrameProtocol) -> FrameProtocol:
-        """Keep ``conn`` in ``_connections`` until it closes."""
-        self._connections.add(conn)
+        """Keep ``conn`` in ``tracked`` until it closes."""
+        self.tracked.add(conn)
         conn.closed.add_done_callback(lambda _: self._untrack(conn))
         return conn
 
     def _untrack(self, conn: FrameProtocol) -> None:
-        self._connections.discard(conn)
-        self._changes.notify()
+        self.tracked.discard(conn)
+        self.changes.notify()
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        assert self._group is not None
+    async def accept_loop(self, listener: socket.socket) -> None:
+        assert self.group is not None
         while True:
             try:
                 await anyio.wait_readable(listener)
@@ -79,28 +94,29 @@ class Acceptor:
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError as exc:  # e.g. out of file descriptors: keep serving
-                logger.warning("%s: accept failed: %s", self.name, exc)
+                logger.warning("%s: accept failed: %s", self.host.name, exc)
                 await anyio.sleep(0.1)
                 continue
-            self._group.start_soon(self._accept, sock)
+            self.group.start_soon(self._accept, sock)
 
     async def _accept(self, sock: socket.socket) -> None:
         host, remote = _remote(sock)
         if refusal := self._refusal(host):
             sock.close()
-            logger.warning("%s: dropped incoming connection from %s: %s", self.name, remote,
+            logger.warning("%s: dropped incoming connection from %s: %s", self.host.name, remote,
                            refusal)
             return
         conn: FrameProtocol | None = None
         hello: hs.Hello | None = None
         self._pending[host] += 1
         try:
-            with anyio.fail_after(self.handshake_timeout):
-                conn = self._track(await adopt(sock, self._server_context, self._limits))
+            with anyio.fail_after(self.settings.handshake_timeout):
+                conn = self._track(await adopt(sock, self.settings.server_context,
+                                               self.settings.limits))
                 hello, run = await self._admit(conn)
         except (*FAILURES, hs.HandshakeError) as exc:
-            if not self._closing:
-                logger.warning("%s: dropped incoming connection from %s: %s", self.name,
+            if not self.closing:
+                logger.warning("%s: dropped incoming connection from %s: %s", self.host.name,
                                remote, describe(exc))
         finally:
             self._pending[host] -= 1
@@ -113,35 +129,36 @@ class Acceptor:
 
     def _refusal(self, host: str) -> str | None:
         """Why a connection from ``host`` is refused before its handshake, if it is."""
-        if self._server_context is None and self.secret is None and not is_loopback(host):
+        settings = self.settings
+        if settings.server_context is None and settings.secret is None and not is_loopback(host):
             return "plain TCP without a join secret accepts loopback peers only"
-        if self._pending[host] >= self.max_pending:
-            return f"{self.max_pending} handshakes from {host} are under way already"
+        if self._pending[host] >= self.settings.max_pending:
+            return f"{self.settings.max_pending} handshakes from {host} are under way already"
         return None
 
     async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
         """Read the dialer's hello; answer welcome or refuse (then raise)."""
         hello = hs.parse_hello(await read_handshake(conn))
-        gate = hs.Gate(self.run_id, self.secret, self._joiner, self.guard.connects,
-                       self._connected)
+        gate = hs.Gate(self.host.run_id, self.settings.secret, self.settings.joiner,
+                       self.host.guard.connects, self._connected)
         try:
             run = hs.admit(hello, gate, conn.peer_identity())
         except hs.HandshakeError as exc:
             conn.write([hs.refuse(str(exc), retry=exc.retry)])
             raise
-        conn.write([hs.welcome(self.name, run)])
+        conn.write([hs.welcome(self.host.name, run)])
         return hello, run
 
     def _connected(self, name: str) -> bool:
-        peer = self._peers.get(name)
+        peer = self.peers.get(name)
         return peer is not None and bool(peer.links)
 
     async def watch_stalls(self) -> None:
         """Drop connections whose unfinished frame stalled (see ``ReadLimits``)."""
         while True:
-            await anyio.sleep(min(1.0, self._limits.stall_grace / 4))
+            await anyio.sleep(min(1.0, self.settings.limits.stall_grace / 4))
             now = anyio.current_time()
-            for conn in list(self._connections):
+            for conn in list(self.tracked):
                 if (why := conn.stalled(now)) is not None:
                     conn.fail(OverLimit(why))
 

@@ -1,7 +1,9 @@
 """Connections for the TCP transport: routes, dialing, TLS, the handshake, recovery.
 
-``Connector`` is the part of ``TcpTransport`` that turns sockets into ``Link``s
-and wins them back: it accepts (``_accept``), dials with retry and backoff while
+``Connector`` is the component a ``TcpTransport`` holds to turn sockets into
+``Link``s and win them back; it reads the transport only through the public
+``NetworkTransport`` interface, and hands each link to the transport's
+``serve``. It accepts (``_accept``), dials with retry and backoff while
 peers start in any order, has the loop do TLS (see ``_protocol``), runs the
 handshake of ``_handshake``, and after a broken link redials or waits for the
 peer, then gives it up. Every connection it makes is tracked until it closes,
@@ -14,15 +16,14 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from . import _handshake as hs
 from ._accept import FAILURES, Acceptor, describe, read_handshake
 from ._address import split_address
-from ._envelope import Envelope
 from ._link import Link, Peer
 from ._protocol import dial
 from .abc import TransportError
@@ -31,15 +32,7 @@ logger = logging.getLogger("peerflow.transport.tcp")
 
 
 class Connector(Acceptor):
-    """Routes, dialing and recovering for ``TcpTransport`` (a mixin: it uses the
-    transport's state)."""
-
-    address: str | None
-    connect_timeout: float
-    reconnect_window: float
-    on_peer_lost: Callable[[str, str], None] | None
-    dead_letter: Callable[[Envelope, str], None]
-    _client_context: ssl.SSLContext | None
+    """The connections of a ``TcpTransport``: accepting, dialing, recovering, losing."""
 
     def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
         """Tell where ``peer`` listens; with ``watch``, losing it calls ``on_peer_lost``.
@@ -48,22 +41,22 @@ class Connector(Acceptor):
             ValueError: the address is not ``host:port``.
         """
         split_address(address)
-        state = self._peer(peer)
+        state = self.peer(peer)
         state.route = address
         state.watched = state.watched or watch
 
     def watch(self, peer: str) -> None:
         """Have ``on_peer_lost`` called if ``peer`` is lost (whoever dialed)."""
-        self._peer(peer).watched = True
+        self.peer(peer).watched = True
 
     def connections(self) -> list[dict[str, Any]]:
         """Describe every open connection: peer, remote address, TLS, direction."""
-        return [link.describe(self.name) for peer in self._peers.values()
+        return [link.describe(self.host.name) for peer in self.peers.values()
                 for link in peer.links]
 
     def peer_address(self, peer: str) -> str | None:
         """The remote address of the current connection to ``peer``, if any."""
-        state = self._peers.get(peer)
+        state = self.peers.get(peer)
         link = state.link if state else None
         return link.conn.remote if link else None
 
@@ -73,23 +66,23 @@ class Connector(Acceptor):
         Raises:
             TransportError: the peer was lost (``connect_timeout`` passed, or refused).
         """
-        state = self._peer(peer)
+        state = self.peer(peer)
         if state.link is None and state.route is None:
             raise TransportError(f"no route to {peer!r}")
-        self._ensure_dialing(state)
-        await self._changes.until(lambda: state.link is not None or state.lost is not None)
+        self.ensure_dialing(state)
+        await self.changes.until(lambda: state.link is not None or state.lost is not None)
         if state.link is None:
             raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
 
-    def _ensure_dialing(self, peer: Peer) -> None:
-        if peer.link is None and not peer.dialing and peer.route and self._group is not None:
+    def ensure_dialing(self, peer: Peer) -> None:
+        if peer.link is None and not peer.dialing and peer.route and self.group is not None:
             peer.dialing = True
-            self._group.start_soon(self._dial, peer, self.connect_timeout)
+            self.group.start_soon(self._dial, peer, self.settings.connect_timeout)
 
-    def _peer(self, name: str) -> Peer:
-        peer = self._peers.get(name)
+    def peer(self, name: str) -> Peer:
+        peer = self.peers.get(name)
         if peer is None:
-            peer = self._peers[name] = Peer(name)
+            peer = self.peers[name] = Peer(name)
         return peer
 
     async def _dial(self, peer: Peer, window: float) -> None:
@@ -97,7 +90,7 @@ class Connector(Acceptor):
         deadline = anyio.current_time() + window
         delay, reason = 0.02, "not tried"
         try:
-            while peer.link is None and not self._closing:
+            while peer.link is None and not self.closing:
                 try:
                     link = await self._connect(peer, deadline)
                 except hs.HandshakeError as exc:
@@ -121,61 +114,77 @@ class Connector(Acceptor):
 
     async def _connect(self, peer: Peer, deadline: float) -> Link:
         assert peer.route is not None
-        limit = max(0.05, min(self.handshake_timeout, deadline - anyio.current_time()))
+        limit = max(0.05, min(self.settings.handshake_timeout, deadline - anyio.current_time()))
         with anyio.fail_after(limit):
-            conn = self._track(await dial(*split_address(peer.route), self._client_context,
-                                          self._limits))
+            conn = self._track(await dial(*split_address(peer.route), self.settings.client_context,
+                                          self.settings.limits))
             try:
-                conn.write([hs.hello(self.name, self.run_id, self.address, self.secret)])
+                conn.write([hs.hello(self.host.name, self.host.run_id, self.host.address,
+                                     self.settings.secret)])
                 node, run = hs.parse_answer(await read_handshake(conn))
                 self._check_answer(peer.name, node, run, conn.peer_identity())
             except BaseException:
                 conn.abort()
                 raise
-        self.run_id = run
-        return Link(conn, peer.name, run, dialer=self.name)
+        self.host.run_id = run
+        return Link(conn, peer.name, run, dialer=self.host.name)
 
     def _check_answer(self, expected: str, node: str, run: str, identity: str | None) -> None:
         if node != expected or (identity is not None and identity != node):
             raise hs.HandshakeError(f"dialed {expected!r} but reached {node!r}"
                                     + (f" (certificate {identity!r})" if identity else ""))
-        if self.run_id is not None and run != self.run_id:
-            raise hs.HandshakeError(f"peer {node!r} is in run {run!r}, not {self.run_id!r}")
+        if self.host.run_id is not None and run != self.host.run_id:
+            raise hs.HandshakeError(f"peer {node!r} is in run {run!r}, not {self.host.run_id!r}")
+
+    def flush(self, peer: Peer) -> None:
+        """Write the peer's queue while its link takes writes; when closing, then say goodbye."""
+        link = peer.link
+        while link is not None and peer.queue and link.writable:
+            link.conn.write(peer.take())
+        if self.closing and not peer.queue:
+            for each in list(peer.links):
+                each.say_goodbye()
+
+    async def host_group(self, *, task_status: TaskStatus[TaskGroup]) -> None:
+        """Own the connection tasks in a group that closing may cancel from any task."""
+        async with anyio.create_task_group() as group:
+            task_status.started(group)
+            await anyio.sleep_forever()
 
     # -- losing peers --------------------------------------------------------------
-    def _recover(self, peer: Peer, link: Link) -> None:
-        if self._closing or peer.link is not None:
+    def recover(self, peer: Peer, link: Link) -> None:
+        if self.closing or peer.link is not None:
             return
         if link.failure is None and not peer.queue:
             if peer.idle:
-                self._peers.pop(peer.name, None)
+                self.peers.pop(peer.name, None)
             return
         if not (peer.watched or peer.queue or peer.route):
-            self._peers.pop(peer.name, None)
+            self.peers.pop(peer.name, None)
             return
         reason = link.failure or f"{peer.name!r} closed the connection with data pending"
-        if peer.route and not peer.dialing and self._group is not None:
+        if peer.route and not peer.dialing and self.group is not None:
             peer.dialing = True
-            self._group.start_soon(self._dial, peer, self.reconnect_window)
-        elif self._group is not None:
-            self._group.start_soon(self._await_return, peer, reason)
+            self.group.start_soon(self._dial, peer, self.host.reconnect_window)
+        elif self.group is not None:
+            self.group.start_soon(self._await_return, peer, reason)
 
     async def _await_return(self, peer: Peer, reason: str) -> None:
-        await anyio.sleep(self.reconnect_window)
-        if peer.link is None and not self._closing:
+        await anyio.sleep(self.host.reconnect_window)
+        if peer.link is None and not self.closing:
             self._lose(peer, f"connection broken and not restored within "
-                             f"{self.reconnect_window:g}s: {reason}")
+                             f"{self.host.reconnect_window:g}s: {reason}")
 
     def _lose(self, peer: Peer, reason: str) -> None:
-        if self._closing or peer.lost is not None:
+        if self.closing or peer.lost is not None:
             return
         peer.lost = reason
-        self._changes.notify()
-        logger.warning("%s: lost peer %r: %s", self.name, peer.name, reason)
+        self.changes.notify()
+        logger.warning("%s: lost peer %r: %s", self.host.name, peer.name, reason)
         for envelope in peer.drop_queue():
-            self.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
-        if peer.watched and self.on_peer_lost is not None:
-            self.on_peer_lost(peer.name, reason)
+            self.host.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
+        if peer.watched and self.host.on_peer_lost is not None:
+            self.host.on_peer_lost(peer.name, reason)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -181,7 +181,6 @@ class NetworkTransport(Transport):
         Raises:
             TransportError: no route to the peer, or the peer was lost (refused,
                 or not reached in time).
-            anyio.ClosedResourceError: the transport is closed.
         """
 
     @abstractmethod

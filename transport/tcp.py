@@ -34,23 +34,21 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskGroup
 
-from ._accept import FAILURES, describe
+from ._accept import FAILURES, Settings, describe
 from ._address import join_address, split_address
 from ._codec import DEFAULT_MAX_FRAME, decode, encode, frame_size
 from ._connect import Connector, listening_socket
 from ._envelope import Envelope
 from ._frames import Body, framed
 from ._guard import DEFAULT_MIN_RATE, DEFAULT_STALL_GRACE, OPEN, Guard, ReadLimits
-from ._link import Changes, Link, Peer
-from ._protocol import FrameProtocol
+from ._link import Link, Peer
 from .abc import Deliver, NetworkTransport, PeerLost, TransportError
 from .tls import TlsConfig
 
@@ -67,7 +65,7 @@ class FrameTooLarge(TransportError):
     """An envelope encodes to a frame over the transport's ``max_frame``."""
 
 
-class TcpTransport(Connector, NetworkTransport):
+class TcpTransport(NetworkTransport):
     """Carries envelopes between processes (or between transports of one process).
 
     Args:
@@ -103,29 +101,24 @@ class TcpTransport(Connector, NetworkTransport):
                  min_rate: float = DEFAULT_MIN_RATE) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
-        self.name, self.run_id, self.tls = name, run_id, tls
+        self.name, self.run_id, self.tls, self.secret = name, run_id, tls, secret
         self.max_frame, self.max_queued = max_frame, max_queued
-        self.connect_timeout, self.reconnect_window = connect_timeout, reconnect_window
-        self.handshake_timeout, self.close_timeout = handshake_timeout, close_timeout
-        self.secret, self.max_pending = secret, max_pending
+        self.reconnect_window, self.close_timeout = reconnect_window, close_timeout
         self.guard: Guard = OPEN
-        self._limits = ReadLimits(4 * max_frame if max_buffered is None else max_buffered,
-                                  stall_grace, min_rate)
-        self._pending: Counter[str] = Counter()
         self.on_peer_lost: PeerLost | None = None
         self.address: str | None = None
+        limits = ReadLimits(4 * max_frame if max_buffered is None else max_buffered,
+                            stall_grace, min_rate)
+        self._net = Connector(self, Settings(
+            connect_timeout, handshake_timeout, secret, max_pending, limits,
+            joiners if callable(joiners) else frozenset(joiners).__contains__,
+            tls.server_context() if tls else None, tls.client_context() if tls else None),
+            self._serve)
         self._listen = listen
-        self._joiner = joiners if callable(joiners) else frozenset(joiners).__contains__
         self._endpoints: dict[str, Deliver] = {}
-        self._peers: dict[str, Peer] = {}
-        self._connections: set[FrameProtocol] = set()
-        self._changes = Changes()
         self._listener: socket.socket | None = None
         self._outer: TaskGroup | None = None
-        self._group: TaskGroup | None = None
-        self._closing = self._closed = False
-        self._server_context = tls.server_context() if tls else None
-        self._client_context = tls.client_context() if tls else None
+        self._closed = False
         for peer, address in (routes or {}).items():
             self.add_route(peer, address)
 
@@ -137,33 +130,33 @@ class TcpTransport(Connector, NetworkTransport):
     async def __aenter__(self) -> TcpTransport:
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
-        self._group = await self._outer.start(self._host)
-        self._group.start_soon(self.watch_stalls)
+        group = self._net.group = await self._outer.start(self._net.host_group)
+        group.start_soon(self._net.watch_stalls)
         if self._listen is not None:
             self._listener = listening_socket(*split_address(self._listen))
             host, port = self._listener.getsockname()[:2]
             self.address = join_address(host, port)
-            self._group.start_soon(self._accept_loop, self._listener)
+            group.start_soon(self._net.accept_loop, self._listener)
         return self
 
     async def aclose(self) -> None:
         """Flush queues, say goodbye on every connection, then close; idempotent."""
         if self._closed:
             return
-        self._closing = True
-        for peer in list(self._peers.values()):
-            self._flush(peer)  # then goodbye on every link
-        await self._wait_until(lambda: not any(peer.links for peer in self._peers.values()))
+        self._net.closing = True
+        for peer in list(self._net.peers.values()):
+            self._net.flush(peer)  # then goodbye on every link
+        await self._wait_until(lambda: not any(peer.links for peer in self._net.peers.values()))
         self._closed = True
         if self._listener is not None:
             anyio.notify_closing(self._listener)
             self._listener.close()
-        for conn in list(self._connections):
+        for conn in list(self._net.tracked):
             conn.abort()
-        await self._wait_until(lambda: not self._connections)
+        await self._wait_until(lambda: not self._net.tracked)
         self._endpoints.clear()
-        if self._group is not None:
-            self._group.cancel_scope.cancel()
+        if self._net.group is not None:
+            self._net.group.cancel_scope.cancel()
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
@@ -175,13 +168,7 @@ class TcpTransport(Connector, NetworkTransport):
 
     async def _wait_until(self, condition: Callable[[], bool]) -> None:
         with anyio.move_on_after(self.close_timeout):
-            await self._changes.until(condition)
-
-    async def _host(self, *, task_status: TaskStatus[TaskGroup]) -> None:
-        """Own the connection tasks in a group that ``aclose`` may cancel from any task."""
-        async with anyio.create_task_group() as group:
-            task_status.started(group)
-            await anyio.sleep_forever()
+            await self._net.changes.until(condition)
 
     # -- endpoints ---------------------------------------------------------------
     def register(self, name: str, deliver: Deliver) -> None:
@@ -194,16 +181,32 @@ class TcpTransport(Connector, NetworkTransport):
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
 
+    # -- peers (the connector's) -------------------------------------------------
+    def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
+        self._net.add_route(peer, address, watch=watch)
+
+    def watch(self, peer: str) -> None:
+        self._net.watch(peer)
+
+    async def connect(self, peer: str) -> None:
+        await self._net.connect(peer)
+
+    def connections(self) -> list[dict[str, Any]]:
+        return self._net.connections()
+
+    def peer_address(self, peer: str) -> str | None:
+        return self._net.peer_address(peer)
+
     # -- sending ---------------------------------------------------------------
     def send(self, envelope: Envelope) -> None:
-        if self._closing:
+        if self._net.closing:
             raise anyio.ClosedResourceError
         deliver = self._endpoints.get(envelope.recipient)
         if deliver is not None:
             deliver(envelope)
             return
         name = envelope.recipient.partition("/")[0]
-        peer = self._peers.get(name)
+        peer = self._net.peers.get(name)
         if name == self.name or peer is None or (peer.link is None and peer.route is None):
             self.dead_letter(envelope, f"no endpoint or route for {envelope.recipient!r}")
         elif peer.lost is not None:
@@ -233,42 +236,33 @@ class TcpTransport(Connector, NetworkTransport):
             self.dead_letter(envelope, str(problem))
             return
         peer.enqueue(envelope, framed(buffers, size), size + 4)
-        self._flush(peer)
-        self._ensure_dialing(peer)
-
-    def _flush(self, peer: Peer) -> None:
-        """Write the peer's queue while its link takes writes; when closing, then say goodbye."""
-        link = peer.link
-        while link is not None and peer.queue and link.writable:
-            link.conn.write(peer.take())
-        if self._closing and not peer.queue:
-            for each in list(peer.links):
-                each.say_goodbye()
+        self._net.flush(peer)
+        self._net.ensure_dialing(peer)
 
     # -- connections -------------------------------------------------------------
     async def _serve(self, link: Link) -> None:
         """Carry one connection until it closes (goodbyes or failure); then recover."""
-        peer = self._peer(link.peer)
-        link.conn.start(partial(self._on_frame, link), partial(self._flush, peer),
+        peer = self._net.peer(link.peer)
+        link.conn.start(partial(self._on_frame, link), partial(self._net.flush, peer),
                         self.max_frame)
         peer.attach(link, self.name)
-        self._changes.notify()
-        self._flush(peer)
+        self._net.changes.notify()
+        self._net.flush(peer)
         try:
             await link.conn.wait_closed()
             if not link.goodbye_received:
                 raise anyio.EndOfStream
         except Exception as exc:  # whatever a peer sends, only its connection ends
             link.failure = describe(exc)
-            if not self._closing:
+            if not self._net.closing:
                 logger.warning("%s: connection with %r (%s) dropped: %s", self.name, link.peer,
                                link.conn.remote, link.failure,
                                exc_info=None if isinstance(exc, FAILURES) else exc)
         finally:
             link.conn.abort()
             peer.detach(link)
-            self._changes.notify()
-        self._recover(peer, link)
+            self._net.changes.notify()
+        self._net.recover(peer, link)
 
     def _on_frame(self, link: Link, body: Body) -> None:
         """Deliver one frame's envelope (an empty frame is a goodbye).

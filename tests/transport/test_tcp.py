@@ -84,7 +84,7 @@ async def test_a_slow_reader_makes_the_sender_refuse_tells_not_buffer_without_bo
         with pytest.raises(PeerCongested, match="peer 'b' is congested"):
             for i in range(200):  # no await: nothing is flushed, the queue only grows
                 net["a"].send(tell("a", "b", chunk, iteration=i))
-        assert net["a"]._peers["b"].backlog <= (8 << 20) + (1 << 20) + 4096  # noqa: SLF001
+        assert net["a"]._net.peers["b"].backlog <= (8 << 20) + (1 << 20) + 4096  # noqa: SLF001
         net["a"].send(tell("a", "b", "abort", kind="abort"))  # control still queues
 
 
@@ -112,15 +112,15 @@ async def test_writes_go_straight_out_and_a_paused_connection_queues_them_in_ord
         with anyio.fail_after(5):
             while not got:
                 await anyio.sleep(0.01)
-        peer = net["a"]._peers["b"]  # noqa: SLF001 - the write path is what is tested
+        peer = net["a"]._net.peers["b"]  # noqa: SLF001 - the write path is what is tested
         assert not peer.queue and not peer.link.conn.paused
-        net["b"]._peers["a"].link.conn.transport.pause_reading()  # noqa: SLF001 - a slow reader
+        net["b"]._net.peers["a"].link.conn.transport.pause_reading()  # noqa: SLF001 - a slow reader
         with anyio.fail_after(5):
             for i in range(64):  # far more than the kernel buffers: the transport pauses
                 net["a"].send(tell("a", "b", chunk, iteration=i))
                 await anyio.sleep(0)
         assert peer.link.conn.paused and peer.queue
-        net["b"]._peers["a"].link.conn.transport.resume_reading()  # noqa: SLF001
+        net["b"]._net.peers["a"].link.conn.transport.resume_reading()  # noqa: SLF001
         with anyio.fail_after(10):
             while len(got) < 65:
                 await anyio.sleep(0.01)
@@ -148,7 +148,7 @@ def test_over_uvloop_tensors_and_thousands_of_tells_arrive_and_nothing_stays_ope
         return list(net.values())  # type: ignore[arg-type]
 
     transports = anyio.run(scenario, backend="asyncio", backend_options={"use_uvloop": True})
-    assert all(not t._connections for t in transports)  # noqa: SLF001
+    assert all(not t._net.tracked for t in transports)  # noqa: SLF001
 
 
 async def test_an_envelope_for_an_endpoint_that_closed_before_unregistering_is_a_dead_letter(
@@ -176,7 +176,7 @@ async def test_losing_a_watched_peer_calls_on_peer_lost_after_the_window() -> No
             with anyio.fail_after(5):
                 await a.connect("b")
             b._listener.close()  # noqa: SLF001 - b cannot be dialed again
-            for link in list(b._peers["a"].links):  # noqa: SLF001 - and breaks, no goodbye
+            for link in list(b._net.peers["a"].links):  # noqa: SLF001 - and breaks, no goodbye
                 link.conn.abort()
         with anyio.fail_after(5):
             while not lost:
@@ -225,7 +225,7 @@ def test_a_node_name_with_a_slash_cannot_run_over_tcp() -> None:
 def test_learning_over_tcp_and_tls_follows_the_in_memory_trajectory_exactly(
         algorithm: str) -> None:
     from peerflow.algorithms import LEARNING_EXECUTORS
-    from peerflow.cli._learning import build_problem
+    from peerflow.jobs import build_problem
 
     network = metropolis_hastings(random_connected(4, seed=2))
     task = build_problem("two-moons", 4, 0)
@@ -287,9 +287,9 @@ def test_plain_tcp_without_a_secret_admits_loopback_peers_only() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "::ffff:127.0.0.1"]))
     assert not any(map(is_loopback, ["192.0.2.7", "::ffff:192.0.2.7", "2001:db8::1", "?"]))
     bare = TcpTransport("a", run_id=RUN)
-    assert "loopback peers only" in str(bare._refusal("192.0.2.7"))  # noqa: SLF001
-    assert bare._refusal("127.0.0.1") is None  # noqa: SLF001
-    assert TcpTransport("a", run_id=RUN, secret="s")._refusal("192.0.2.7") is None  # noqa: SLF001
+    assert "loopback peers only" in str(bare._net._refusal("192.0.2.7"))  # noqa: SLF001
+    assert bare._net._refusal("127.0.0.1") is None  # noqa: SLF001
+    assert TcpTransport("a", run_id=RUN, secret="s")._net._refusal("192.0.2.7") is None  # noqa: SLF001
 
 
 def test_the_network_interface_is_a_public_abc_that_tcp_implements() -> None:
