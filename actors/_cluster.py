@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from peerflow.transport import Envelope, NetworkTransport, split_address
+from peerflow.transport import Envelope, NetworkTransport, join_address, split_address
 
 from ._actor import Actor, _describe
 from ._config import Config, ConfigError
@@ -95,7 +95,7 @@ class Registry(Actor):
         host, port = split_address(listen)
         if host in ("0.0.0.0", "::", ""):  # reachable where it connected from
             host = split_address(self.transport.peer_address(node) or listen)[0]
-        self.addresses[node] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.addresses[node] = join_address(host, port)
         self.transport.watch(node)
         logger.info("node %r registered, listening on %s", node, self.addresses[node])
         return self.job

@@ -52,6 +52,7 @@ from peerflow.transport import (
     new_message_id,
     provision,
     run_loop,
+    split_address,
 )
 
 _BARE = "asyncio streams, bare 64 B echo"
@@ -220,7 +221,7 @@ def _peerflow_server(port_out: Any, mode: str, size: int, kits: str | None) -> N
                     done.set()
 
             transport.register("b", deliver)
-            port_out.send(int(str(transport.address).rsplit(":", 1)[1]))
+            port_out.send(split_address(str(transport.address))[1])
             await done.wait()
 
     _run(main)
