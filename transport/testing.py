@@ -13,6 +13,9 @@ routes between them, bound to the run ``RUN``). A check raises
 
     await check_transport(open_net)
 
+A ``NetworkTransport`` (one per name, with routes) also passes ``NETWORK_CHECKS``:
+``check_transport(open_net, network=True)``.
+
 Whatever an algorithm may rely on is checked here once for all transports.
 """
 
@@ -25,8 +28,9 @@ from typing import Any, Final
 import anyio
 import numpy as np
 
+from ._address import split_address
 from ._envelope import Envelope, new_message_id
-from .abc import Transport
+from .abc import NetworkTransport, Transport, TransportError
 
 OpenNet = Callable[[Sequence[str]], AbstractAsyncContextManager[Mapping[str, Transport]]]
 """Yields ``{name: transport}``, every name able to reach every other."""
@@ -243,11 +247,48 @@ CHECKS: Final[tuple[Callable[[OpenNet], Awaitable[None]], ...]] = (
 """Every check, in the order ``check_transport`` runs them."""
 
 
-async def check_transport(open_net: OpenNet) -> None:
-    """Run every check of ``CHECKS`` against the transports ``open_net`` yields.
+async def check_a_connected_peer_is_described_by_name_and_address(open_net: OpenNet) -> None:
+    async with open_net(["a", "b"]) as net:
+        a = net["a"]
+        assert isinstance(a, NetworkTransport), f"{type(a).__name__} is no NetworkTransport"
+        with anyio.fail_after(10):
+            await a.connect("b")
+        (described,) = a.connections()
+        assert described["peer"] == "b" and described["address"] == a.peer_address("b")
+        split_address(str(a.peer_address("b")))
+
+
+async def check_routes_are_validated_and_required(open_net: OpenNet) -> None:
+    async with open_net(["a"]) as net:
+        a = net["a"]
+        assert isinstance(a, NetworkTransport), f"{type(a).__name__} is no NetworkTransport"
+        for bad in ("nohost", "h:99999"):
+            try:
+                a.add_route("zed", bad)
+            except ValueError:
+                continue
+            raise AssertionError(f"the route {bad!r} was taken")
+        try:
+            with anyio.fail_after(10):
+                await a.connect("nobody")
+        except TransportError:
+            return
+    raise AssertionError("connecting to a peer with no route raised no TransportError")
+
+
+NETWORK_CHECKS: Final[tuple[Callable[[OpenNet], Awaitable[None]], ...]] = (
+    check_a_connected_peer_is_described_by_name_and_address,
+    check_routes_are_validated_and_required,
+)
+"""The checks of what a ``NetworkTransport`` adds; ``open_net`` yields one per name."""
+
+
+async def check_transport(open_net: OpenNet, *, network: bool = False) -> None:
+    """Run every check of ``CHECKS`` against the transports ``open_net`` yields;
+    with ``network``, those of ``NETWORK_CHECKS`` too.
 
     Raises:
         AssertionError: the transport breaks a promise; the message names which.
     """
-    for check in CHECKS:
+    for check in (*CHECKS, *(NETWORK_CHECKS if network else ())):
         await check(open_net)

@@ -42,6 +42,14 @@ async def test_the_transport_keeps_its_promise(
     await check(open_net)
 
 
+@pytest.mark.parametrize("check", testing.NETWORK_CHECKS,
+                         ids=lambda check: check.__name__[6:])
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+async def test_the_network_transport_keeps_its_promise(
+        kind: str, kits: Path, check: Callable[[testing.OpenNet], Awaitable[None]]) -> None:
+    await check(functools.partial(open_kind, kind, kits=kits))
+
+
 async def test_check_transport_runs_every_check_over_strict_memory() -> None:
     @contextlib.asynccontextmanager
     async def strict(names: Sequence[str]) -> AsyncIterator[Mapping[str, Transport]]:
