@@ -126,7 +126,7 @@ def _job(data: dict[str, Any], path: Path) -> Job:
     algorithm = data.get("algorithm")
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise JobError(f"{where}: algorithm must be one of {sorted(ALGORITHMS)}, "
-                            f"got {algorithm!r}")
+                       f"got {algorithm!r}")
     spec = ALGORITHMS[algorithm]
     no_unknown(data, _LEARNING_KEYS if spec.learning else _KEYS, where)
     seed = _number(data, "seed", int, 0, where, minimum=0)
@@ -149,7 +149,7 @@ def _network(table: Any, path: Path, seed: int, where: str,
     allow = table.get("allow_disconnected", False)
     if not isinstance(allow, bool):
         raise JobError(f"{where} [network]: allow_disconnected must be true or false, "
-                            f"got {allow!r}")
+                       f"got {allow!r}")
     nodes = _number(table, "nodes", int, 6, where)
     seed = _number(table, "seed", int, seed, where)
     try:

@@ -89,7 +89,7 @@ def load_network(path: Path) -> Network:
     nodes = section.get("nodes") if isinstance(section, dict) else None
     if isinstance(nodes, list) and len(nodes) > MAX_NODES:
         raise JobError(f"network file {str(path)!r} has {len(nodes)} nodes; at most "
-                            f"{MAX_NODES} run in one process")
+                       f"{MAX_NODES} run in one process")
     try:
         if isinstance(data, dict) and "network" in data:
             return Config.from_dict(data).network
@@ -104,7 +104,7 @@ def _built_in(topology: str, nodes: int, seed: int) -> Network:
         raise JobError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
     if nodes > MAX_NODES:
         raise JobError(f"{nodes} nodes are too many: at most {MAX_NODES} run in one "
-                            "process")
+                       "process")
     try:
         return metropolis_hastings(builder(nodes, seed))
     except ValueError as exc:

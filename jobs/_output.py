@@ -56,14 +56,14 @@ def claim_out(out: Path | None, force: bool) -> Path | None:
     if entries and not force:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise JobError(f"--out {str(folder)!r} is not empty ({shown}); pass --force to "
-                            f"replace the results in it ({', '.join(RESULT_FILES)})")
+                       f"replace the results in it ({', '.join(RESULT_FILES)})")
     for name in entries:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in RESULT_FILES):
             try:
                 (folder / name).unlink()
             except OSError as exc:
                 raise JobError(f"--force cannot remove {str(folder / name)!r}: "
-                                    f"{exc}") from exc
+                               f"{exc}") from exc
     return folder
 
 
