@@ -25,6 +25,7 @@ from ._agent_protocol import (
     Task,
 )
 from ._agent_server import AgentServer
+from ._processes import AgentProcesses, agent_argv, exit_reason, start, stop, stop_all, wait_exit
 from ._task_exchanger import AgentHost, TaskExchanger, agent_status
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "AgentFailed",
     "AgentGone",
     "AgentHost",
+    "AgentProcesses",
     "AgentProtocolError",
     "AgentRefused",
     "AgentResultError",
@@ -44,6 +46,12 @@ __all__ = [
     "LinkSettings",
     "Task",
     "TaskExchanger",
+    "agent_argv",
     "agent_environment",
     "agent_status",
+    "exit_reason",
+    "start",
+    "stop",
+    "stop_all",
+    "wait_exit",
 ]

@@ -3,7 +3,7 @@
 A trainer (any process, often a plain script) connects to its node's agent
 address, presents its ``agent_id``, then loops ``get_task`` / compute /
 ``submit_result`` until ``get_task`` raises ``AgentClosed``. The call order is
-checked by the protocol's state table (``_agent_protocol``). Heartbeats run in
+checked by the protocol's state table (``_states``). Heartbeats run in
 the link's own task, so a long computation never makes the agent look dead:
 ``Agent`` (``_agent_blocking``) runs the event loop in an anyio ``BlockingPortal``
 thread while the trainer computes in its own. A lost connection is retried until the node has

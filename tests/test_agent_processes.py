@@ -29,7 +29,7 @@ from peerflow.actors import (
     TaskFailed,
     local_configs,
 )
-from peerflow.agents import AgentClosed, AsyncAgent, LinkSettings, TaskExchanger
+from peerflow.agents import AgentClosed, AgentProcesses, AsyncAgent, LinkSettings, TaskExchanger
 from peerflow.algorithms import (
     AGENT_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
@@ -38,7 +38,7 @@ from peerflow.algorithms import (
     path,
     two_moons,
 )
-from peerflow.cli._agents import AgentProcesses, run_with_agents, serve_with_agent
+from peerflow.cli._agents import run_with_agents, serve_with_agent
 from peerflow.cli._distributed import status_lines
 from peerflow.transport import MemoryTransport
 
