@@ -6,6 +6,7 @@ from pathlib import Path
 
 import peerflow
 import peerflow.actors
+import peerflow.agents
 import peerflow.algorithms
 import peerflow.transport
 
@@ -19,7 +20,8 @@ def test_the_facade_exports_the_contract_names() -> None:
 
 
 def test_every_exported_name_exists() -> None:
-    for module in (peerflow, peerflow.actors, peerflow.algorithms, peerflow.transport):
+    for module in (peerflow, peerflow.actors, peerflow.agents, peerflow.algorithms,
+                   peerflow.transport):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
