@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._actor import Actor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
+from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (
@@ -24,15 +25,15 @@ from ._runtime import Runtime
 from ._waitfor import WaitState
 
 __all__ = [
-    "CONTROLLER_NAME",
-    "DEFAULT_SYNC_TIMEOUT",
     "Actor",
     "ActorDead",
     "ActorError",
     "AskTimeout",
+    "CONTROLLER_NAME",
     "Config",
     "ConfigError",
     "Controller",
+    "DEFAULT_SYNC_TIMEOUT",
     "DistOptController",
     "IterationMailbox",
     "LocalConfig",
@@ -52,7 +53,10 @@ __all__ = [
     "check_connected",
     "is_symmetric",
     "local_configs",
+    "query_status",
     "run",
+    "serve_controller",
+    "serve_node",
     "simulate",
     "unweighted_nodes",
     "with_default_weights",

@@ -36,8 +36,14 @@ from typing import Annotated, Any
 
 import typer
 
-from peerflow.actors import ActorError, ConfigError, RunResult
-from peerflow.actors._cluster import query_status, serve_controller, serve_node
+from peerflow.actors import (
+    ActorError,
+    ConfigError,
+    RunResult,
+    query_status,
+    serve_controller,
+    serve_node,
+)
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
