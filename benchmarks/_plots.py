@@ -65,7 +65,7 @@ def latency_plots(tables: Mapping[str, Sequence[Row]], out: Path) -> None:
 
 
 def ratio_bars(rows: Sequence[Row], path: Path) -> None:
-    """Every case's CPU-time ratio to its floor, with issue 2's aim as a line."""
+    """Every case's CPU-time ratio to its floor, with the aim (3x at N = 1000) as a line."""
     labels = [f"{r.label} · {r.transport} · {r.loop}" for r in rows]
     with figure(path, "peerflow / bare-asyncio floor (CPU time per iteration)", "ratio", "",
                 size=(9, 0.32 * len(rows) + 1.5)) as ax:

@@ -10,7 +10,7 @@ p95 are kept too. peerflow runs ``ConsensusExecutor`` through ``peerflow.run``,
 in memory on the non-strict transport (by reference, as in production; values
 are snapshots unless ``copy_on_send=False``).
 
-``python -m benchmarks.latency`` prints issue 2's table: N = 10, 100, 1000;
+``python -m benchmarks.latency`` prints the table by node count: N = 10, 100, 1000;
 ``python -m benchmarks.latency --copy`` what snapshots of sent values cost: the
 payload table in memory by reference and with snapshots, each against its floor.
 """
@@ -266,7 +266,7 @@ def topology_case(topology: str, n: int, seconds: float, transport: str = "memor
 
 def node_count_rows(counts: Iterable[int], loops_: Iterable[str], repeats: int,
                     seconds: float, transport: str = "memory") -> list[Row]:
-    """Random graphs of each size on each loop (issue 2's table for N = 10, 100, 1000)."""
+    """Random graphs of each size on each loop (the table for N = 10, 100, 1000)."""
     return [measure(topology_case("random", n, seconds, loop=loop, transport=transport),
                     repeats) for n in counts for loop in loops_]
 
@@ -310,14 +310,14 @@ def format_rows(rows: Iterable[Row]) -> str:
 
 
 def aim_verdicts(rows: Iterable[Row]) -> list[str]:
-    """One line per N=1000 row: does the ratio meet issue 2's aim, or by how much it misses."""
+    """One line per N=1000 row: does the ratio meet the aim (3x), or by how much it misses."""
     return [f"N=1000 {r.loop} {r.transport}: ratio {r.ratio:.2f} "
             + ("meets" if r.ratio < AIM_RATIO else f"misses by {r.ratio / AIM_RATIO - 1:.0%}")
             + f" the aim of {AIM_RATIO:g}" for r in rows if r.nodes == 1000]
 
 
 def main() -> None:
-    """Print issue 2's benchmark: N = 10, 100, 1000 on every loop, and NVFlare's 12-node job;
+    """Print the benchmark: N = 10, 100, 1000 on every loop, and NVFlare's 12-node job;
     with ``--copy``, the by-reference and snapshot payload rows (small settings)."""
     from . import nvflare
 
