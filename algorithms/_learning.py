@@ -64,6 +64,8 @@ class LearningExecutor(StepExecutor):
         on_step: called after every iteration with (iteration, state).
     """
 
+    extra_defaults: dict[str, float] = {}
+    """The algorithm's own ``extra`` keys and their defaults: the one place they are set."""
     extra_parameters: tuple[str, ...] = ()
     """The ``extra`` entries the algorithm reads besides iterations and stepsize."""
 
@@ -190,11 +192,12 @@ class GTExecutor(LearningExecutor):
 class GTAdamExecutor(LearningExecutor):
     """GTAdam; ``extra``: iterations, stepsize, beta1 (0.9), beta2 (0.999), epsilon (1e-8)."""
 
-    extra_parameters = ("beta1", "beta2", "epsilon")
+    extra_defaults: dict[str, float] = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    extra_parameters = tuple(extra_defaults)
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.gtadam(_extra_float(extra, "stepsize"), _extra_float(extra, "beta1", 0.9),
-                      _extra_float(extra, "beta2", 0.999), _extra_float(extra, "epsilon", 1e-8))
+        tuning = (_extra_float(extra, key, default) for key, default in self.extra_defaults.items())
+        return _steps.gtadam(_extra_float(extra, "stepsize"), *tuning)
 
 
 GTADAMExecutor = GTAdamExecutor
@@ -211,11 +214,12 @@ class ExtraExecutor(LearningExecutor):
 class SubgradientPushExecutor(LearningExecutor):
     """Subgradient-push for directed graphs; ``extra``: iterations, stepsize, power (0)."""
 
-    extra_parameters = ("power",)
+    extra_defaults: dict[str, float] = {"power": 0.0}
+    extra_parameters = tuple(extra_defaults)
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         return _steps.subgradient_push(_extra_float(extra, "stepsize"),
-                                       _extra_float(extra, "power", 0))
+                                       _extra_float(extra, "power", self.extra_defaults["power"]))
 
 
 class PushDIGingExecutor(LearningExecutor):

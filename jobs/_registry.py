@@ -50,6 +50,12 @@ class AlgorithmSpec:
             return ()
         return algorithms.LEARNING_EXECUTORS[self.name].extra_parameters
 
+    def extra_defaults(self) -> dict[str, float]:
+        """The algorithm's own ``extra`` keys with their defaults (a learning one imports torch)."""
+        if not self.learning:
+            return {}
+        return dict(algorithms.LEARNING_EXECUTORS[self.name].extra_defaults)
+
     def check_extra(self, extra: Mapping[str, Any], where: str) -> None:
         """Refuse ``extra`` keys the algorithm does not read, naming those it does.
 

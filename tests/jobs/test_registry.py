@@ -69,3 +69,9 @@ def test_jobs_and_benchmarks_import_no_private_module_of_another_package_nor_the
             assert not module.startswith("peerflow.cli"), f"{path.name} imports {module}"
             assert not any(part.startswith("_") for part in module.split(".")[2:]), (
                 f"{path.name} imports the private {module}")
+
+
+def test_the_registry_names_the_defaults_the_gtadam_executor_uses() -> None:
+    defaults = ALGORITHMS["gtadam"].extra_defaults()
+    assert defaults == {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    assert tuple(defaults) == algorithms.LEARNING_EXECUTORS["gtadam"].extra_parameters
