@@ -9,8 +9,8 @@ import pytest
 import peerflow
 from peerflow import Config, Neighbor, Network, Node
 from peerflow.actors import ConfigError, SyncAlgorithmExecutor
-from peerflow.algorithms import ConsensusExecutor
 from peerflow.algorithms import (
+    ConsensusExecutor,
     directed_ring,
     metropolis_hastings,
     mixing_matrix,
