@@ -26,17 +26,6 @@ SKEWED = Network.from_dict({"nodes": [
     {"id": "c", "neighbors": [{"id": "b", "weight": 0.5}]}]})
 
 
-@pytest.fixture
-def no_dense_algebra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any dense N x N eigen-solve, matrix power or sparse-to-dense conversion."""
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a dense N x N computation was attempted")
-
-    monkeypatch.setattr(np.linalg, "eigvals", refuse)
-    monkeypatch.setattr(np.linalg, "matrix_power", refuse)
-    monkeypatch.setattr(sp.csr_array, "toarray", refuse)
-
-
 def test_the_sparse_and_dense_matrices_agree() -> None:
     network = metropolis_hastings(random_connected(30, seed=2))
     dense, ids = mixing_matrix(network)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from peerflow.actors import Network
 from peerflow.cli import main
@@ -82,17 +80,6 @@ def test_missing_weights_are_filled_in_and_said_so(
     assert code == 0, stderr
     assert "note: 3 nodes ('a', 'b', 'c') give a neighbour no weight" in stderr
     assert "Traceback" not in stderr and ("completed" in stdout or "b <- a: 0.3333" in stdout)
-
-
-@pytest.fixture
-def no_dense_algebra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any dense N x N eigen-solve, matrix power or sparse-to-dense conversion."""
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a dense N x N computation was attempted")
-
-    monkeypatch.setattr(np.linalg, "eigvals", refuse)
-    monkeypatch.setattr(np.linalg, "matrix_power", refuse)
-    monkeypatch.setattr(sp.csr_array, "toarray", refuse)
 
 
 @pytest.mark.usefixtures("no_dense_algebra")
