@@ -56,6 +56,7 @@ from ._topology import (
     ring,
     star,
 )
+from ._tunables import GTAdamTunables, NonNegative, SubgradientPushTunables, Tunables
 
 # The names below need torch (about 2 s to import): they load on first use (PEP 562),
 # so that consensus, topologies and every process that runs neither import torch.
@@ -130,11 +131,13 @@ __all__ = [
     "ExtraExecutor",
     "GTADAMExecutor",
     "GTAdamExecutor",
+    "GTAdamTunables",
     "GTExecutor",
     "LEARNING_EXECUTORS",
     "LearningExecutor",
     "Mixing",
     "NO_OBJECTIVE",
+    "NonNegative",
     "NoObjective",
     "Objective",
     "PROBLEMS",
@@ -144,8 +147,10 @@ __all__ = [
     "Scaling",
     "StepExecutor",
     "SubgradientPushExecutor",
+    "SubgradientPushTunables",
     "TOPOLOGIES",
     "TopologyReport",
+    "Tunables",
     "accuracy",
     "adam_scaling",
     "blobs",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import msgspec
 import torch
 from torch import nn
 
@@ -24,6 +25,7 @@ from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
 from ._objective import BatchObjective, dataset_loss, torch_gradient
 from ._steps import Params
+from ._tunables import GTAdamTunables, SubgradientPushTunables, Tunables
 
 __all__ = ["LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
            "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
@@ -64,10 +66,9 @@ class LearningExecutor(StepExecutor):
         on_step: called after every iteration with (iteration, state).
     """
 
-    extra_defaults: dict[str, float] = {}
-    """The algorithm's own ``extra`` keys and their defaults: the one place they are set."""
-    extra_parameters: tuple[str, ...] = ()
-    """The ``extra`` entries the algorithm reads besides iterations and stepsize."""
+    tunables: ClassVar[type[Tunables]] = Tunables
+    """The ``extra`` keys the algorithm reads besides iterations and stepsize, with
+    their types and defaults."""
 
     def __init__(self, model: nn.Module, loss: nn.Module, train_dataloader: Iterable[Any],
                  test_dataloader: Iterable[Any] | None = None,
@@ -100,6 +101,23 @@ class LearningExecutor(StepExecutor):
             raise NotImplementedError(f"{type(self).__name__} has no algorithm: pass "
                                       "algorithm= or override build_algorithm")
         return self._factory(extra)
+
+    def tuned(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """``tunables`` as ``extra`` sets them (defaults for the absent ones).
+
+        Raises:
+            ValueError: ``extra`` has a key the algorithm does not read (the message
+                names those it reads), or a tunable of the wrong type or range.
+        """
+        known = ("iterations", "stepsize", *self.tunables.__struct_fields__)
+        unknown = sorted(set(extra) - set(known))
+        if unknown:
+            raise ValueError(f"extra has unknown keys {unknown}; {type(self).__name__} reads "
+                             f"{list(known)}")
+        try:
+            return msgspec.structs.asdict(self.tunables.from_extra(extra))
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"extra: {exc}") from None
 
     def trainable(self) -> Params:
         """Snapshot of the model's trainable parameters, by name."""
@@ -168,10 +186,10 @@ class LearningExecutor(StepExecutor):
                     p.copy_(x[name])
 
 
-def _extra_float(extra: dict[str, Any], key: str, default: float | None = None) -> float:
-    value = extra.get(key, default)
+def _stepsize(extra: Mapping[str, Any]) -> float:
+    value = extra.get("stepsize")
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"extra[{key!r}] must be a number >= 0, got {value!r}")
+        raise ValueError(f"extra['stepsize'] must be a number >= 0, got {value!r}")
     return float(value)
 
 
@@ -179,25 +197,23 @@ class DGDExecutor(LearningExecutor):
     """Distributed gradient descent (NVFlare's name); ``extra``: iterations, stepsize."""
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.dgd(_extra_float(extra, "stepsize"))
+        return _steps.dgd(_stepsize(extra), **self.tuned(extra))
 
 
 class GTExecutor(LearningExecutor):
     """Gradient tracking (NVFlare's name); ``extra``: iterations, stepsize."""
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.gt(_extra_float(extra, "stepsize"))
+        return _steps.gt(_stepsize(extra), **self.tuned(extra))
 
 
 class GTAdamExecutor(LearningExecutor):
-    """GTAdam; ``extra``: iterations, stepsize, beta1 (0.9), beta2 (0.999), epsilon (1e-8)."""
+    """GTAdam; ``extra``: iterations, stepsize and ``GTAdamTunables``' beta1, beta2, epsilon."""
 
-    extra_defaults: dict[str, float] = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
-    extra_parameters = tuple(extra_defaults)
+    tunables = GTAdamTunables
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        tuning = (_extra_float(extra, key, default) for key, default in self.extra_defaults.items())
-        return _steps.gtadam(_extra_float(extra, "stepsize"), *tuning)
+        return _steps.gtadam(_stepsize(extra), **self.tuned(extra))
 
 
 GTADAMExecutor = GTAdamExecutor
@@ -208,25 +224,24 @@ class ExtraExecutor(LearningExecutor):
     """EXTRA, exact with a constant step on undirected graphs; ``extra``: iterations, stepsize."""
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.extra(_extra_float(extra, "stepsize"))
+        return _steps.extra(_stepsize(extra), **self.tuned(extra))
 
 
 class SubgradientPushExecutor(LearningExecutor):
-    """Subgradient-push for directed graphs; ``extra``: iterations, stepsize, power (0)."""
+    """Subgradient-push for directed graphs; ``extra``: iterations, stepsize and
+    ``SubgradientPushTunables``' power."""
 
-    extra_defaults: dict[str, float] = {"power": 0.0}
-    extra_parameters = tuple(extra_defaults)
+    tunables = SubgradientPushTunables
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.subgradient_push(_extra_float(extra, "stepsize"),
-                                       _extra_float(extra, "power", self.extra_defaults["power"]))
+        return _steps.subgradient_push(_stepsize(extra), **self.tuned(extra))
 
 
 class PushDIGingExecutor(LearningExecutor):
     """Push-DIGing, exact on directed graphs; ``extra``: iterations, stepsize."""
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.push_diging(_extra_float(extra, "stepsize"))
+        return _steps.push_diging(_stepsize(extra), **self.tuned(extra))
 
 
 LEARNING_EXECUTORS: dict[str, type[LearningExecutor]] = {

@@ -18,7 +18,11 @@ from scipy.sparse import sparray
 
 from peerflow.actors import Network
 
+from ._tunables import ADAM_CLIP, GTAdamTunables, SubgradientPushTunables
+
 Gradients = Callable[[np.ndarray], np.ndarray]
+_ADAM = GTAdamTunables()
+_PUSH = SubgradientPushTunables()
 
 
 def column_stochastic(network: Network) -> tuple[np.ndarray, list[str]]:
@@ -67,7 +71,7 @@ def gt_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float
     """X <- W X - a D(Y);  Y <- W Y + grad F(X) - G;  G <- grad F(X);  Y(0) = G(0) = 0.
 
     D(Y) = Y, or with ``adam = (b1, b2, eps)``: M <- b1 M + (1-b1) Y,
-    V <- min(b2 V + (1-b2) Y^2, 1e6), D = M / sqrt(V + eps).
+    V <- min(b2 V + (1-b2) Y^2, G), D = M / sqrt(V + eps) (G = ``ADAM_CLIP``).
     """
     x, y, g, m, v, out = x0, np.zeros_like(x0), np.zeros_like(x0), 0.0, 0.0, [x0]
     for _ in range(iterations):
@@ -75,7 +79,7 @@ def gt_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float
         if adam is not None:
             b1, b2, eps = adam
             m = b1 * m + (1 - b1) * y
-            v = np.minimum(b2 * v + (1 - b2) * y**2, 1e6)
+            v = np.minimum(b2 * v + (1 - b2) * y**2, ADAM_CLIP)
             direction = m / np.sqrt(v + eps)
         x = w @ x - stepsize * direction
         new = grad(x)
@@ -85,8 +89,8 @@ def gt_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float
 
 
 def gtadam_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float,
-                     iterations: int, beta1: float = 0.9, beta2: float = 0.999,
-                     epsilon: float = 1e-8) -> np.ndarray:
+                     iterations: int, beta1: float = _ADAM.beta1, beta2: float = _ADAM.beta2,
+                     epsilon: float = _ADAM.epsilon) -> np.ndarray:
     """``gt_reference`` with the Adam scaling of the tracker."""
     return gt_reference(w, x0, grad, stepsize, iterations, adam=(beta1, beta2, epsilon))
 
@@ -106,7 +110,7 @@ def extra_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: fl
 
 
 def subgradient_push_reference(a: np.ndarray, x0: np.ndarray, grad: Gradients,
-                               stepsize: float, iterations: int, power: float = 0.0
+                               stepsize: float, iterations: int, power: float = _PUSH.power
                                ) -> np.ndarray:
     """W = A U;  V <- A V;  Z = W / V;  U <- W - a / (t+1)^p grad F(Z);  U(0) = X(0), V(0) = 1."""
     u, v, out = x0, np.ones((len(x0), 1)), [x0]

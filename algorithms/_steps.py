@@ -24,15 +24,15 @@ import torch
 
 from ._loop import Algorithm
 from ._trees import Tree, leaves, rebuild, tree_map, weighted_sum
+from ._tunables import ADAM_CLIP, GTAdamTunables, SubgradientPushTunables
 
 __all__ = ["ADAM_CLIP", "Algorithm", "Params", "Scaling", "Tree", "adam_scaling", "dgd",
            "extra", "gt", "gtadam", "leaves", "push_diging", "rebuild", "subgradient_push",
            "tree_map", "weighted_sum"]
 
 Params = dict[str, torch.Tensor]
-
-ADAM_CLIP = 1e6
-"""GTAdam's bound G on the second moment (NVFlare's ``self.G``)."""
+_ADAM = GTAdamTunables()
+_PUSH = SubgradientPushTunables()
 
 
 class Scaling(NamedTuple):
@@ -128,12 +128,12 @@ def gt(stepsize: float, scaling: Scaling | None = None) -> Algorithm:
     return Algorithm(init, lambda s: {"x": s.x, "y": s.y}, query, update)
 
 
-def gtadam(stepsize: float, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8
-           ) -> Algorithm:
+def gtadam(stepsize: float, beta1: float = _ADAM.beta1, beta2: float = _ADAM.beta2,
+           epsilon: float = _ADAM.epsilon) -> Algorithm:
     """GTAdam (NVFlare's ``GTADAMExecutor``): gradient tracking with ``adam_scaling``.
 
-    m <- b1 m + (1-b1) y;  v <- min(b2 v + (1-b2) y^2, 1e6);  x <- W x - a * m / sqrt(v + eps);
-    then the tracker update of ``gt``.
+    m <- b1 m + (1-b1) y;  v <- min(b2 v + (1-b2) y^2, G);  x <- W x - a * m / sqrt(v + eps);
+    then the tracker update of ``gt``; G is ``ADAM_CLIP``, the defaults ``GTAdamTunables``'.
     """
     return gt(stepsize, adam_scaling(beta1, beta2, epsilon))
 
@@ -188,10 +188,11 @@ def _ones_like_scalar(x0: Params) -> torch.Tensor:
     return torch.ones((), dtype=first.dtype, device=first.device)
 
 
-def subgradient_push(stepsize: float, power: float = 0.0) -> Algorithm:
+def subgradient_push(stepsize: float, power: float = _PUSH.power) -> Algorithm:
     """Subgradient-push (Nedić, Olshevsky 2015) with column-stochastic A and a(t) = a / (t+1)^p.
 
-    w <- A u;  v <- A v (v(0) = 1);  x = w / v;  u <- w - a(t) grad f_i(x).
+    w <- A u;  v <- A v (v(0) = 1);  x = w / v;  u <- w - a(t) grad f_i(x);
+    the default ``power`` is ``SubgradientPushTunables``'.
     """
     def init(x0: Params) -> PushState:
         return PushState(x0, x0, _ones_like_scalar(x0))

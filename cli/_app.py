@@ -79,13 +79,12 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
-    task = jobs.build_problem(problem, len(graph.nodes), seed)
-    config = jobs.learning_config(graph, task, iterations, stepsize,
-                                  jobs.parse_extra(algorithm, extra or []))
+    job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
+                       stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
+                       torch_threads=torch_threads)
+    task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     out_dir = render.claim_out(out, force)
-    executors = jobs.learning_executors(algorithm, task, graph, sync_timeout,
-                                        agents=bool(agent_command),
-                                        torch_threads=torch_threads)
+    executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
                                        on_progress=on_progress,

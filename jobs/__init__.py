@@ -14,12 +14,11 @@ from ._consensus import (
     in_process_timeout,
     report_consensus,
 )
-from ._errors import JobError, no_unknown, parse_file
-from ._job import MAX_SYNC_TIMEOUT, Job, load_job
+from ._errors import JobError, parse_file
+from ._job import CONSENSUS_ITERATIONS, MAX_SYNC_TIMEOUT, Job, load_job
 from ._learning import (
     agent_learning_executors,
     build_problem,
-    learning_config,
     learning_executors,
     learning_metrics,
     node_accuracy,
@@ -42,6 +41,7 @@ from ._table import Table
 
 __all__ = [
     "ALGORITHMS",
+    "CONSENSUS_ITERATIONS",
     "LEARNING",
     "MAX_SYNC_TIMEOUT",
     "RESULT_FILES",
@@ -58,12 +58,10 @@ __all__ = [
     "consensus_executors",
     "consensus_metrics",
     "in_process_timeout",
-    "learning_config",
     "learning_executors",
     "learning_metrics",
     "load_job",
     "load_network",
-    "no_unknown",
     "node_accuracy",
     "parse_extra",
     "parse_file",

@@ -4,21 +4,27 @@
 
     algorithm = "gt"       # consensus, push-sum, dgd, gt, gtadam, extra,
                            # subgradient-push or push-diging
-    iterations = 60        # (learning: the problem's if not given)
+    iterations = 60        # (consensus, push-sum: 50; learning: the problem's if not given)
     seed = 0               # data, models, initial values (and a random topology)
     sync_timeout = 10.0
     problem = "two-moons"  # learning only: two-moons, least-squares or blobs
     stepsize = 0.01        # learning only (the problem's if not given)
     torch_threads = 1      # learning only: torch threads per process
 
-    [extra]                # learning only: the algorithm's parameters
-    beta1 = 0.9            # (gtadam: beta1, beta2, epsilon; subgradient-push: power)
+    [extra]                # learning only: the algorithm's tunables (its registry entry's
+    beta1 = 0.9            # ``tunables()``: gtadam's beta1, beta2, epsilon; subgradient-push's
+                           # power); finite numbers >= 0
 
     [network]              # a built-in topology ...
     topology = "random"
     nodes = 6
     # file = "network.json"   ... or an NVFlare network JSON, relative to this file
     # allow_disconnected = true   run a network that is not (strongly) connected
+
+msgspec checks a file against ``JobFile`` (or ``LearningJobFile``): types, bounds
+and keys, an unknown one refused naming those allowed; ``Job`` is what the file
+resolves to (the network built, absent keys defaulted), written back by
+``Job.to_toml`` (tomli-w).
 
 The controller sends the job's spec (the same fields, the network inlined) to
 every node, which builds its executor from it with the registry's builders, so
@@ -33,42 +39,67 @@ import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+import tomli_w
+from msgspec import UNSET, UnsetType
 
 from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, Network
+from peerflow.algorithms import NonNegative
 
 from . import _learning as learning
-from ._errors import JobError, no_unknown, parse_file
+from ._errors import JobError, invalid, parse_file
 from ._network import build_network
 from ._registry import ALGORITHMS
 
 MAX_SYNC_TIMEOUT = 86_400.0
 """The longest sync timeout a job may ask for (a day): longer is a typo."""
 
-_KEYS = {"algorithm", "iterations", "seed", "sync_timeout", "network"}
-_LEARNING_KEYS = _KEYS | {"problem", "stepsize", "torch_threads", "extra"}
-_NETWORK_KEYS = {"topology", "nodes", "seed", "file", "allow_disconnected"}
+CONSENSUS_ITERATIONS = 50
+"""A job file's iterations for consensus and push-sum, if it gives none."""
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+SyncTimeout = Annotated[float, msgspec.Meta(ge=0.001, le=MAX_SYNC_TIMEOUT)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class Job(msgspec.Struct, frozen=True):
+class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a run does: an algorithm, its parameters and the network.
 
-    ``problem``, ``stepsize``, ``extra`` and ``torch_threads`` are for learning
-    algorithms (``problem`` is None for the others).
+    ``problem``, ``stepsize``, ``extra`` (the keys given, checked by the registry's
+    ``check_extra``) and ``torch_threads`` are for learning algorithms (``problem``
+    is None for the others).
     """
 
     algorithm: str
-    iterations: int
-    seed: int
-    sync_timeout: float
+    iterations: Count
+    seed: Count
+    sync_timeout: SyncTimeout
     network: Network
     problem: str | None = None
-    stepsize: float | None = None
-    extra: dict[str, float] = msgspec.field(default_factory=dict)
-    torch_threads: int = 1
+    stepsize: NonNegative | None = None
+    extra: dict[str, float] = {}
+    torch_threads: Positive = 1
     allow_disconnected: bool = False
+
+    @classmethod
+    def learning(cls, algorithm: str, network: Network, problem: str, seed: int,
+                 sync_timeout: float, *, iterations: int | None = None,
+                 stepsize: float | None = None, extra: Mapping[str, float] | None = None,
+                 torch_threads: int = 1, allow_disconnected: bool = False) -> Job:
+        """A learning job: iterations and step size the problem's unless given, ``extra``
+        checked by the registry (``check_extra``).
+
+        Raises:
+            JobError: an unknown problem, or an ``extra`` key the algorithm does not read.
+        """
+        task = learning.build_problem(problem, len(network.nodes), seed)
+        return cls(algorithm, task.iterations if iterations is None else iterations, seed,
+                   sync_timeout, network, task.name,
+                   task.stepsize if stepsize is None else stepsize,
+                   ALGORITHMS[algorithm].check_extra(extra or {}, "[extra]"), torch_threads,
+                   allow_disconnected)
 
     @property
     def config(self) -> Config:
@@ -82,113 +113,107 @@ class Job(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Job:
-        """Rebuild a job from ``spec()``.
+        """Rebuild a job from ``spec()``, checked as a job file is.
 
         Raises:
             ConfigError: the spec is malformed (an unknown field is named with those
                 expected) or names an unknown algorithm.
         """
+        algorithm = spec.get("algorithm")
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise ConfigError(f"the job's algorithm {algorithm!r} is unknown here")
         try:
-            no_unknown(spec, cls.__struct_fields__, "job spec")
-            job = cls(**{**spec, "network": Network.from_dict(spec["network"]),
-                         "extra": dict(spec["extra"])})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed job spec: {exc!r}") from exc
-        if not isinstance(job.algorithm, str) or job.algorithm not in ALGORITHMS:
-            raise ConfigError(f"the job's algorithm {job.algorithm!r} is unknown here")
+            network = Network.from_dict(spec.get("network"))
+            job = msgspec.convert({**spec, "network": network}, cls)
+            ALGORITHMS[algorithm].check_extra(job.extra, "extra")
+        except msgspec.ValidationError as exc:
+            raise ConfigError(str(invalid(exc, cls, spec, "malformed job spec"))) from None
+        except (ConfigError, JobError) as exc:
+            raise ConfigError(f"malformed job spec: {exc}") from None
         return job
 
     def to_toml(self, network_file: Path) -> str:
-        """A job file naming ``network_file`` (written by the caller) as its network."""
+        """A job file naming ``network_file`` (written here) as its network.
+
+        It reads back (``load_job``) to an equal job.
+        """
         network_file.write_text(json.dumps(self.network.to_dict()))
-        keys = _KEYS if self.problem is None else _LEARNING_KEYS
-        lines = [f"{key} = {json.dumps(getattr(self, key))}"
-                 for key in sorted(keys - {"network", "extra"})]
-        if self.problem is not None:
-            lines += ["", "[extra]", *(f"{k} = {v!r}" for k, v in self.extra.items())]
-        allow = ["allow_disconnected = true"] if self.allow_disconnected else []
-        return "\n".join([*lines, "", "[network]", f"file = {json.dumps(str(network_file))}",
-                          *allow, ""])
+        schema = JobFile if self.problem is None else LearningJobFile
+        table: dict[str, Any] = {"file": str(network_file)}
+        if self.allow_disconnected:
+            table["allow_disconnected"] = True
+        return tomli_w.dumps({key: getattr(self, key) for key in schema.__struct_fields__
+                              if getattr(self, key) is not None} | {"network": table})
+
+
+class NetworkTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A job file's ``[network]``: a built-in topology, or a network JSON file."""
+
+    topology: str = "random"
+    nodes: Positive = 6
+    seed: Count | UnsetType = UNSET
+    file: str | UnsetType = UNSET
+    allow_disconnected: bool = False
+
+
+class JobFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a job file holds (its keys, types and bounds); ``resolve`` makes the Job."""
+
+    algorithm: str
+    iterations: Count | UnsetType = UNSET
+    seed: Count = 0
+    sync_timeout: SyncTimeout = DEFAULT_SYNC_TIMEOUT
+    network: NetworkTable = NetworkTable()
+
+
+class LearningJobFile(JobFile):
+    """A learning algorithm's job file: a problem to train and how."""
+
+    problem: str = "two-moons"
+    stepsize: NonNegative | UnsetType = UNSET
+    torch_threads: Positive = 1
+    extra: dict[str, Any] = {}
 
 
 def load_job(path: Path) -> Job:
     """Read and check a job file.
 
     Raises:
-        JobError: the file is missing, not TOML, or has a wrong or unknown field.
+        JobError: the file is missing, not TOML, or has a wrong or unknown key (the
+            message names the key, and for an unknown one those allowed).
     """
     data = parse_file(path, "job file", tomllib.loads, tomllib.TOMLDecodeError, "TOML")
-    return _job(data, path)
-
-
-def _job(data: dict[str, Any], path: Path) -> Job:
     where = f"job file {str(path)!r}"
     algorithm = data.get("algorithm")
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise JobError(f"{where}: algorithm must be one of {sorted(ALGORITHMS)}, "
                        f"got {algorithm!r}")
-    spec = ALGORITHMS[algorithm]
-    no_unknown(data, _LEARNING_KEYS if spec.learning else _KEYS, where)
-    seed = _number(data, "seed", int, 0, where, minimum=0)
-    sync_timeout = float(_number(data, "sync_timeout", (int, float), DEFAULT_SYNC_TIMEOUT, where,
-                                 minimum=0.001, maximum=MAX_SYNC_TIMEOUT))
-    network, allow_disconnected = _network(data.get("network", {}), path, seed, where, algorithm)
-    specific = (_learning_fields(data, algorithm, network, seed, where)
-                if spec.learning
-                else {"iterations": _number(data, "iterations", int, 50, where, minimum=0)})
-    return Job(algorithm=algorithm, seed=seed, sync_timeout=sync_timeout, network=network,
-               allow_disconnected=allow_disconnected, **specific)
-
-
-def _network(table: Any, path: Path, seed: int, where: str,
-             algorithm: str) -> tuple[Network, bool]:
-    if not isinstance(table, dict):
-        raise JobError(f"{where}: [network] must be a table")
-    no_unknown(table, _NETWORK_KEYS, f"{where} [network]")
-    file = table.get("file")
-    allow = table.get("allow_disconnected", False)
-    if not isinstance(allow, bool):
-        raise JobError(f"{where} [network]: allow_disconnected must be true or false, "
-                       f"got {allow!r}")
-    nodes = _number(table, "nodes", int, 6, where)
-    seed = _number(table, "seed", int, seed, where)
+    schema = LearningJobFile if ALGORITHMS[algorithm].learning else JobFile
     try:
-        network = build_network(str(table.get("topology", "random")), nodes, seed,
-                                None if file is None else path.parent / str(file),
-                                algorithm=algorithm, allow_disconnected=allow)
+        file = msgspec.convert(data, schema)
+    except msgspec.ValidationError as exc:
+        raise invalid(exc, schema, data, where) from None
+    try:
+        return _resolve(file, path.parent)
     except JobError as exc:
         raise JobError(f"{where}: {exc}") from None
-    return network, allow
 
 
-def _learning_fields(data: dict[str, Any], algorithm: str, network: Network, seed: int,
-                     where: str) -> dict[str, Any]:
-    """iterations, problem, stepsize, extra and torch_threads; defaults from the problem."""
-    problem = data.get("problem", "two-moons")
-    try:
-        task = learning.build_problem(str(problem), len(network.nodes), seed)
-    except JobError as exc:
-        raise JobError(f"{where}: {exc}") from None
-    extra = data.get("extra", {})
-    if not isinstance(extra, dict):
-        raise JobError(f"{where}: [extra] must be a table")
-    ALGORITHMS[algorithm].check_extra(extra, f"{where} [extra]")
-    return {"iterations": _number(data, "iterations", int, task.iterations, where, minimum=0),
-            "problem": task.name,
-            "stepsize": float(_number(data, "stepsize", (int, float), task.stepsize, where,
-                                      minimum=0)),
-            "extra": {key: float(_number(extra, key, (int, float), 0, f"{where} [extra]",
-                                         minimum=0)) for key in extra},
-            "torch_threads": _number(data, "torch_threads", int, 1, where, minimum=1)}
-
-
-def _number(data: Mapping[str, Any], key: str, kind: Any, default: Any, where: str, *,
-            minimum: float | None = None, maximum: float | None = None) -> Any:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, kind) or value != value:
-        raise JobError(f"{where}: {key} must be a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise JobError(f"{where}: {key} must be >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise JobError(f"{where}: {key} must be <= {maximum}, got {value!r}")
-    return value
+def _resolve(file: JobFile, folder: Path) -> Job:
+    """The job a checked file describes: its network built, absent keys defaulted."""
+    table = file.network
+    network = build_network(table.topology, table.nodes,
+                            file.seed if table.seed is UNSET else table.seed,
+                            None if table.file is UNSET else folder / table.file,
+                            algorithm=file.algorithm,
+                            allow_disconnected=table.allow_disconnected)
+    iterations = None if file.iterations is UNSET else file.iterations
+    if isinstance(file, LearningJobFile):
+        return Job.learning(file.algorithm, network, file.problem, file.seed, file.sync_timeout,
+                            iterations=iterations, extra=file.extra,
+                            stepsize=None if file.stepsize is UNSET else file.stepsize,
+                            torch_threads=file.torch_threads,
+                            allow_disconnected=table.allow_disconnected)
+    return Job(file.algorithm, CONSENSUS_ITERATIONS if iterations is None else iterations,
+               file.seed, file.sync_timeout, network,
+               allow_disconnected=table.allow_disconnected)

@@ -39,13 +39,6 @@ def build_problem(name: str, nodes: int, seed: int) -> Problem:
     return algorithms.PROBLEMS[name](nodes, seed)
 
 
-def learning_config(network: Network, task: Problem, iterations: int | None,
-                    stepsize: float | None, extra: dict[str, float]) -> Config:
-    """The run's config: iterations and step size (the problem's unless given), then extra."""
-    return Config(network, {"iterations": task.iterations if iterations is None else iterations,
-                            "stepsize": task.stepsize if stepsize is None else stepsize, **extra})
-
-
 def learning_executors(algorithm: str, task: Problem, network: Network, sync_timeout: float,
                        *, agents: bool = False, torch_threads: int = 1) -> dict[str, Any]:
     """One executor per node: in-process, or agent-backed (each agent told its part)."""

@@ -13,12 +13,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from peerflow import algorithms
 from peerflow.actors import RunResult
 
 from . import _learning as learning
 from ._consensus import consensus_executors, report_consensus
-from ._errors import JobError, no_unknown
+from ._errors import JobError, invalid
 from ._table import Table
 
 if TYPE_CHECKING:
@@ -31,8 +33,8 @@ class AlgorithmSpec:
     agent-backed if it has them) and how to report a run of it.
 
     ``learning`` algorithms train a problem: they read ``problem``, ``stepsize``,
-    ``torch_threads`` and ``extra`` (the keys ``extra_keys`` names, numbers >= 0; an
-    absent key takes the executor's default).
+    ``torch_threads`` and ``extra`` (the fields of ``tunables``, finite numbers >= 0; an
+    absent key takes its default there).
     """
 
     name: str
@@ -44,25 +46,34 @@ class AlgorithmSpec:
     target: str | None = None
     """What the algorithm reaches only with a doubly stochastic W (else None)."""
 
+    def tunables(self) -> type[algorithms.Tunables]:
+        """The struct of the ``extra`` keys the algorithm reads, with their types and
+        defaults (``msgspec.structs.fields``); a learning one imports torch."""
+        if not self.learning:
+            return algorithms.Tunables
+        return algorithms.LEARNING_EXECUTORS[self.name].tunables
+
     def extra_keys(self) -> tuple[str, ...]:
-        """The ``extra`` keys the algorithm reads (a learning one imports torch)."""
-        if not self.learning:
-            return ()
-        return algorithms.LEARNING_EXECUTORS[self.name].extra_parameters
+        """The ``extra`` keys the algorithm reads."""
+        return self.tunables().__struct_fields__
 
-    def extra_defaults(self) -> dict[str, float]:
-        """The algorithm's own ``extra`` keys with their defaults (a learning one imports torch)."""
-        if not self.learning:
-            return {}
-        return dict(algorithms.LEARNING_EXECUTORS[self.name].extra_defaults)
+    def extra_defaults(self) -> dict[str, Any]:
+        """The algorithm's own ``extra`` keys with their defaults."""
+        return self.tunables().defaults()
 
-    def check_extra(self, extra: Mapping[str, Any], where: str) -> None:
-        """Refuse ``extra`` keys the algorithm does not read, naming those it does.
+    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, float]:
+        """``extra`` checked against ``tunables``: only the keys it gives, as numbers.
 
         Raises:
-            JobError: an unknown key.
+            JobError: an unknown key (those the algorithm reads are named), or a value
+                that is not a finite number >= 0.
         """
-        no_unknown(extra, self.extra_keys(), f"{where} of {self.name}")
+        tunables = self.tunables()
+        try:
+            checked = msgspec.convert(extra, tunables)
+        except msgspec.ValidationError as exc:
+            raise invalid(exc, tunables, extra, f"{where} of {self.name}") from None
+        return {key: getattr(checked, key) for key in extra}
 
 
 def _learning_executors(job: Job, *, agents: bool = False) -> dict[str, Any]:
@@ -137,7 +148,8 @@ def parse_extra(algorithm: str, items: list[str]) -> dict[str, float]:
     """``["beta1=0.95", ...]`` (``--set``) as ``{"beta1": 0.95}``, keys checked.
 
     Raises:
-        JobError: an item is not KEY=NUMBER, or the algorithm does not read KEY.
+        JobError: an item is not KEY=NUMBER, the algorithm does not read KEY, or
+            NUMBER is not finite and >= 0.
     """
     parsed: dict[str, float] = {}
     for item in items:
@@ -148,5 +160,4 @@ def parse_extra(algorithm: str, items: list[str]) -> dict[str, float]:
             raise JobError(f"--set {item!r}: expected KEY=NUMBER, e.g. beta1=0.95") from None
         if not key.strip():
             raise JobError(f"--set {item!r}: the key is empty")
-    ALGORITHMS[algorithm].check_extra(parsed, "--set")
-    return parsed
+    return ALGORITHMS[algorithm].check_extra(parsed, "--set")

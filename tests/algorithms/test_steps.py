@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -7,16 +8,22 @@ import torch
 
 from peerflow.algorithms import (
     Algorithm,
+    GTAdamExecutor,
+    LearningExecutor,
+    SubgradientPushExecutor,
     adam_scaling,
     dgd,
     extra,
     gt,
     gtadam,
+    gtadam_reference,
     push_diging,
     push_mix,
     push_share,
     subgradient_push,
+    subgradient_push_reference,
     tree_map,
+    two_moons,
     weighted_sum,
 )
 from peerflow.algorithms._steps import ADAM_CLIP, leaves, rebuild
@@ -148,3 +155,27 @@ def test_step_functions_never_change_their_inputs(algorithm: Algorithm) -> None:
         state = step(algorithm, state, tree_map(lambda t: 0.9 * t, sent))
         assert close(sent, snapshot)
     assert close(X0, before)
+
+
+@pytest.mark.parametrize(("factory", "reference", "executor"), [
+    (gtadam, gtadam_reference, GTAdamExecutor),
+    (subgradient_push, subgradient_push_reference, SubgradientPushExecutor),
+], ids=["gtadam", "subgradient-push"])
+def test_step_factory_matrix_form_and_executor_take_their_defaults_from_the_tunables(
+        factory: Any, reference: Any, executor: type[LearningExecutor]) -> None:
+    defaults = executor.tunables.defaults()
+    for function in (factory, reference):
+        parameters = inspect.signature(function).parameters
+        assert {key: parameters[key].default for key in defaults} == defaults
+
+
+def test_an_executor_refuses_extra_keys_its_algorithm_does_not_read_naming_those_it_does(
+) -> None:
+    node = GTAdamExecutor(**two_moons(2, seed=0).node_kwargs(0))
+    assert node.tuned({"iterations": 1, "stepsize": 0.1, "beta1": 0.5}) == {
+        "beta1": 0.5, "beta2": 0.999, "epsilon": 1e-8}
+    with pytest.raises(ValueError, match=r"unknown keys \['beta'\]; GTAdamExecutor reads "
+                                         r"\['iterations', 'stepsize', 'beta1', 'beta2'"):
+        node.build_algorithm({"iterations": 1, "stepsize": 0.1, "beta": 0.5})
+    with pytest.raises(ValueError, match=r"extra: Expected `float` >= 0.0 - at `\$.beta2`"):
+        node.build_algorithm({"iterations": 1, "stepsize": 0.1, "beta2": -1})

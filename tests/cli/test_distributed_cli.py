@@ -65,20 +65,35 @@ def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
 
 @pytest.mark.parametrize(("job", "message"), [
     ('algorithm = "sgd"\n', "algorithm must be one of ['consensus', 'dgd', 'extra', 'gt', "),
-    ('algorithm = "consensus"\niterations = "many"\n', "iterations must be a number"),
-    ('algorithm = "consensus"\ncolour = 1\n', "unknown fields ['colour']"),
+    ('algorithm = "consensus"\niterations = "many"\n',
+     "iterations: expected an integer, got 'many'"),
+    ('algorithm = "consensus"\ncolour = 1\n', "unknown key 'colour'; expected one of ['algorithm', "
+                                              "'iterations', 'network', 'seed', 'sync_timeout']"),
+    ('algorithm = "consensus"\n[network]\nsize = 3\n', "[network]: unknown key 'size'; expected "
+     "one of ['allow_disconnected', 'file', 'nodes', 'seed', 'topology']"),
+    ('algorithm = "consensus"\nsync_timeout = 0\n', "sync_timeout: expected a number >= 0.001, "
+                                                    "got 0"),
+    ('algorithm = "consensus"\nsync_timeout = inf\n', "sync_timeout: expected a number <= 86400"),
     ('algorithm = "consensus"\n[network]\ntopology = "moebius"\n', "unknown topology"),
     ("algorithm = \n", "is not valid TOML"),
-    ('algorithm = "consensus"\nproblem = "two-moons"\n', "unknown fields ['problem']"),
+    ('algorithm = "consensus"\nproblem = "two-moons"\n', "unknown key 'problem'"),
     ('algorithm = "gt"\nproblem = "mnist"\n', "unknown problem 'mnist'; choose one of"),
-    ('algorithm = "gt"\nstepsize = "big"\n', "stepsize must be a number, got 'big'"),
-    ('algorithm = "dgd"\nstepsize = -0.5\n', "stepsize must be >= 0, got -0.5"),
-    ('algorithm = "gt"\ntorch_threads = 0\n', "torch_threads must be >= 1, got 0"),
-    ('algorithm = "gt"\nextra = 3\n', "[extra] must be a table"),
-    ('algorithm = "gtadam"\n[extra]\nbeta1 = "high"\n', "[extra]: beta1 must be a number"),
-    ('algorithm = "gtadam"\n[extra]\nbeta2 = -1\n', "[extra]: beta2 must be >= 0, got -1"),
-    ('algorithm = "gt"\n[extra]\nbeta1 = 0.9\n', "[extra] of gt: unknown fields ['beta1']"),
-    ('algorithm = "push-sum"\n[network]\nnodes = "six"\n', "nodes must be a number"),
+    ('algorithm = "gt"\nstepsize = "big"\n', "stepsize: expected a number, got 'big'"),
+    ('algorithm = "dgd"\nstepsize = -0.5\n', "stepsize: expected a number >= 0.0, got -0.5"),
+    ('algorithm = "dgd"\nstepsize = nan\n', "stepsize: expected a number >= 0.0, got nan"),
+    ('algorithm = "dgd"\nstepsize = inf\n', "stepsize: expected a number (finite), got inf"),
+    ('algorithm = "gt"\ntorch_threads = 0\n', "torch_threads: expected an integer >= 1, got 0"),
+    ('algorithm = "gt"\nextra = 3\n', "extra: expected a table, got 3"),
+    ('algorithm = "gtadam"\n[extra]\nbeta1 = "high"\n',
+     "[extra] of gtadam: beta1: expected a number, got 'high'"),
+    ('algorithm = "gtadam"\n[extra]\nbeta2 = -1\n',
+     "[extra] of gtadam: beta2: expected a number >= 0.0, got -1"),
+    ('algorithm = "gtadam"\n[extra]\nbeta = 0.9\n',
+     "[extra] of gtadam: unknown key 'beta'; expected one of ['beta1', 'beta2', 'epsilon']"),
+    ('algorithm = "gt"\n[extra]\nbeta1 = 0.9\n', "[extra] of gt: unknown key 'beta1'; expected "
+                                                   "no keys"),
+    ('algorithm = "push-sum"\n[network]\nnodes = "six"\n',
+     "network.nodes: expected an integer, got 'six'"),
     ("algorithm = [1]\n", "algorithm must be one of"),
 ])
 def test_bad_job_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -147,5 +162,9 @@ def test_a_spec_naming_an_unknown_algorithm_is_refused() -> None:
     spec = Job("consensus", 3, 0, 1.0, metropolis_hastings(ring(2))).spec()
     with pytest.raises(ConfigError, match="algorithm 'sgd' is unknown here"):
         Job.from_spec({**spec, "algorithm": "sgd"})
-    with pytest.raises(ConfigError, match="malformed job spec"):
+    with pytest.raises(ConfigError, match="malformed job spec: unknown key 'colour'"):
         Job.from_spec({**spec, "colour": 1})
+    with pytest.raises(ConfigError, match="malformed job spec: sync_timeout: expected a number"):
+        Job.from_spec({**spec, "sync_timeout": -1.0})
+    with pytest.raises(ConfigError, match=r"malformed job spec: extra of consensus: unknown key "):
+        Job.from_spec({**spec, "extra": {"power": 1.0}})

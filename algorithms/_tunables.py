@@ -1,0 +1,61 @@
+"""Each learning algorithm's tunables: its ``extra`` keys with their types and defaults.
+
+One frozen struct per algorithm, defined once here and read by the step factories
+(``_steps``), their executors (``_learning``), the matrix forms (``_reference``)
+and the job registry; msgspec checks a run's values against it (types, >= 0,
+finite, no unknown key). No torch here, so the matrix forms and job files stay
+torch-free.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+import msgspec
+
+__all__ = ["ADAM_CLIP", "GTAdamTunables", "NonNegative", "SubgradientPushTunables", "Tunables"]
+
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+"""A finite number >= 0."""
+
+ADAM_CLIP = 1e6
+"""GTAdam's bound G on the second moment (NVFlare's ``self.G``)."""
+
+
+class Tunables(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An algorithm's parameters besides iterations and step size: none for this base.
+
+    Subclasses (frozen, no unknown field: inherited) add one field per key.
+    """
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every key with its default."""
+        return msgspec.structs.asdict(cls())
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> Self:
+        """The tunables a run's ``extra`` gives (absent ones take their defaults); the
+        other keys of ``extra`` (iterations, stepsize) are not this struct's to check.
+
+        Raises:
+            msgspec.ValidationError: a value of the wrong type or out of range.
+        """
+        return msgspec.convert({key: extra[key] for key in cls.__struct_fields__
+                                if key in extra}, cls)
+
+
+class GTAdamTunables(Tunables, kw_only=True):
+    """GTAdam's Adam scaling of the tracker: moment decays and the stabilizer."""
+
+    beta1: NonNegative = 0.9
+    beta2: NonNegative = 0.999
+    epsilon: NonNegative = 1e-8
+
+
+class SubgradientPushTunables(Tunables, kw_only=True):
+    """Subgradient-push's step decay a(t) = a / (t+1)^power (0: a constant step)."""
+
+    power: NonNegative = 0.0
