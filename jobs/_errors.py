@@ -56,18 +56,19 @@ def invalid(exc: msgspec.ValidationError, model: type, data: Any, where: str) ->
         table = f" [{'.'.join(keys)}]" if keys else ""
         return JobError(f"{where}{table}: unknown key {unknown[1]!r}; expected "
                         + (f"one of {known}" if known else "no keys"))
-    key = at.rstrip("`").lstrip(".") or "the job"
+    key = at.rstrip("`").lstrip(".")
+    place = f"{where}: {key}" if key else where
     expected = _EXPECTED.fullmatch(message)
-    if expected is None:
+    if expected is None:  # e.g. a required key missing
         quoted = message.replace("`", "'")
-        return JobError(f"{where}: {key}: {quoted}")
+        return JobError(f"{place}: {quoted[:1].lower()}{quoted[1:]}")
     kinds = " or ".join(_KINDS.get(kind, kind) for kind in expected["kinds"].split(" | ")
                         if kind != "null")
     bound = expected["bound"].replace(_FINITE, " (finite)")
     got = _KINDS.get(expected["got"] or "", "another value")
     if "[" not in at:  # a key's path, not a list's or dict's item: show the value itself
         got = repr(_value_at(data, keys))
-    return JobError(f"{where}: {key}: expected {kinds}{bound}, got {got}")
+    return JobError(f"{place}: expected {kinds}{bound}, got {got}")
 
 
 def _struct_at(model: Any, keys: list[str]) -> Any:

@@ -96,10 +96,10 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """
         task = learning.build_problem(problem, len(network.nodes), seed)
         return cls(algorithm, task.iterations if iterations is None else iterations, seed,
-                   sync_timeout, network, task.name,
-                   task.stepsize if stepsize is None else stepsize,
-                   ALGORITHMS[algorithm].check_extra(extra or {}, "[extra]"), torch_threads,
-                   allow_disconnected)
+                   sync_timeout, network, problem=task.name,
+                   stepsize=task.stepsize if stepsize is None else stepsize,
+                   extra=ALGORITHMS[algorithm].check_extra(extra or {}, "[extra]"),
+                   torch_threads=torch_threads, allow_disconnected=allow_disconnected)
 
     @property
     def config(self) -> Config:

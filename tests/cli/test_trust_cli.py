@@ -121,7 +121,7 @@ def bad_inputs(folder: Path) -> list[tuple[list[str], str]]:
         (["simulate", "consensus", "--nodes", "100000000"], "100000000 nodes are too many"),
         (["controller", "--job", huge, *listen], "100000000 nodes are too many"),
         (["simulate", "consensus", "--sync-timeout", "inf"], "'--sync-timeout'"),
-        (["controller", "--job", forever, *listen], "sync_timeout must be <= 86400"),
+        (["controller", "--job", forever, *listen], "sync_timeout: expected a number <= 86400"),
     ]
 
 
