@@ -23,7 +23,7 @@ from peerflow.transport import Envelope
 
 from ._actor import Actor
 from ._config import CONTROLLER_NAME, Config, local_configs
-from ._errors import ActorError, TaskFailed
+from ._errors import TaskFailed
 from ._result import PanicReport, RunResult
 from ._waitfor import DIAGNOSIS_TIMEOUT, WAIT_STATE, WaitState, trace
 
@@ -66,27 +66,10 @@ class Controller(Actor):
             TaskFailed: fewer than ``min_responses`` (default: all) targets answered;
                 the message names the ones that failed and why.
         """
-        targets = list(data)
-        need = len(targets) if min_responses is None else min_responses
-        answers: dict[str, Any] = {}
-        failures: dict[str, str] = {}
-        enough = anyio.Event()
-
-        async def one(target: str) -> None:
-            try:
-                answers[target] = await self.ask(target, task, data[target], timeout=timeout)
-            except ActorError as exc:
-                failures[target] = str(exc)
-            if len(answers) >= need or len(answers) + len(failures) == len(targets):
-                enough.set()
-
-        async with anyio.create_task_group() as group:
-            for target in targets:
-                group.start_soon(one, target)
-            await enough.wait()
-            group.cancel_scope.cancel()
+        need = len(data) if min_responses is None else min_responses
+        answers, failures = await self.ask_each(task, data, timeout=timeout, need=need)
         if len(answers) < need:
-            missing = sorted(set(targets) - answers.keys() - failures.keys())
+            missing = sorted(data.keys() - answers.keys() - failures.keys())
             raise TaskFailed(f"task {task!r}: {len(answers)} of {need} needed answers; "
                              f"failed: {failures}; no answer: {missing}")
         return answers
@@ -130,18 +113,12 @@ class Controller(Actor):
     async def _wait_states(self) -> dict[str, WaitState | None]:
         """Each target's wait state; None for one that did not answer in time."""
         states: dict[str, WaitState | None] = dict.fromkeys(self.targets)
-
-        async def one(target: str) -> None:
-            try:
-                answer = await self.ask(target, WAIT_STATE, timeout=self.diagnosis_timeout)
-            except ActorError as exc:
-                logger.warning("node %r did not say what it waits on: %s", target, exc)
-                return
-            states[target] = WaitState.from_body(answer)
-
-        async with anyio.create_task_group() as group:
-            for target in self.targets:
-                group.start_soon(one, target)
+        answers, failures = await self.ask_each(WAIT_STATE, dict.fromkeys(self.targets),
+                                                timeout=self.diagnosis_timeout)
+        for node, answer in answers.items():
+            states[node] = WaitState.from_body(answer)
+        for node, why in failures.items():
+            logger.warning("node %r did not say what it waits on: %s", node, why)
         for node, reason in self._failures.items():  # e.g. lost while it was asked
             known = states.get(node)
             states[node] = WaitState(None if known is None else known.iteration, failure=reason)

@@ -27,7 +27,7 @@ from ._agents import AgentCommand, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
-from ._interrupt import EXIT_CODE, Interrupted, run_async, signals_interrupt
+from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import run_processes
 
 app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
@@ -165,6 +165,7 @@ def _exit_on_interrupt(algorithm: str, result: RunResult, config: Config,
     if result.status == "interrupted":
         render.report_interrupted(algorithm, result, config,
                                   {node: ex.iteration for node, ex in executors.items()}, out)
+        end_process(EXIT_CODE)
 
 
 def _exit_on_abort(result: RunResult) -> None:

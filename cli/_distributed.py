@@ -58,7 +58,7 @@ from peerflow.transport import (
 from . import _render as render
 from ._agents import AgentCommand, agent_lines, serve_with_agent
 from ._errors import CliInputError
-from ._interrupt import Interrupted, run_async
+from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_executors, load_job, report_job
 from ._options import Force
 
@@ -108,6 +108,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
                                       job.config, {}, out_dir)
+            raise typer.Exit(EXIT_CODE) from None
     report_job(result, job, out_dir)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
