@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -27,17 +27,29 @@ from ._agents import AgentCommand, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
+from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import run_processes
 
-app = typer.Typer(name="peerflow", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False,
-                  help="Peer-to-peer distributed optimization on async actors.")
-simulate_app = typer.Typer(no_args_is_help=True,
-                           help="Run a whole job on this host and report it.")
+app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
+simulate_app = App(help="Run a whole job on this host and report it.")
+simulate_app.callback()(help_when_bare)
 app.add_typer(simulate_app, name="simulate")
 add_distributed_commands(app)
 add_bench_commands(app)
+
+
+def _show_version(show: bool) -> None:
+    if show:
+        typer.echo(f"peerflow {peerflow.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(ctx: typer.Context, version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show the version and exit.")] = False) -> None:
+    help_when_bare(ctx)
 
 
 @simulate_app.command("consensus", help=ALGORITHMS["consensus"].help)

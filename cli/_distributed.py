@@ -154,7 +154,8 @@ def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running c
            tls: Tls = None,
            name: Annotated[str, typer.Option("--name", help="Admin name (TLS: as in its "
                                              "certificate).")] = ADMIN,
-           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0,
+           timeout: Annotated[float, typer.Option(
+               "--timeout", min=0.1, help="Seconds to wait for the controller's answer.")] = 10.0,
            secret_file: SecretFile = None) -> None:
     """List a running controller's nodes, their connections and iterations."""
     _check_address(address, "address")
