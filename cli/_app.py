@@ -135,9 +135,12 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
 
 @app.command("topology")
 def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
-             network: opt.NetworkFile = None, json_out: opt.JsonOut = None) -> None:
-    """Print a network's weights, stochasticity and spectral gap."""
+             network: opt.NetworkFile = None, out: opt.Out = None,
+             force: opt.Force = False) -> None:
+    """Print a network's weights, stochasticity and spectral gap; with --out, write
+    network.json (loadable with --network) and topology.json (the figures)."""
     graph = build_network(topology, nodes, seed, network, allow_disconnected=True)
+    out_dir = render.claim_out(out, force)
     report = describe(graph)
     rows = [(k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
             for k, v in asdict(report).items()]
@@ -145,8 +148,9 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
     for node in graph.nodes:
         weights = ", ".join(f"{n.id}: {n.weight:.4g}" for n in node.neighbors)
         typer.echo(f"{node.id} <- {weights or '(no neighbours)'}")
-    if json_out is not None:
-        render.write_json(json_out, graph.to_dict())
+    if out_dir is not None:
+        render.write_json(out_dir / "network.json", graph.to_dict())
+        render.write_json(out_dir / "topology.json", asdict(report))
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,

@@ -34,7 +34,8 @@ def bench(
     nvflare_python: Annotated[str | None, typer.Option(
         "--nvflare-python", help="A Python with NVFlare installed: run its jobs live.")] = None,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", metavar="SECTION", help=f"Run only this section (repeatable): {', '.join(SECTIONS)}.")] = None,
+        "--only", metavar="SECTION",
+        help=f"Run only this section (repeatable): {', '.join(SECTIONS)}.")] = None,
     readme: Annotated[Path | None, typer.Option(
         "--readme", help="Rewrite this README's performance section from the report.")] = None,
 ) -> None:

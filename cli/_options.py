@@ -39,10 +39,10 @@ Stepsize = Annotated[float | None, typer.Option(
 LearningIterations = Annotated[int | None, typer.Option(
     "--iterations", "-i", min=0, help="Iterations to run (default: the problem's).")]
 ExtraParams = Annotated[list[str] | None, typer.Option(
-    "--set", metavar="KEY=NUMBER", help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
+    "--set", metavar="KEY=NUMBER",
+    help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the network as JSON here.")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Write into a non-empty --out: its summary.json and *.png are removed "
     "first (other files are kept).")]
