@@ -70,7 +70,11 @@ class Connector(Acceptor):
         if state.link is None and state.route is None:
             raise TransportError(f"no route to {peer!r}")
         self.ensure_dialing(state)
-        await self.changes.until(lambda: state.link is not None or state.lost is not None)
+        state.awaited += 1
+        try:
+            await self.changes.until(lambda: state.link is not None or state.lost is not None)
+        finally:
+            state.awaited -= 1
         if state.link is None:
             raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
 
@@ -180,10 +184,14 @@ class Connector(Acceptor):
             return
         peer.lost = reason
         self.changes.notify()
-        logger.warning("%s: lost peer %r: %s", self.host.name, peer.name, reason)
+        handled = peer.watched and self.host.on_peer_lost is not None
+        # whoever is told (a connect that raises, a node that panics naming the peer)
+        # says it; a second line is noise
+        logger.log(logging.INFO if handled or peer.awaited else logging.WARNING,
+                   "%s: lost peer %r: %s", self.host.name, peer.name, reason)
         for envelope in peer.drop_queue():
             self.host.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
-        if peer.watched and self.host.on_peer_lost is not None:
+        if handled:
             self.host.on_peer_lost(peer.name, reason)
 
 
