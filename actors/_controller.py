@@ -55,9 +55,13 @@ class Controller(Actor):
         self._background = task_group
 
     async def send_and_wait(self, task: str, data: Mapping[str, Any], *,
-                            timeout: float | None, min_responses: int | None = None
-                            ) -> dict[str, Any]:
+                            timeout: float | None, min_responses: int | None = None,
+                            wait_time_after_min_received: float = 0.0) -> dict[str, Any]:
         """Send ``task`` with ``data[target]`` to each target and wait for the answers.
+
+        Once ``min_responses`` targets answered, the others get up to
+        ``wait_time_after_min_received`` more seconds (NVFlare's meaning); the asks
+        still open then are cancelled (a late answer is dropped).
 
         Returns:
             ``{target: answer}`` for every target that answered in time.
@@ -70,20 +74,24 @@ class Controller(Actor):
         need = len(targets) if min_responses is None else min_responses
         answers: dict[str, Any] = {}
         failures: dict[str, str] = {}
-        enough = anyio.Event()
+        enough, everyone = anyio.Event(), anyio.Event()
 
         async def one(target: str) -> None:
             try:
                 answers[target] = await self.ask(target, task, data[target], timeout=timeout)
             except ActorError as exc:
                 failures[target] = str(exc)
-            if len(answers) >= need or len(answers) + len(failures) == len(targets):
+            if len(answers) + len(failures) == len(targets):
+                everyone.set()
+            if len(answers) >= need or everyone.is_set():
                 enough.set()
 
         async with anyio.create_task_group() as group:
             for target in targets:
                 group.start_soon(one, target)
             await enough.wait()
+            with anyio.move_on_after(wait_time_after_min_received):
+                await everyone.wait()
             group.cancel_scope.cancel()
         if len(answers) < need:
             missing = sorted(set(targets) - answers.keys() - failures.keys())
@@ -93,12 +101,18 @@ class Controller(Actor):
 
     async def broadcast_and_wait(self, task: str, data: Any = None, *,
                                  targets: Iterable[str] | None = None,
-                                 timeout: float | None, min_responses: int | None = None
+                                 timeout: float | None, min_responses: int | None = None,
+                                 wait_time_after_min_received: float = 0.0
                                  ) -> dict[str, Any]:
         """Send the same ``task`` and ``data`` to every target; see ``send_and_wait``."""
         chosen = self.targets if targets is None else list(targets)
         return await self.send_and_wait(task, dict.fromkeys(chosen, data), timeout=timeout,
-                                        min_responses=min_responses)
+                                        min_responses=min_responses,
+                                        wait_time_after_min_received=wait_time_after_min_received)
+
+    def abort(self, report: PanicReport) -> None:
+        """Abort the run as a node's panic would (the first abort decides)."""
+        self._on_panic(report)
 
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.kind != "panic":
@@ -199,10 +213,19 @@ class DistOptController(Controller):
         await self.send_and_wait("config", configs, timeout=self.config_timeout)
         t1 = time.perf_counter()
         timings["config"] = t1 - t0
-        answers = await self.broadcast_and_wait("run", dict(self.config.extra),
-                                                timeout=self.run_timeout)
+        answers = await self.control_flow()
         timings["run"] = time.perf_counter() - t1
         return answers
+
+    async def control_flow(self) -> dict[str, Any]:
+        """The job once every node is configured (NVFlare's name): "run" to every node
+        with ``extra``; each node's answer. A workflow (e.g. scatter and gather) overrides it.
+
+        Raises:
+            TaskFailed: a node did not answer.
+        """
+        return await self.broadcast_and_wait("run", dict(self.config.extra),
+                                             timeout=self.run_timeout)
 
     async def _cancel_on_panic(self, scope: anyio.CancelScope) -> None:
         await self._panicked.wait()
