@@ -44,6 +44,7 @@ class RoundRecord:
         weights: each contributing site's aggregation weight.
         meta: each contributing site's result meta (numbers and strings only).
         late: the sites whose result had not come when the round closed.
+        metrics: the new global model's metrics, if ``on_round_done`` sets them.
     """
 
     round: int
@@ -51,10 +52,11 @@ class RoundRecord:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     late: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.round, "weights": self.weights, "meta": self.meta,
-                "late": self.late, "seconds": self.seconds}
+                "late": self.late, "seconds": self.seconds, "metrics": self.metrics}
 
 
 def sites_config(sites: Iterable[str], extra: Mapping[str, Any] | None = None) -> Config:

@@ -3,7 +3,7 @@
 ``ProblemTrainer`` is the in-process trainer of ``peerflow simulate fedavg`` and
 the one ``examples/fedavg_trainer.py`` runs behind its agent: the same model,
 data and steps either way. It loads the global weights, runs ``local_epochs``
-epochs of plain SGD over its site's data, and returns the new weights with
+epochs of plain SGD (p -= stepsize * grad) over its site's data, and returns the new weights with
 ``NUM_STEPS_CURRENT_ROUND`` (the optimizer steps it took) and its mean train loss.
 """
 
@@ -36,7 +36,7 @@ def load_weights(model: torch.nn.Module, weights: Mapping[str, Any]) -> None:
     """
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.copy_(torch.as_tensor(np.asarray(weights[name])))
+            p.copy_(torch.tensor(np.asarray(weights[name])))
 
 
 class ProblemTrainer:
@@ -64,15 +64,17 @@ class ProblemTrainer:
     def __call__(self, weights: Weights, meta: dict[str, Any]) -> TrainOutput:
         """Train from ``weights``; (RC.OK, {NUM_STEPS_CURRENT_ROUND, train_loss}, new weights)."""
         load_weights(self.model, weights)
-        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.stepsize)
+        params = list(self.model.parameters())
         steps, total = 0, 0.0
         for _ in range(self.local_epochs):
             for features, labels in self.data:
-                optimizer.zero_grad(set_to_none=True)
+                self.model.zero_grad(set_to_none=True)
                 loss = self.loss(self.model(features), labels)
                 loss.backward()
-                optimizer.step()
-                steps, total = steps + 1, total + float(loss)
+                with torch.no_grad():  # plain SGD: torch.optim's first step imports
+                    for p in params:   # torch._dynamo, seconds at start and at exit
+                        p -= self.stepsize * p.grad
+                steps, total = steps + 1, total + float(loss.detach())
         meta = {NUM_STEPS_CURRENT_ROUND: steps, "train_loss": total / steps}
         return RC.OK, meta, model_weights(self.model)
 
