@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import peerflow
-from peerflow.agents import RC, AsyncAgent, AgentClosed
+from peerflow.agents import RC, AgentClosed, AsyncAgent
 from peerflow.algorithms import (
     NUM_STEPS_CURRENT_ROUND,
     AgentTrainer,
@@ -73,7 +73,7 @@ def test_rounds_average_the_sites_weighted_by_their_steps(transport: str) -> Non
             for name, v in expected.items()}
     for name, value in controller.global_weights.items():
         np.testing.assert_array_equal(value, expected[name])
-    assert [r.weights for r in controller.rounds] == [dict(zip(SITES, weights))] * 3
+    assert [r.weights for r in controller.rounds] == [dict(zip(SITES, weights, strict=True))] * 3
     assert result.results["site-3"] == {"contributed": [0, 1, 2], "late": []}
 
 
