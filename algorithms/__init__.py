@@ -1,4 +1,5 @@
-"""peerflow.algorithms: consensus and learning algorithms, topologies and mixing weights."""
+"""peerflow.algorithms: consensus and learning algorithms, federated averaging, topologies
+and mixing weights."""
 
 from __future__ import annotations
 

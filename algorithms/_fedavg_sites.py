@@ -21,7 +21,7 @@ from peerflow.actors import ActorError, SyncAlgorithmExecutor
 from peerflow.agents import RC, AgentServer, TaskExchanger
 from peerflow.transport import Envelope
 
-from ._fedavg import TRAIN_TASK, Weights
+from ._fedavg import CURRENT_ROUND, TRAIN_TASK, Weights
 
 TrainOutput = tuple[str, Mapping[str, Any] | None, Any]
 """What a trainer returns: (return code, meta, new weights)."""
@@ -46,7 +46,7 @@ class _TrainSite(SyncAlgorithmExecutor):
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         rc, meta, data = self._output(await self.train(extra))
-        round_ = (extra.get("meta") or {}).get("current_round")
+        round_ = (extra.get("meta") or {}).get(CURRENT_ROUND)
         if rc != RC.OK:
             raise TrainerFailed(f"site {self.id!r}: the trainer returned {rc} for task "
                                 f"{self.task_name!r} in round {round_}")

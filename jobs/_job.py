@@ -3,18 +3,20 @@
 ``JOB.toml``::
 
     algorithm = "gt"       # consensus, push-sum, dgd, gt, gtadam, extra,
-                           # subgradient-push or push-diging
-    iterations = 60        # (learning: the problem's if not given)
+                           # subgradient-push, push-diging or fedavg
+    iterations = 60        # (learning: the problem's if not given; fedavg: num_rounds, 5)
     seed = 0               # data, models, initial values (and a random topology)
     sync_timeout = 10.0
     problem = "two-moons"  # learning only: two-moons, least-squares or blobs
-    stepsize = 0.01        # learning only (the problem's if not given)
+    stepsize = 0.01        # learning only (the problem's if not given; fedavg: 0.1)
     torch_threads = 1      # learning only: torch threads per process
     initial_weights = "w.npz"  # fedavg only: the initial global model (.npz, or JSON
                            # {name: nested list}), relative to this file
 
     [extra]                # learning only: the algorithm's parameters
-    beta1 = 0.9            # (gtadam: beta1, beta2, epsilon; subgradient-push: power)
+    beta1 = 0.9            # (gtadam: beta1, beta2, epsilon; subgradient-push: power;
+                           # fedavg: min_clients, wait_time_after_min_received,
+                           # train_timeout, local_epochs; its sites: the network's nodes)
 
     [network]              # a built-in topology ...
     topology = "random"
