@@ -16,7 +16,7 @@ import typer
 
 import peerflow
 from peerflow.actors import DEFAULT_SYNC_TIMEOUT, ConfigError, Network, Node, RunResult
-from peerflow.jobs import ALGORITHMS, Job, build_executors, fedavg_controller, report_fedavg
+from peerflow.jobs import ALGORITHMS, Job, fedavg_controller, fedavg_executors, report_fedavg
 
 from . import _options as opt
 from . import _render as render
@@ -68,7 +68,8 @@ def simulate_fedavg(nodes: opt.Nodes = 3, rounds: Rounds = int(_DEFAULTS["iterat
               torch_threads=torch_threads,
               initial_weights=None if initial_weights is None else str(initial_weights))
     controller = fedavg_controller(job)
-    executors = build_executors(job, agents=bool(agent_command))
+    executors = fedavg_executors(job, agents=bool(agent_command),
+                                 initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
     options = {"transport": transport, "controller": controller, "allow_disconnected": True}
     started = time.perf_counter()

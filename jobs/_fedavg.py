@@ -79,8 +79,13 @@ def initial_weights(job: Any) -> Weights:
                                                     job.seed))
 
 
-def fedavg_executors(job: Any, *, agents: bool = False) -> dict[str, Any]:
+def fedavg_executors(job: Any, *, agents: bool = False,
+                     initial: Weights | None = None) -> dict[str, Any]:
     """One site per node: agent-backed (agent id ``SITE-agent``), or training the problem.
+
+    Args:
+        initial: the initial weights, if known here: in-process sites refuse weights
+            that are not the problem's model.
 
     Raises:
         JobError: in-process sites, and initial weights that are not the problem's model.
@@ -89,7 +94,7 @@ def fedavg_executors(job: Any, *, agents: bool = False) -> dict[str, Any]:
     if agents:
         return {site: algorithms.AgentTrainer(f"{site}-agent") for site in sites}
     problem = build_problem(str(job.problem), len(sites), job.seed)
-    if not _fits(initial_weights(job), problem):
+    if initial is not None and not _fits(initial, problem):
         raise JobError(f"the initial weights are not {problem.name}'s model (names and "
                        "shapes): in-process sites train that model; give --agent-command "
                        "for a trainer of your own")
