@@ -28,6 +28,8 @@ _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = dict(_SPEC.extra or {})
 _DEFAULTS = dict(_SPEC.job_defaults or {})
 
+Sites = Annotated[int, typer.Option("--nodes", "-n", min=1,
+                                    help="Number of sites: site-1 ... site-N.")]
 Rounds = Annotated[int, typer.Option("--rounds", "-r", min=0, help="num_rounds: rounds to run.")]
 MinClients = Annotated[int, typer.Option(
     "--min-clients", min=1, help="min_clients: results a round needs before it may close.")]
@@ -46,7 +48,7 @@ LocalStepsize = Annotated[float | None, typer.Option(
     help=f"In-process sites: the SGD step size (default {_DEFAULTS['stepsize']:g}).")]
 
 
-def simulate_fedavg(nodes: opt.Nodes = 3, rounds: Rounds = int(_DEFAULTS["iterations"]),
+def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations"]),
                     min_clients: MinClients = int(_EXTRA["min_clients"]),
                     wait_time_after_min_received: WaitTime =
                     _EXTRA["wait_time_after_min_received"],

@@ -44,5 +44,5 @@ TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the network as JSON here.")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Write into a non-empty --out: its summary.json and *.png are removed "
-    "first (other files are kept).")]
+    "--force", help="Write into a non-empty --out: its summary.json, *.png and "
+    "global_weights.npz are removed first (other files are kept).")]
