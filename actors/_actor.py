@@ -50,15 +50,17 @@ class _PendingReply:
 
 
 class _Replies:
-    """The replies to one ``ask_each``: done once ``need`` answered or every ask settled."""
+    """The replies to one ``ask_each``: ``enough`` once ``need`` answered or every ask
+    settled, ``everyone`` once every ask settled."""
 
-    __slots__ = ("asker", "need", "total", "answers", "failures", "done")
+    __slots__ = ("asker", "need", "total", "answers", "failures", "enough", "everyone")
 
     def __init__(self, asker: str, need: int, total: int) -> None:
         self.asker, self.need, self.total = asker, need, total
         self.answers: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
-        self.done = anyio.Event()
+        self.enough = anyio.Event()
+        self.everyone = anyio.Event()
         self._check()
 
     def settle(self, recipient: str, envelope: Envelope | None) -> None:
@@ -69,9 +71,10 @@ class _Replies:
         self._check()
 
     def _check(self) -> None:
-        if len(self.answers) >= self.need or \
-                len(self.answers) + len(self.failures) == self.total:
-            self.done.set()
+        if len(self.answers) + len(self.failures) == self.total:
+            self.everyone.set()
+        if len(self.answers) >= self.need or self.everyone.is_set():
+            self.enough.set()
 
 
 class Actor:
@@ -159,7 +162,8 @@ class Actor:
         return _reply_value(pending.envelope, self.name)
 
     async def ask_each(self, topic: str, bodies: Mapping[str, Any], *, timeout: float | None,
-                       need: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+                       need: int | None = None, linger: float = 0.0
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
         """Ask every recipient of ``bodies`` at once, each with its body; await the replies.
 
         One wait for them all, not a task per recipient: at 10,000 nodes, cancelling
@@ -167,8 +171,9 @@ class Actor:
 
         Returns:
             ``({recipient: answer}, {recipient: why it failed})``, once ``need``
-            (default: all) answered, every ask settled, or ``timeout`` passed (the
-            unanswered then fail with a timeout). Recipients in neither were not waited for.
+            (default: all) answered and then up to ``linger`` seconds more for the rest,
+            once every ask settled, or once ``timeout`` passed (the unanswered then fail
+            with a timeout). Recipients in neither were not waited for.
         """
         runtime = self.runtime
         replies = _Replies(self.name, len(bodies) if need is None else need, len(bodies))
@@ -181,7 +186,9 @@ class Actor:
                 runtime.transport.send(Envelope("ask", self.name, recipient, topic, body, None,
                                                 runtime.run_id, message_id))
             with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
-                await replies.done.wait()
+                await replies.enough.wait()
+                with anyio.move_on_after(linger):
+                    await replies.everyone.wait()
         finally:
             for message_id in asked:
                 del self._pending[message_id]

@@ -55,9 +55,13 @@ class Controller(Actor):
         self._background = task_group
 
     async def send_and_wait(self, task: str, data: Mapping[str, Any], *,
-                            timeout: float | None, min_responses: int | None = None
-                            ) -> dict[str, Any]:
+                            timeout: float | None, min_responses: int | None = None,
+                            wait_time_after_min_received: float = 0.0) -> dict[str, Any]:
         """Send ``task`` with ``data[target]`` to each target and wait for the answers.
+
+        Once ``min_responses`` targets answered, the others get up to
+        ``wait_time_after_min_received`` more seconds (NVFlare's meaning); the asks
+        still open then are cancelled (a late answer is dropped).
 
         Returns:
             ``{target: answer}`` for every target that answered in time.
@@ -67,7 +71,8 @@ class Controller(Actor):
                 the message names the ones that failed and why.
         """
         need = len(data) if min_responses is None else min_responses
-        answers, failures = await self.ask_each(task, data, timeout=timeout, need=need)
+        answers, failures = await self.ask_each(task, data, timeout=timeout, need=need,
+                                                linger=wait_time_after_min_received)
         if len(answers) < need:
             missing = sorted(data.keys() - answers.keys() - failures.keys())
             raise TaskFailed(f"task {task!r}: {len(answers)} of {need} needed answers; "
@@ -76,12 +81,18 @@ class Controller(Actor):
 
     async def broadcast_and_wait(self, task: str, data: Any = None, *,
                                  targets: Iterable[str] | None = None,
-                                 timeout: float | None, min_responses: int | None = None
+                                 timeout: float | None, min_responses: int | None = None,
+                                 wait_time_after_min_received: float = 0.0
                                  ) -> dict[str, Any]:
         """Send the same ``task`` and ``data`` to every target; see ``send_and_wait``."""
         chosen = self.targets if targets is None else list(targets)
         return await self.send_and_wait(task, dict.fromkeys(chosen, data), timeout=timeout,
-                                        min_responses=min_responses)
+                                        min_responses=min_responses,
+                                        wait_time_after_min_received=wait_time_after_min_received)
+
+    def abort(self, report: PanicReport) -> None:
+        """Abort the run as a node's panic would (the first abort decides)."""
+        self._on_panic(report)
 
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.kind != "panic":
@@ -176,10 +187,19 @@ class DistOptController(Controller):
         await self.send_and_wait("config", configs, timeout=self.config_timeout)
         t1 = time.perf_counter()
         timings["config"] = t1 - t0
-        answers = await self.broadcast_and_wait("run", dict(self.config.extra),
-                                                timeout=self.run_timeout)
+        answers = await self.control_flow()
         timings["run"] = time.perf_counter() - t1
         return answers
+
+    async def control_flow(self) -> dict[str, Any]:
+        """The job once every node is configured (NVFlare's name): "run" to every node
+        with ``extra``; each node's answer. A workflow (e.g. scatter and gather) overrides it.
+
+        Raises:
+            TaskFailed: a node did not answer.
+        """
+        return await self.broadcast_and_wait("run", dict(self.config.extra),
+                                             timeout=self.run_timeout)
 
     async def _cancel_on_panic(self, scope: anyio.CancelScope) -> None:
         await self._panicked.wait()

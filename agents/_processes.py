@@ -119,9 +119,12 @@ class AgentProcesses:
         self._group: TaskGroup | None = None
 
     def launch(self, node: str, host: AgentHost) -> None:
-        """Start ``node``'s agent process as soon as its agent server listens."""
+        """Start ``node``'s agent process as soon as its agent server listens; ``{site}``
+        and ``{agent_id}`` in the command's arguments become the node's name and agent id."""
         assert self._group is not None, "launch() outside 'async with'"
-        self._group.start_soon(_launch, self.argv, node, host, self.processes)
+        argv = [arg.replace("{site}", node).replace("{agent_id}", host.agent.agent_id)
+                for arg in self.argv]
+        self._group.start_soon(_launch, argv, node, host, self.processes)
 
     async def __aenter__(self) -> AgentProcesses:
         self._group = anyio.create_task_group()

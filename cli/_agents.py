@@ -26,8 +26,9 @@ T = TypeVar("T")
 BuildExecutor = Callable[[Mapping[str, Any]], SyncAlgorithmExecutor]
 
 AgentCommand = Annotated[str | None, typer.Option(
-    "--agent-command", help="Run each node's local steps in an external agent process: "
-    "this command, started once per node (e.g. \"python examples/trainer.py\").")]
+    "--agent-command", help="Run each node's local work in an external agent process: "
+    "this command, started once per node (e.g. \"python examples/trainer.py\"); {site} "
+    "and {agent_id} in it become the node's name and its agent id.")]
 
 
 async def run_with_agents(config: Config, executors: Mapping[str, SyncAlgorithmExecutor],

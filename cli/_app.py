@@ -27,6 +27,7 @@ from ._agents import AgentCommand, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
+from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import run_processes
@@ -111,6 +112,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
 
 for _name in LEARNING:
     simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_learning)
+simulate_app.command("fedavg", help=ALGORITHMS["fedavg"].help)(simulate_fedavg)
 
 
 @simulate_app.command("push-sum", help=ALGORITHMS["push-sum"].help)

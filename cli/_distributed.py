@@ -59,7 +59,7 @@ from . import _render as render
 from ._agents import AgentCommand, agent_lines, serve_with_agent
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
-from ._jobs import Job, build_executors, load_job, report_job
+from ._jobs import Job, build_controller, build_executors, load_job, report_job
 from ._options import Force
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
@@ -90,6 +90,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                force: Force = False) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
+    workflow = build_controller(job)
     out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
@@ -104,12 +105,12 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
         try:
             result = _run_async(lambda: serve_controller(
                 job.config, job.spec(), transport, join_timeout=join_timeout,
-                on_listening=listening))
+                on_listening=listening, controller=workflow))
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
                                       job.config, {}, out_dir)
             raise typer.Exit(EXIT_CODE) from None
-    report_job(result, job, out_dir)
+    report_job(result, job, out_dir, workflow)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)

@@ -44,5 +44,5 @@ ExtraParams = Annotated[list[str] | None, typer.Option(
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Write into a non-empty --out: its summary.json and *.png are removed "
-    "first (other files are kept).")]
+    "--force", help="Write into a non-empty --out: its summary.json, *.png and "
+    "global_weights.npz are removed first (other files are kept).")]

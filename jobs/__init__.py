@@ -15,6 +15,14 @@ from ._consensus import (
     report_consensus,
 )
 from ._errors import JobError, no_unknown, parse_file
+from ._fedavg import (
+    fedavg_config,
+    fedavg_controller,
+    fedavg_executors,
+    initial_weights,
+    load_weights,
+    report_fedavg,
+)
 from ._job import MAX_SYNC_TIMEOUT, Job, load_job
 from ._learning import (
     agent_learning_executors,
@@ -34,6 +42,7 @@ from ._registry import (
     ALGORITHMS,
     LEARNING,
     AlgorithmSpec,
+    build_controller,
     build_executors,
     parse_extra,
     report_job,
@@ -50,6 +59,7 @@ __all__ = [
     "JobError",
     "Table",
     "agent_learning_executors",
+    "build_controller",
     "build_executors",
     "build_network",
     "build_problem",
@@ -57,12 +67,17 @@ __all__ = [
     "claim_out",
     "consensus_executors",
     "consensus_metrics",
+    "fedavg_config",
+    "fedavg_controller",
+    "fedavg_executors",
     "in_process_timeout",
+    "initial_weights",
     "learning_config",
     "learning_executors",
     "learning_metrics",
     "load_job",
     "load_network",
+    "load_weights",
     "no_unknown",
     "node_accuracy",
     "parse_extra",
@@ -72,6 +87,7 @@ __all__ = [
     "push_sum_executors",
     "push_sum_metrics",
     "report_consensus",
+    "report_fedavg",
     "report_job",
     "report_learning",
     "report_push_sum",

@@ -15,7 +15,7 @@ import numpy as np
 from ._errors import JobError
 
 INDENT_LIMIT = 1_000_000
-RESULT_FILES = ("summary.json", "*.png", "network.json", "topology.json")
+RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json")
 """What a run (or `peerflow topology`) writes in --out; ``--force`` removes these first,
 so none is left stale."""
 
