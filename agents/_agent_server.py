@@ -1,8 +1,10 @@
 """The node side of an agent link: listen, admit the agent with the right id, relay tasks.
 
-One ``AgentServer`` per node. It listens on its own TCP address; the first
-message of a connection must be a hello carrying the expected ``agent_id``,
-otherwise the connection is refused with the reason on both sides. Only one
+One ``AgentServer`` per node. It listens on its own TCP address (mutual TLS
+with the site's startup kit in secure mode, see ``_agent_tls``); the first
+message of a connection must be a hello carrying the expected ``agent_id`` (and,
+in secure mode, the site's trainer certificate must come with it), otherwise the
+connection is refused with the reason on both sides. Only one
 connection is live at a time; when it drops, the agent may reconnect within
 ``heartbeat_timeout`` and an open task is sent again if the agent lost it.
 
@@ -20,20 +22,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import ssl
 import time
+import uuid
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+from anyio.streams.tls import TLSAttribute, TLSStream
 
-from peerflow.transport import Envelope, new_message_id
+from peerflow.transport import Envelope, Hello, new_message_id
 
 from . import _agent_protocol as proto
 from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, Task
 from ._agent_task import OpenTask
+from ._agent_tls import AgentTls
 from ._states import Conversation, Message, Role
 
 logger = logging.getLogger("peerflow.agents")
@@ -48,9 +55,12 @@ class AgentServer:
         agent_id: the id the agent must present.
         listen: where to listen, ``"host:port"``; port 0 picks a free port.
         settings: the waits and bounds; NVFlare's defaults when None.
+        tls: secure mode: the site's ``AgentTls``, or a folder holding the site's startup
+            kit (loaded by ``serve`` for the node's name); None: plain TCP.
 
     Attributes:
         node: the node this server belongs to (set by ``serve``).
+        run: the run an agent's link is bound to (set by ``serve``).
         address: ``(host, port)`` once listening.
         metrics: what the agent logged with ``log_metric``, in order.
         refused: why each refused connection was refused.
@@ -58,13 +68,17 @@ class AgentServer:
     """
 
     def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0",
-                 settings: LinkSettings | None = None) -> None:
+                 settings: LinkSettings | None = None, *,
+                 tls: AgentTls | str | Path | None = None) -> None:
         if not agent_id:
             raise ValueError("an agent needs a non-empty agent_id")
         self.agent_id = agent_id
         self.listen = parse_address(listen)
         self.settings = settings or LinkSettings()
+        self.tls = tls
         self.node = ""
+        self.run = ""
+        self.peer: str | None = None  # the connected agent's address
         self.address: tuple[str, int] | None = None
         self.metrics: list[Any] = []
         self.refused: list[str] = []
@@ -81,14 +95,21 @@ class AgentServer:
         self._open: OpenTask | None = None
 
     # -- serving ----------------------------------------------------------
-    async def serve(self, node: str, *,
+    async def serve(self, node: str, run: str | None = None, *,
                     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen for the agent until cancelled; report the address once listening.
+        """Listen for ``node``'s agent until cancelled; report the address once listening.
+
+        Args:
+            node: the node (site) this server belongs to.
+            run: the run agents are bound to (None: a fresh one).
 
         Raises:
             OSError: cannot listen on the address.
+            AgentKitError: secure mode, and the site's startup kit is missing or broken.
         """
-        self.node = node
+        self.node, self.run = node, run or uuid.uuid4().hex
+        if self.tls is not None and not isinstance(self.tls, AgentTls):
+            self.tls = AgentTls.load(self.tls, node)
         async with await handshake.listen(self.listen, node, self.agent_id) as listener:
             self.address = tuple(listener.extra(SocketAttribute.local_address)[:2])
             self._listening.set()
@@ -141,23 +162,38 @@ class AgentServer:
         return str(self._gone(f"has not answered task {open_task.task.name!r} "
                               f"({open_task.progress(self._heard_at)})"))
 
+    @property
+    def dial_address(self) -> tuple[str, int] | None:
+        """Where the agent dials: the listening address, by the kit's host in secure mode."""
+        if self.address is None or not isinstance(self.tls, AgentTls):
+            return self.address
+        return self.tls.host, self.address[1]
+
     def status(self) -> dict[str, Any]:
-        """One row for ``peerflow status``: which node, connected since, last heartbeat."""
+        """One row for ``peerflow status``: which agent is connected to which node, from
+        where, over TLS or not, since when, and its last heartbeat."""
         return {"node": self.node, "agent_id": self.agent_id,
                 "address": format_address(self.address),
+                "secure": self.tls is not None, "peer": self.peer,
                 "connected": self._link is not None, "connected_since": self.connected_since,
                 "last_heartbeat": self.last_heartbeat,
                 "task": None if self._open is None else self._open.task.name,
                 "refused": len(self.refused), "metrics": len(self.metrics)}
 
     async def _on_connection(self, stream: ByteStream) -> None:
-        link, wire = Link(stream), Conversation(Role.NODE)
+        remote = format_address(stream.extra(SocketAttribute.remote_address)[:2])
+        secured = await self._secure(stream, remote)
+        if secured is None:
+            return
+        link, wire = Link(secured[0]), Conversation(Role.NODE)
         try:
-            request, refusal = await handshake.answer(link, wire, self.node, self.agent_id,
-                                                      self.settings, self._link is not None)
+            request, refusal = await handshake.answer(
+                link, wire, self.node, self.agent_id, self.run, self.settings,
+                self._link is not None, secured[1])
             if refusal is not None:
                 self.refused.append(refusal)
             if request is not None:
+                self.peer = remote
                 self._attach(link, request)
                 why = "the node stopped"
                 try:
@@ -170,19 +206,40 @@ class AgentServer:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
 
-    def _attach(self, link: Link, request: Envelope) -> None:
+    async def _secure(self, stream: ByteStream,
+                      remote: str) -> tuple[ByteStream, str | None] | None:
+        """Secure mode: the TLS handshake, and why the trainer's certificate is refused
+        (None: admitted). None if the TLS handshake failed (refused and logged)."""
+        tls = self.tls
+        if not isinstance(tls, AgentTls):
+            return stream, None
+        try:
+            with anyio.fail_after(self.settings.heartbeat_timeout):
+                secure = await TLSStream.wrap(stream, server_side=True, ssl_context=tls.context,
+                                              standard_compatible=False)
+        except (TimeoutError, ssl.SSLError, *handshake.LOST) as exc:
+            reason = (f"node {self.node!r} refused a connection from {remote}: "
+                      f"{handshake.tls_failure(exc)}")
+            logger.warning("%s", reason)
+            self.refused.append(reason)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return None
+        return secure, tls.refusal(secure.extra(TLSAttribute.peer_certificate))
+
+    def _attach(self, link: Link, request: Hello) -> None:
         self._link, self.connected_since, self._goodbye = link, time.time(), None
         self._heard()
         self._lost = None
         self._notify()
         logger.info("agent %r connected to node %r", self.agent_id, self.node)
         open_task = self._open
-        if open_task is not None and request.body.get("task") != open_task.task.id:
+        if open_task is not None and request.settings.get("task") != open_task.task.id:
             link.send_frame(open_task.frame)  # the agent lost it: a new process, say
 
     def _detach(self, link: Link, why: str) -> None:
         if self._link is link:
-            self._link, self.connected_since = None, None
+            self._link, self.connected_since, self.peer = None, None, None
             self._left = (f"its link ended: {why}" if self._goodbye is None
                           else f"it stopped ({self._goodbye})")
             logger.info("agent %r left node %r: %s", self.agent_id, self.node, why)
