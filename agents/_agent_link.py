@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ByteStream
+from anyio.streams.tls import TLSAttribute
 
 from peerflow.transport import (
     DEFAULT_MAX_FRAME,
@@ -120,6 +121,11 @@ class Link:
         self._queue, self._outgoing = anyio.create_memory_object_stream[bytes | None](math.inf)
         self._ended: str | None = None
         self.last_received = anyio.current_time()
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection is TLS."""
+        return self._stream.extra(TLSAttribute.ssl_object, None) is not None
 
     def send(self, envelope: Envelope) -> None:
         """Queue ``envelope`` for the writer.

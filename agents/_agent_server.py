@@ -116,6 +116,16 @@ class AgentServer:
             task_status.started(self.address)
             await listener.serve(self._on_connection)
 
+    def secure(self, tls: AgentTls | str | Path) -> None:
+        """Serve in secure mode with the site's ``AgentTls`` or startup kit folder.
+
+        Raises:
+            RuntimeError: the server listens already.
+        """
+        if self.address is not None:
+            raise RuntimeError(f"the agent server of node {self.node!r} listens already")
+        self.tls = tls
+
     async def wait_listening(self) -> tuple[str, int]:
         """Return the address once the server listens."""
         await self._listening.wait()

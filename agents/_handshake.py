@@ -115,8 +115,12 @@ async def greet(link: Link, agent_id: str, task_id: str | None,
             wire.handshake(Message.REFUSAL)
             raise
         wire.handshake(Message.WELCOME)
-    except ssl.SSLError as exc:  # the node refused our certificate
+    except (ssl.SSLError, anyio.EndOfStream) as exc:
         await _close(link)
+        if not link.secure:
+            raise
+        # Over TLS, a node that ends the connection before its welcome refused our certificate
+        # (the TLS alert saying so is not always delivered).
         raise _tls_refusal(None, exc) from exc
     except BaseException:
         await _close(link)
@@ -174,16 +178,18 @@ def tls_failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no TLS handshake in time"
     if not isinstance(exc, ssl.SSLError):
-        return f"the connection ended during the TLS handshake ({type(exc).__name__})"
+        return ("the connection ended during the TLS handshake (the trainer refused this "
+                "node's certificate, or is no trainer)")
     why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
     if exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
         return f"it does not speak TLS ({why}): a trainer needs secure mode"
     return f"its TLS certificate failed: {why}"
 
 
-def _tls_refusal(address: tuple[str, int] | None, exc: ssl.SSLError) -> AgentRefused:
+def _tls_refusal(address: tuple[str, int] | None, exc: Exception) -> AgentRefused:
     where = "the node" if address is None else f"the node at {format_address(address)}"
-    why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+    why = (getattr(exc, "verify_message", None) or getattr(exc, "reason", None)
+           or "the node closed the connection: it refused this trainer's certificate")
     return AgentRefused(f"TLS with {where} failed: {why} (secure mode needs the site's "
                         "startup kit from the node's project, for the host dialed)")
 

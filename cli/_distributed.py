@@ -44,6 +44,7 @@ from peerflow.actors import (
     serve_controller,
     serve_node,
 )
+from peerflow.agents import AgentKitError, AgentTls
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
@@ -56,7 +57,7 @@ from peerflow.transport import (
 )
 
 from . import _render as render
-from ._agents import AgentCommand, agent_lines, serve_with_agent
+from ._agents import AgentCommand, AgentTlsKits, agent_lines, serve_with_agent
 from ._errors import CliInputError
 from ._interrupt import Interrupted, run_async
 from ._jobs import Job, build_executors, load_job, report_job
@@ -120,15 +121,20 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
              "--controller", help="HOST:PORT of the controller.")],
          listen: Listen = "127.0.0.1:0", tls: Tls = None,
          join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None,
-         secret_file: SecretFile = None) -> None:
+         agent_tls: AgentTlsKits = None, secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
+    if agent_tls is not None:
+        if not agent_command:
+            raise CliInputError("--agent-tls is for the agent links of --agent-command")
+        _check_kit(agent_tls, name)
     transport = _transport(listen, name, tls, secret_file, join_timeout,
                            connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
-        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build)
+        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build,
+                                                      tls=agent_tls)
                              if agent_command else serve(build))
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
@@ -279,6 +285,14 @@ def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | Non
         raise CliInputError(f"{exc}") from exc
     assert isinstance(transport, NetworkTransport)
     return transport
+
+
+def _check_kit(folder: Path, site: str) -> None:
+    """Refuse a ``--agent-tls`` folder without a valid startup kit of ``site``."""
+    try:
+        AgentTls.load(folder, site)
+    except AgentKitError as exc:
+        raise CliInputError(f"--agent-tls: {exc}") from exc
 
 
 def _check_address(address: str, option: str) -> None:
