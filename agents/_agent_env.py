@@ -7,7 +7,7 @@ import ssl
 
 from ._agent_link import format_address
 from ._agent_server import AgentServer
-from ._agent_tls import AgentTls, trainer_tls_context
+from ._agent_tls import trainer_tls_context
 
 ADDRESS_ENV = "PEERFLOW_AGENT_ADDRESS"
 AGENT_ID_ENV = "PEERFLOW_AGENT_ID"
@@ -26,9 +26,10 @@ def agent_environment(server: AgentServer) -> dict[str, str]:
     """
     if server.address is None:
         raise RuntimeError(f"the agent server of node {server.node!r} is not listening yet")
-    env = {ADDRESS_ENV: format_address(server.dial_address), AGENT_ID_ENV: server.agent_id,
+    env = {ADDRESS_ENV: format_address(server.address), AGENT_ID_ENV: server.agent_id,
            NODE_ENV: server.node, HEARTBEAT_TIMEOUT_ENV: repr(server.settings.heartbeat_timeout)}
-    if isinstance(server.tls, AgentTls):
+    if server.tls is not None:  # the trainer dials the host its kit names
+        env[ADDRESS_ENV] = format_address((server.tls.host, server.address[1]))
         env[WORKSPACE_ENV] = str(server.tls.kit.folder.parent)
     return env
 

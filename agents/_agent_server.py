@@ -1,12 +1,11 @@
 """The node side of an agent link: listen, admit the agent with the right id, relay tasks.
 
 One ``AgentServer`` per node. It listens on its own TCP address (mutual TLS
-with the site's startup kit in secure mode, see ``_agent_tls``); the first
-message of a connection must be a hello carrying the expected ``agent_id`` (and,
-in secure mode, the site's trainer certificate must come with it), otherwise the
-connection is refused with the reason on both sides. Only one
-connection is live at a time; when it drops, the agent may reconnect within
-``heartbeat_timeout`` and an open task is sent again if the agent lost it.
+with the site's startup kit in secure mode, see ``_agent_tls``); a connection
+must say hello with the expected ``agent_id`` (in secure mode, with the site's
+trainer certificate), otherwise it is refused with the reason on both sides.
+Only one connection is live at a time; when it drops, the agent may reconnect
+within ``heartbeat_timeout`` and an open task is sent again if the agent lost it.
 
 ``run_task`` hands one task to the agent and returns its result's data. Every
 wait in it has a bound: the agent must be connected within ``heartbeat_timeout``;
@@ -22,23 +21,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import ssl
 import time
 import uuid
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
-from anyio.streams.tls import TLSAttribute, TLSStream
 
 from peerflow.transport import Envelope, Hello, new_message_id
 
 from . import _agent_protocol as proto
 from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
-from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, Task
+from ._agent_protocol import AgentError, AgentGone, Task
 from ._agent_task import OpenTask
 from ._agent_tls import AgentTls
 from ._states import Conversation, Message, Role
@@ -55,8 +51,7 @@ class AgentServer:
         agent_id: the id the agent must present.
         listen: where to listen, ``"host:port"``; port 0 picks a free port.
         settings: the waits and bounds; NVFlare's defaults when None.
-        tls: secure mode: the site's ``AgentTls``, or a folder holding the site's startup
-            kit (loaded by ``serve`` for the node's name); None: plain TCP.
+        tls: secure mode: the site's ``AgentTls`` (``AgentTls.load``); None: plain TCP.
 
     Attributes:
         node: the node this server belongs to (set by ``serve``).
@@ -69,7 +64,7 @@ class AgentServer:
 
     def __init__(self, agent_id: str, listen: str | tuple[str, int] = "127.0.0.1:0",
                  settings: LinkSettings | None = None, *,
-                 tls: AgentTls | str | Path | None = None) -> None:
+                 tls: AgentTls | None = None) -> None:
         if not agent_id:
             raise ValueError("an agent needs a non-empty agent_id")
         self.agent_id = agent_id
@@ -97,33 +92,22 @@ class AgentServer:
     # -- serving ----------------------------------------------------------
     async def serve(self, node: str, run: str | None = None, *,
                     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen for ``node``'s agent until cancelled; report the address once listening.
-
-        Args:
-            node: the node (site) this server belongs to.
-            run: the run agents are bound to (None: a fresh one).
+        """Listen for ``node``'s agent, bound to ``run`` (None: a fresh one), until
+        cancelled; report the address once listening.
 
         Raises:
             OSError: cannot listen on the address.
-            AgentKitError: secure mode, and the site's startup kit is missing or broken.
         """
         self.node, self.run = node, run or uuid.uuid4().hex
-        if self.tls is not None and not isinstance(self.tls, AgentTls):
-            self.tls = AgentTls.load(self.tls, node)
         async with await handshake.listen(self.listen, node, self.agent_id) as listener:
             self.address = tuple(listener.extra(SocketAttribute.local_address)[:2])
             self._listening.set()
             task_status.started(self.address)
             await listener.serve(self._on_connection)
 
-    def secure(self, tls: AgentTls | str | Path) -> None:
-        """Serve in secure mode with the site's ``AgentTls`` or startup kit folder.
-
-        Raises:
-            RuntimeError: the server listens already.
-        """
-        if self.address is not None:
-            raise RuntimeError(f"the agent server of node {self.node!r} listens already")
+    def secure(self, tls: AgentTls) -> None:
+        """Serve in secure mode (see ``tls``); only before ``serve``."""
+        assert self.address is None, "secure() once the server listens"
         self.tls = tls
 
     async def wait_listening(self) -> tuple[str, int]:
@@ -134,8 +118,7 @@ class AgentServer:
 
     async def say_goodbye(self, reason: str, *, aborted: bool = False) -> None:
         """Tell a connected agent the job is over (or aborted); best effort, within 1 s."""
-        link = self._link
-        if link is None:
+        if (link := self._link) is None:
             return
         with anyio.move_on_after(1.0, shield=True), contextlib.suppress(handshake.LOST):
             await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
@@ -172,13 +155,6 @@ class AgentServer:
         return str(self._gone(f"has not answered task {open_task.task.name!r} "
                               f"({open_task.progress(self._heard_at)})"))
 
-    @property
-    def dial_address(self) -> tuple[str, int] | None:
-        """Where the agent dials: the listening address, by the kit's host in secure mode."""
-        if self.address is None or not isinstance(self.tls, AgentTls):
-            return self.address
-        return self.tls.host, self.address[1]
-
     def status(self) -> dict[str, Any]:
         """One row for ``peerflow status``: which agent is connected to which node, from
         where, over TLS or not, since when, and its last heartbeat."""
@@ -192,14 +168,16 @@ class AgentServer:
 
     async def _on_connection(self, stream: ByteStream) -> None:
         remote = format_address(stream.extra(SocketAttribute.remote_address)[:2])
-        secured = await self._secure(stream, remote)
-        if secured is None:
-            return
-        link, wire = Link(secured[0]), Conversation(Role.NODE)
+        secured, refusal = ((stream, None) if self.tls is None else
+                            await self.tls.accept(stream, self.settings.heartbeat_timeout))
+        if secured is None:  # the TLS handshake failed
+            self.refused.append(f"node {self.node!r} refused a connection from {remote}: {refusal}")
+            return logger.warning("%s", self.refused[-1])
+        link, wire = Link(secured), Conversation(Role.NODE)
         try:
             request, refusal = await handshake.answer(
                 link, wire, self.node, self.agent_id, self.run, self.settings,
-                self._link is not None, secured[1])
+                self._link is not None, refusal)
             if refusal is not None:
                 self.refused.append(refusal)
             if request is not None:
@@ -215,27 +193,6 @@ class AgentServer:
         finally:
             with anyio.CancelScope(shield=True):
                 await link.aclose()
-
-    async def _secure(self, stream: ByteStream,
-                      remote: str) -> tuple[ByteStream, str | None] | None:
-        """Secure mode: the TLS handshake, and why the trainer's certificate is refused
-        (None: admitted). None if the TLS handshake failed (refused and logged)."""
-        tls = self.tls
-        if not isinstance(tls, AgentTls):
-            return stream, None
-        try:
-            with anyio.fail_after(self.settings.heartbeat_timeout):
-                secure = await TLSStream.wrap(stream, server_side=True, ssl_context=tls.context,
-                                              standard_compatible=False)
-        except (TimeoutError, ssl.SSLError, *handshake.LOST) as exc:
-            reason = (f"node {self.node!r} refused a connection from {remote}: "
-                      f"{handshake.tls_failure(exc)}")
-            logger.warning("%s", reason)
-            self.refused.append(reason)
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            return None
-        return secure, tls.refusal(secure.extra(TLSAttribute.peer_certificate))
 
     def _attach(self, link: Link, request: Hello) -> None:
         self._link, self.connected_since, self._goodbye = link, time.time(), None
@@ -278,17 +235,9 @@ class AgentServer:
         elif message is Message.TAKEN:
             open_task.take()
         else:
-            self._on_result(open_task, *proto.read_result(envelope))
-
-    def _on_result(self, open_task: OpenTask, rc: str, data: Any) -> None:
-        self.answered += 1
-        if rc == RC.OK:
-            open_task.settle(data)
-            return
-        detail = f": {data}" if isinstance(data, str) and data else ""
-        open_task.settle(failure=AgentFailed(
-            f"agent {self.agent_id!r} of node {self.node!r} returned {rc} for task "
-            f"{open_task.task.name!r}{detail}"))
+            self.answered += 1
+            open_task.answer(*proto.read_result(envelope),
+                             who=f"agent {self.agent_id!r} of node {self.node!r}")
 
     def _on_agent_stop(self, reason: str) -> None:
         self._goodbye = reason
@@ -314,24 +263,13 @@ class AgentServer:
         frame = encode_frame(proto.task_message(self.node, self.agent_id, task))
         await self._wait_for_agent()
         open_task = self._open = OpenTask(task, frame)
-        settings = self.settings
-        wait = math.inf if settings.task_wait_time is None else settings.task_wait_time
-        take, done = (open_task.sent_at + min(settings.read_timeout, wait),
-                      open_task.sent_at + wait)
-        watch = partial(self._watch, open_task)
-        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
         try:
-            if not await open_task.deliver(partial(self._send_open, open_task), take,
-                                           settings.resend_interval, settings.max_resends,
-                                           watch, period):
-                raise self._gone(f"did not receive task {name!r} after "
-                                 f"{settings.max_resends} resends")
-            if not await open_task.wait(open_task.taken, take, watch, period):
-                raise self._late(open_task, "did not take", min(settings.read_timeout, wait))
-            if not await open_task.wait(open_task.done, done, watch, period):
-                raise self._late(open_task, "gave no result for", wait)
+            late = await open_task.follow(self.settings, partial(self._send_open, open_task),
+                                          partial(self._watch, open_task))
         finally:
             self._open = None
+        if late is not None:
+            raise self._gone(f"{late} ({open_task.progress(self._heard_at)})")
         if open_task.failure is not None:
             raise open_task.failure
         return open_task.result
@@ -351,10 +289,6 @@ class AgentServer:
         if self._link is not None:  # else it goes out when the agent reconnects
             with contextlib.suppress(anyio.ClosedResourceError):
                 self._link.send_frame(open_task.frame)
-
-    def _late(self, open_task: OpenTask, what: str, bound: float) -> AgentGone:
-        return self._gone(f"{what} task {open_task.task.name!r} within {bound:g} s "
-                          f"({open_task.progress(self._heard_at)})")
 
     def _watch(self, open_task: OpenTask) -> None:
         """Fail the task if the agent has been silent for ``heartbeat_timeout``."""

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+from anyio.abc import ByteStream
+from anyio.streams.tls import TLSAttribute, TLSStream
+
 from peerflow.transport import TRAINER_ROLE, StartupKit, TlsConfigError, certificate_subject
 
 from ._agent_protocol import AgentError
@@ -77,6 +81,24 @@ class AgentTls:
         except TlsConfigError as exc:
             raise AgentKitError(f"secure agent link of site {site!r}: {exc}") from exc
 
+    async def accept(self, stream: ByteStream,
+                     timeout: float) -> tuple[ByteStream | None, str | None]:
+        """The TLS handshake with a dialer, within ``timeout`` seconds.
+
+        Returns the secured stream and why its certificate is refused (None: admitted),
+        or None and why the handshake failed (the stream is then closed).
+        """
+        try:
+            with anyio.fail_after(timeout):
+                secure = await TLSStream.wrap(stream, server_side=True, ssl_context=self.context,
+                                              standard_compatible=False)
+        except (TimeoutError, ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError,
+                OSError) as exc:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return None, _failure(exc)
+        return secure, self.refusal(secure.extra(TLSAttribute.peer_certificate))
+
     def refusal(self, peercert: dict[str, Any] | None) -> str | None:
         """Why a trainer presenting ``peercert`` (verified by TLS) is refused; None: admitted."""
         name, role = certificate_subject(peercert)
@@ -90,3 +112,15 @@ class AgentTls:
             return f"its certificate is site {name!r}'s trainer's, not site {self.site!r}'s"
         return None
 
+
+def _failure(exc: BaseException) -> str:
+    """What a failed TLS handshake of a trainer says, for the node's refusal."""
+    if isinstance(exc, TimeoutError):
+        return "no TLS handshake in time"
+    if not isinstance(exc, ssl.SSLError):
+        return ("the connection ended during the TLS handshake (the trainer refused this "
+                "node's certificate, or is no trainer)")
+    why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+    if exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
+        return f"it does not speak TLS ({why}): a trainer needs secure mode"
+    return f"its TLS certificate failed: {why}"

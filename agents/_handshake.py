@@ -173,19 +173,6 @@ def refused(error: BaseException) -> bool:
         error.__cause__, ConnectionRefusedError)
 
 
-def tls_failure(exc: BaseException) -> str:
-    """What a failed TLS handshake of a trainer says, for the node's refusal."""
-    if isinstance(exc, TimeoutError):
-        return "no TLS handshake in time"
-    if not isinstance(exc, ssl.SSLError):
-        return ("the connection ended during the TLS handshake (the trainer refused this "
-                "node's certificate, or is no trainer)")
-    why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-    if exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
-        return f"it does not speak TLS ({why}): a trainer needs secure mode"
-    return f"its TLS certificate failed: {why}"
-
-
 def _tls_refusal(address: tuple[str, int] | None, exc: Exception) -> AgentRefused:
     where = "the node" if address is None else f"the node at {format_address(address)}"
     why = (getattr(exc, "verify_message", None) or getattr(exc, "reason", None)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from anyio.abc import TaskGroup
@@ -78,9 +77,9 @@ class TaskExchanger(AgentHost):
         resend_interval: seconds between sends of a task not yet received.
         max_resends: how many times a task is sent again (None: no limit).
         sync_timeout: seconds to wait for neighbours' values in ``exchange``.
-        tls: secure mode: the site's ``AgentTls``, or a folder holding the site's startup
-            kit (``provision`` output, the site's folder or a trainer workspace), loaded
-            for this node's name when it starts; None: plain TCP.
+        tls: secure mode: the site's ``AgentTls``, e.g. ``AgentTls.load(kits, "site-1")``
+            (``kits``: the provision output, the site's folder or its startup folder);
+            None: plain TCP.
 
     Raises:
         ValueError: a bad address, an empty agent_id or a non-positive time.
@@ -90,7 +89,7 @@ class TaskExchanger(AgentHost):
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 60.0,
                  peer_read_timeout: float | None = None, task_wait_time: float | None = None,
                  resend_interval: float = 2.0, max_resends: int | None = None,
-                 sync_timeout: float = 10.0, tls: AgentTls | str | Path | None = None) -> None:
+                 sync_timeout: float = 10.0, tls: AgentTls | None = None) -> None:
         super().__init__(sync_timeout=sync_timeout)
         settings = LinkSettings(heartbeat_interval, heartbeat_timeout, peer_read_timeout,
                                 task_wait_time, resend_interval, max_resends)

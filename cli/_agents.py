@@ -18,7 +18,7 @@ import typer
 
 import peerflow
 from peerflow.actors import Config, ConfigError, RunResult, SyncAlgorithmExecutor
-from peerflow.agents import AgentHost, AgentKitError, AgentProcesses
+from peerflow.agents import AgentHost, AgentKitError, AgentProcesses, AgentTls
 from peerflow.transport import run_loop
 
 from ._errors import CliInputError
@@ -69,6 +69,21 @@ async def serve_with_agent(command: str | Sequence[str], node: str,
             return executor
 
         return await serve(build_host)
+
+
+def check_agent_tls(kits: Path | None, command: str | None, *sites: str) -> None:
+    """Refuse ``--agent-tls`` without ``--agent-command``, or without each site's kit.
+
+    Raises:
+        CliInputError: naming the missing or broken kit file.
+    """
+    if kits is not None and not command:
+        raise CliInputError("--agent-tls is for the agent links of --agent-command")
+    for site in sites if kits is not None else ():
+        try:
+            AgentTls.load(kits, site)
+        except AgentKitError as exc:
+            raise CliInputError(f"--agent-tls: {exc}") from exc
 
 
 def simulate_with_agents(config: Config, executors: Mapping[str, SyncAlgorithmExecutor],

@@ -23,7 +23,7 @@ from peerflow.jobs import ALGORITHMS, LEARNING, Job, JobError, build_network, in
 
 from . import _options as opt
 from . import _render as render
-from ._agents import AgentCommand, AgentTlsKits, simulate_with_agents
+from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
@@ -77,13 +77,12 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       force: opt.Force = False) -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
-    if agent_tls is not None and not agent_command:
-        raise CliInputError("--agent-tls is for the agent links of --agent-command")
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
     task = jobs.build_problem(problem, len(graph.nodes), seed)
     config = jobs.learning_config(graph, task, iterations, stepsize,
                                   jobs.parse_extra(algorithm, extra or []))
+    check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
     executors = jobs.learning_executors(algorithm, task, graph, sync_timeout,
                                         agents=bool(agent_command),

@@ -44,7 +44,6 @@ from peerflow.actors import (
     serve_controller,
     serve_node,
 )
-from peerflow.agents import AgentKitError, AgentTls
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
@@ -57,7 +56,13 @@ from peerflow.transport import (
 )
 
 from . import _render as render
-from ._agents import AgentCommand, AgentTlsKits, agent_lines, serve_with_agent
+from ._agents import (
+    AgentCommand,
+    AgentTlsKits,
+    agent_lines,
+    check_agent_tls,
+    serve_with_agent,
+)
 from ._errors import CliInputError
 from ._interrupt import Interrupted, run_async
 from ._jobs import Job, build_executors, load_job, report_job
@@ -124,10 +129,7 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
          agent_tls: AgentTlsKits = None, secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
-    if agent_tls is not None:
-        if not agent_command:
-            raise CliInputError("--agent-tls is for the agent links of --agent-command")
-        _check_kit(agent_tls, name)
+    check_agent_tls(agent_tls, agent_command, name)
     transport = _transport(listen, name, tls, secret_file, join_timeout,
                            connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
@@ -285,14 +287,6 @@ def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | Non
         raise CliInputError(f"{exc}") from exc
     assert isinstance(transport, NetworkTransport)
     return transport
-
-
-def _check_kit(folder: Path, site: str) -> None:
-    """Refuse a ``--agent-tls`` folder without a valid startup kit of ``site``."""
-    try:
-        AgentTls.load(folder, site)
-    except AgentKitError as exc:
-        raise CliInputError(f"--agent-tls: {exc}") from exc
 
 
 def _check_address(address: str, option: str) -> None:

@@ -9,7 +9,8 @@ from ._frames import FrameDecoder, framed
 from ._guard import Guard, OverLimit
 from ._handshake import MAX_HANDSHAKE, Gate, HandshakeError, Hello, Welcome, admit
 from ._loop import loop_options, run_loop
-from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
+from ._project import Project, ProvisionError, load_project, project_from_dict
+from ._provision import provision
 from ._select import Address, create_transport, parse_address
 from ._startup import STARTUP_FOLDER, StartupKit
 from .abc import (

@@ -21,6 +21,7 @@ from peerflow.agents import (
     AsyncAgent,
     LinkSettings,
     TaskExchanger,
+    agent_environment,
     agent_status,
     trainer_tls_context,
 )
@@ -89,14 +90,17 @@ def test_a_trainer_without_a_kit_is_told_which_file_is_missing(tmp_path: Path,
 @pytest.mark.timeout(30)
 async def test_a_job_runs_over_mutual_tls_and_status_says_so(tmp_path: Path, kits: Path) -> None:
     network = metropolis_hastings(path(2))
-    nodes = {n: TaskExchanger(f"{n}-trainer", tls=kits, **HB) for n in network.node_ids}
+    nodes = {n: TaskExchanger(f"{n}-trainer", tls=AgentTls.load(kits, n), **HB)
+             for n in network.node_ids}
     rows: list[dict[str, Any]] = []
 
     async def trainer(site: str) -> None:
         node = nodes[site]
         await node.agent.wait_listening()
         context = trainer_tls_context(workspace(tmp_path, kits, site), site)
-        async with AsyncAgent(node.agent.dial_address, node.agent.agent_id,
+        address = agent_environment(node.agent)["PEERFLOW_AGENT_ADDRESS"]
+        assert address.startswith("localhost:")  # the host the kit's certificate names
+        async with AsyncAgent(address, node.agent.agent_id,
                               ssl_context=context, heartbeat_timeout=1.0) as agent:
             task = await agent.get_task()
             assert task is not None
@@ -120,7 +124,7 @@ async def test_a_job_runs_over_mutual_tls_and_status_says_so(tmp_path: Path, kit
 async def refused_by(kits: Path, context: ssl.SSLContext | None, *,
                      host: str = "localhost") -> tuple[str, AgentServer]:
     """Start site-1's agent server; return why an agent with ``context`` is refused."""
-    server = AgentServer("trainer", settings=LinkSettings(**HB), tls=kits)
+    server = AgentServer("trainer", settings=LinkSettings(**HB), tls=AgentTls.load(kits, "site-1"))
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             port = (await group.start(server.serve, "site-1"))[1]
