@@ -104,7 +104,7 @@ def agent_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     agent, the node's address it connects to, TLS or plain TCP, and from where."""
     return [f"    agent {row['agent_id']:<16} {row['address']:<22} "
             f"{'tls' if row.get('secure') else 'tcp'} "
-            + (f"connected from {row.get('peer')} since {_clock(row['connected_since'])}, "
+            + (f"connected since {_clock(row['connected_since'])} from {row.get('peer')}, "
                f"last heartbeat {_clock(row['last_heartbeat'])}" if row["connected"] else
                f"not connected (last heartbeat {_clock(row['last_heartbeat'])})")
             + (f", task {row['task']!r}" if row.get("task") else "")
