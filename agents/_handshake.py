@@ -67,7 +67,7 @@ def read_welcome(body: bytes | bytearray | memoryview) -> dict[str, Any]:
         HandshakeError: the answer is not a welcome of the agent link.
     """
     try:
-        answer = Welcome.parse(body)  # type: ignore[arg-type]
+        answer = Welcome.parse(body)
     except HandshakeError as exc:
         if exc.refusal is not None:
             raise AgentRefused(exc.refusal) from None
@@ -139,7 +139,7 @@ async def answer(link: Link, wire: Conversation, node: str, agent_id: str, run: 
     """
     try:
         with anyio.fail_after(settings.heartbeat_timeout):
-            request = Hello.parse(await link.receive_frame())  # type: ignore[arg-type]
+            request = Hello.parse(await link.receive_frame())
         reason = (check_hello(request, node, agent_id, run, busy) if refusal is None
                   else f"node {node!r} refused agent {request.node!r}: {refusal}")
         if reason is None:

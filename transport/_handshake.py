@@ -92,7 +92,7 @@ class Hello:
                       "settings": dict(self.settings)})
 
     @classmethod
-    def parse(cls, body: bytes | bytearray) -> Hello:
+    def parse(cls, body: bytes | bytearray | memoryview) -> Hello:
         """Read a dialer's hello frame body.
 
         Raises:
@@ -131,7 +131,7 @@ class Welcome:
                       "settings": dict(self.settings)})
 
     @classmethod
-    def parse(cls, body: bytes | bytearray) -> Welcome:
+    def parse(cls, body: bytes | bytearray | memoryview) -> Welcome:
         """Read the acceptor's answer to a hello.
 
         Raises:
@@ -219,7 +219,7 @@ def _pack(message: dict[str, Any]) -> bytes:
     return frame_prefix(len(body)) + body
 
 
-def _unpack(body: bytes | bytearray, *kinds: str) -> dict[str, Any]:
+def _unpack(body: bytes | bytearray | memoryview, *kinds: str) -> dict[str, Any]:
     check_size(len(body))
     try:
         fields = msgpack.unpackb(body, raw=False, max_str_len=MAX_HANDSHAKE,
