@@ -19,17 +19,18 @@ import contextlib
 import logging
 import math
 import os
+import ssl
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from peerflow.transport import DecodeError, Envelope
+from peerflow.transport import DecodeError, Envelope, HandshakeError
 
 from . import _agent_protocol as proto
 from . import _handshake as handshake
-from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV
+from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV, environment_tls_context
 from ._agent_link import Link, encode_frame, format_address, parse_address
 from ._agent_protocol import RC, AgentClosed, AgentProtocolError, Task
 from ._states import AgentCalls, Call, Conversation, Message, Role, State
@@ -37,7 +38,7 @@ from ._states import AgentCalls, Call, Conversation, Message, Role, State
 logger = logging.getLogger("peerflow.agents")
 
 _RETRY = (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, DecodeError,
-          AgentProtocolError)
+          AgentProtocolError, HandshakeError)
 
 
 class AsyncAgent:
@@ -53,14 +54,17 @@ class AsyncAgent:
             ``$PEERFLOW_AGENT_HEARTBEAT_TIMEOUT`` or 60 s); once admitted, the node's
             heartbeat settings apply to both sides.
         resend_interval: seconds between connection attempts.
+        ssl_context: secure mode: mutual TLS with this context (``trainer_tls_context``);
+            default: from ``$PEERFLOW_AGENT_WORKSPACE`` if set, else plain TCP.
 
     Raises:
         ValueError: no address or agent id, given or in the environment.
+        AgentKitError: ``$PEERFLOW_AGENT_WORKSPACE`` holds no valid startup kit.
     """
 
     def __init__(self, address: str | tuple[str, int] | None = None,
                  agent_id: str | None = None, *, heartbeat_timeout: float | None = None,
-                 resend_interval: float = 0.2) -> None:
+                 resend_interval: float = 0.2, ssl_context: ssl.SSLContext | None = None) -> None:
         address = address or os.environ.get(ADDRESS_ENV)
         self.agent_id = agent_id or os.environ.get(AGENT_ID_ENV, "")
         if not address or not self.agent_id:
@@ -71,7 +75,9 @@ class AsyncAgent:
             os.environ.get(HEARTBEAT_TIMEOUT_ENV, "60"))
         self.heartbeat_interval = self.heartbeat_timeout / 4
         self.resend_interval = resend_interval
+        self.ssl_context = ssl_context or environment_tls_context()
         self.node: str | None = None
+        self.run: str | None = None  # the node's run, once admitted
         self.task: Task | None = None
         self.calls = AgentCalls()
         self._tasks_in: MemoryObjectSendStream[Task] | None = None  # from start() to stop()
@@ -247,7 +253,8 @@ class AsyncAgent:
         while True:
             try:
                 with anyio.fail_after(max(deadline - anyio.current_time(), 0.1)):
-                    return await self._admit(Link(await anyio.connect_tcp(*self.address)))
+                    return await self._admit(await handshake.dial(self.address,
+                                                                  self.ssl_context))
             except _RETRY as exc:
                 error = exc
             if once_admitted and handshake.refused(error):
@@ -260,8 +267,8 @@ class AsyncAgent:
             await anyio.sleep(self.resend_interval)
 
     async def _admit(self, link: Link) -> Link:
-        self._wire, settings = await handshake.greet(link, self.agent_id, self._seen)
-        self.node = str(settings["node"])
+        self._wire, settings = await handshake.greet(link, self.agent_id, self._seen, self.run)
+        self.node, self.run = str(settings["node"]), str(settings["run"])
         self.heartbeat_interval = float(settings["heartbeat_interval"])
         self.heartbeat_timeout = float(settings["heartbeat_timeout"])
         return link

@@ -23,7 +23,7 @@ from peerflow.jobs import ALGORITHMS, LEARNING, Job, JobError, build_network, in
 
 from . import _options as opt
 from . import _render as render
-from ._agents import AgentCommand, simulate_with_agents
+from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
@@ -85,7 +85,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       torch_threads: opt.TorchThreads = 1,
-                      agent_command: AgentCommand = None,
+                      agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       allow_disconnected: opt.AllowDisconnected = False,
                       force: opt.Force = False) -> None:
     """Train a built-in problem with the algorithm named by the command."""
@@ -95,13 +95,14 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     task = jobs.build_problem(problem, len(graph.nodes), seed)
     config = jobs.learning_config(graph, task, iterations, stepsize,
                                   jobs.parse_extra(algorithm, extra or []))
+    check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
     executors = jobs.learning_executors(algorithm, task, graph, sync_timeout,
                                         agents=bool(agent_command),
                                         torch_threads=torch_threads)
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
-                                       on_progress=on_progress,
+                                       on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)

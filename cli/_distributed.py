@@ -56,7 +56,13 @@ from peerflow.transport import (
 )
 
 from . import _render as render
-from ._agents import AgentCommand, agent_lines, serve_with_agent
+from ._agents import (
+    AgentCommand,
+    AgentTlsKits,
+    agent_lines,
+    check_agent_tls,
+    serve_with_agent,
+)
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_controller, build_executors, load_job, report_job
@@ -122,15 +128,17 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
              "--controller", help="HOST:PORT of the controller.")],
          listen: Listen = "127.0.0.1:0", tls: Tls = None,
          join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None,
-         secret_file: SecretFile = None) -> None:
+         agent_tls: AgentTlsKits = None, secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
+    check_agent_tls(agent_tls, agent_command, name)
     transport = _transport(listen, name, tls, secret_file, join_timeout,
                            connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
-        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build)
+        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build,
+                                                      tls=agent_tls)
                              if agent_command else serve(build))
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc

@@ -90,3 +90,10 @@ def test_a_run_result_repr_counts_the_node_results_instead_of_printing_them() ->
     text = repr(result)
     assert text.startswith("RunResult(status='completed', reason=None")
     assert "results=<1000 nodes>" in text and "'total': 1.5" in text and len(text) < 300
+
+
+def test_the_agent_link_and_its_handshake_are_public() -> None:
+    assert set(peerflow.agents.__all__) >= {"AgentKitError", "AgentTls", "trainer_tls_context"}
+    assert set(peerflow.transport.__all__) >= {"Hello", "Welcome", "Gate", "admit",
+                                               "HandshakeError", "StartupKit",
+                                               "certificate_subject"}

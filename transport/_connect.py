@@ -123,15 +123,15 @@ class Connector(Acceptor):
             conn = self._track(await dial(*split_address(peer.route), self.settings.client_context,
                                           self.settings.limits))
             try:
-                conn.write([hs.hello(self.host.name, self.host.run_id, self.host.address,
-                                     self.settings.secret)])
-                node, run = hs.parse_answer(await read_handshake(conn))
-                self._check_answer(peer.name, node, run, conn.peer_identity())
+                conn.write([hs.Hello(self.host.name, self.host.run_id, self.host.address,
+                                     self.settings.secret).frame()])
+                welcome = hs.Welcome.parse(await read_handshake(conn))
+                self._check_answer(peer.name, welcome.node, welcome.run, conn.peer_identity())
             except BaseException:
                 conn.abort()
                 raise
-        self.host.run_id = run
-        return Link(conn, peer.name, run, dialer=self.host.name)
+        self.host.run_id = welcome.run
+        return Link(conn, peer.name, welcome.run, dialer=self.host.name)
 
     def _check_answer(self, expected: str, node: str, run: str, identity: str | None) -> None:
         if node != expected or (identity is not None and identity != node):
