@@ -36,7 +36,8 @@ AllowDisconnected = Annotated[bool, typer.Option(
     "--allow-disconnected", help="Run a network that is not (strongly) connected; it cannot "
     "reach consensus, so it is refused without this.")]
 ProblemName = Annotated[str, typer.Option(
-    "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded).")]
+    "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded), "
+    "or nvflare-two-moons (NVFlare's example, draw for draw; needs peerflow[nvflare]).")]
 Stepsize = Annotated[float | None, typer.Option(
     "--stepsize", "-a", min=0.0, help="Step size (default: the problem's).")]
 LearningIterations = Annotated[int | None, typer.Option(

@@ -4,6 +4,7 @@ replayed on peerflow: the same network file, initial values, data and seeds."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,40 @@ def test_consensus_on_nvflares_network_and_initial_values_gives_nvflares_values_
     ours = {node: ex.value_history for node, ex in executors.items()}
     assert ours == recorded["value_history"]  # every value, exactly: 6 nodes x 51 values
     assert sum(map(len, ours.values())) == 306
+
+
+TWO_MOONS = DATA / "nvflare_two_moons"
+
+
+@pytest.mark.timeout(120)
+def test_gt_on_nvflares_two_moons_gives_nvflares_losses_bit_for_bit() -> None:
+    pytest.importorskip("sklearn", reason="nvflare-two-moons needs scikit-learn")
+    from peerflow.jobs import build_problem, learning_config, learning_executors
+
+    network = load_network(TWO_MOONS / "config_fed_server.json")
+    recorded = json.loads((TWO_MOONS / "losses.json").read_text())
+    task = build_problem("nvflare-two-moons", len(network.nodes), 0)
+    executors = learning_executors("gt", task, network, 30.0)
+
+    result = peerflow.simulate(learning_config(network, task, recorded["iterations"],
+                                               recorded["stepsize"], {}), executors)
+
+    assert result.ok, result.reason
+    compared = 0
+    for node, ex in executors.items():
+        for kind in ("train", "test"):
+            theirs = recorded["losses"][node][kind]
+            ours = [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
+            assert ours[:len(theirs)] == theirs, (node, kind)
+            compared += len(theirs)
+    assert compared == 600
+
+
+def test_nvflare_two_moons_without_scikit_learn_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from peerflow.jobs import JobError, build_problem
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
+
+    with pytest.raises(JobError, match=r"scikit-learn.*pip install 'peerflow\[nvflare\]'"):
+        build_problem("nvflare-two-moons", 6, 0)
