@@ -96,6 +96,7 @@ def moons(samples, random_state):
 
 class TwoMoonsGT(GTExecutor):
     def __init__(self, data_seed: int = 0):
+        self._data_seed = data_seed  # FedJob reads constructor arguments back from attributes
         torch.manual_seed(data_seed)
         super().__init__(
             model=nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
