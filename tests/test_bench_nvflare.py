@@ -45,6 +45,7 @@ def test_both_sides_read_the_same_pinned_network_and_initial_values(tmp_path: Pa
     launch = (tmp_path / "launch.py").read_text()
     assert "network.json" in launch and "initial_values.json" in launch
     assert "n_clients" not in launch  # NVFlare 2.9.0 refuses it once clients are set by to()
+    assert (tmp_path / "byoc.py").is_file() and 'job.to("byoc.py", "server")' in launch
     assert nvflare.prepare("two-moons", tmp_path / "gt")[:3] == ["gt", "--problem",
                                                                   "nvflare-two-moons"]
     assert "GTExecutor" in (tmp_path / "gt" / "two_moons_gt.py").read_text()
