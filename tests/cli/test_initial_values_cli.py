@@ -69,3 +69,11 @@ def test_a_bad_initial_values_file_is_one_clear_line(
     assert code == 2
     assert message in stderr and str(path) in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_initial_values_with_processes_are_refused_in_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, stderr = run_cli(capsys, "simulate", "consensus", "--network",
+                              str(NVFLARE / "config_fed_server.json"), "--initial-values",
+                              str(NVFLARE / "initial_values.json"), "--processes")
+    assert code == 2 and "does not combine with --processes" in stderr
