@@ -56,7 +56,9 @@ def _root(ctx: typer.Context, version: Annotated[bool, typer.Option(
 @simulate_app.command("consensus", help=ALGORITHMS["consensus"].help)
 def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
                        seed: opt.Seed = 0, iterations: opt.Iterations = 50,
-                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
+                       network: opt.NetworkFile = None,
+                       initial_values: opt.InitialValues = None,
+                       transport: opt.TransportName = "memory",
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
@@ -64,12 +66,16 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
+    x0 = None if initial_values is None else jobs.load_initial_values(initial_values, graph)
+    if processes and x0 is not None:
+        raise CliInputError("--initial-values runs in one process; it does not combine with "
+                            "--processes")
     out_dir = render.claim_out(out, force)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, "tls" if transport == "tls" else "tcp", out_dir))
-    executors = jobs.consensus_executors(graph, seed, sync_timeout)
+    executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)

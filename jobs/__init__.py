@@ -12,6 +12,7 @@ from ._consensus import (
     consensus_executors,
     consensus_metrics,
     in_process_timeout,
+    load_initial_values,
     report_consensus,
 )
 from ._errors import JobError, no_unknown, parse_file
@@ -75,6 +76,7 @@ __all__ = [
     "learning_config",
     "learning_executors",
     "learning_metrics",
+    "load_initial_values",
     "load_job",
     "load_network",
     "load_weights",
