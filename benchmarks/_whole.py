@@ -1,9 +1,10 @@
 """A whole command, measured from process start to exit: wall time and the peak RSS of
 its whole process tree (every descendant, also those that leave its session).
 
-The tree is sampled from /proc every ``SAMPLE_S`` seconds and summed; a short peak
-between samples is caught for the largest single process by ``wait4``'s ``ru_maxrss``
-(the larger of the two is reported). Elsewhere than Linux only the latter is known.
+The tree is sampled from /proc every ``SAMPLE_S`` seconds and summed. ``wait4``'s
+``ru_maxrss`` is used only where there is no /proc: on Linux a child's maximum starts
+from its parent's resident size when it is forked, so from a large benchmark process it
+reports the parent, not the command.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def run_measured(command: list[str], cwd: Path, timeout: float,
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     assert usage is not None
-    peak_kb = max(peak_kb, usage.ru_maxrss * (1 if sys.platform != "darwin" else 1 / 1024))
+    if not Path("/proc/self/stat").exists():
+        peak_kb = usage.ru_maxrss * (1 if sys.platform != "darwin" else 1 / 1024)
     return {"ok": process.returncode == 0, "exit_code": process.returncode, "wall_s": wall,
             "peak_rss_mb": peak_kb / 1024, "command": shlex.join(command)}
 

@@ -87,3 +87,12 @@ def test_a_missing_nvflare_python_is_one_clear_line(
                  "--nvflare-python", str(tmp_path / "nope" / "python")]) == 2
     error = capsys.readouterr().err.strip()
     assert "is not an executable Python" in error and len(error.splitlines()) == 1
+
+
+def test_a_small_command_started_from_a_large_process_is_measured_small(tmp_path: Path) -> None:
+    ballast = bytearray(400 * 1024 * 1024)  # a big parent: its size must not count
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    measured = _whole.run_measured([sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path,
+                            timeout=60)
+    assert measured["ok"] and measured["peak_rss_mb"] < 100, measured
+    del ballast
