@@ -6,7 +6,7 @@ otherwise the connection is refused with the reason on both sides. Only one
 connection is live at a time; when it drops, the agent may reconnect within
 ``heartbeat_timeout`` and an open task is sent again if the agent lost it.
 
-``run_task`` hands one task to the agent and returns its result's data. Every
+``run_task_result`` hands one task to the agent and returns its result. Every
 wait in it has a bound: the agent must be connected within ``heartbeat_timeout``;
 from the first send, the trainer must take the task with ``get_task`` within
 ``peer_read_timeout`` (the task is resent every ``resend_interval``, at most
@@ -32,8 +32,9 @@ from peerflow.transport import Envelope, new_message_id
 from . import _agent_protocol as proto
 from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
-from ._agent_protocol import RC, AgentError, AgentFailed, AgentGone, Task
+from ._agent_protocol import AgentError, AgentGone
 from ._agent_task import OpenTask
+from ._flare_defs import Task, TaskResult
 from ._states import Conversation, Message, Role
 
 logger = logging.getLogger("peerflow.agents")
@@ -138,7 +139,7 @@ class AgentServer:
         open_task = self._open
         if open_task is None or open_task.done.is_set():
             return None
-        return str(self._gone(f"has not answered task {open_task.task.name!r} "
+        return str(self._gone(f"has not answered task {open_task.task.task_name!r} "
                               f"({open_task.progress(self._heard_at)})"))
 
     def status(self) -> dict[str, Any]:
@@ -147,7 +148,7 @@ class AgentServer:
                 "address": format_address(self.address),
                 "connected": self._link is not None, "connected_since": self.connected_since,
                 "last_heartbeat": self.last_heartbeat,
-                "task": None if self._open is None else self._open.task.name,
+                "task": None if self._open is None else self._open.task.task_name,
                 "refused": len(self.refused), "metrics": len(self.metrics)}
 
     async def _on_connection(self, stream: ByteStream) -> None:
@@ -177,7 +178,7 @@ class AgentServer:
         self._notify()
         logger.info("agent %r connected to node %r", self.agent_id, self.node)
         open_task = self._open
-        if open_task is not None and request.body.get("task") != open_task.task.id:
+        if open_task is not None and request.body.get("task") != open_task.task.task_id:
             link.send_frame(open_task.frame)  # the agent lost it: a new process, say
 
     def _detach(self, link: Link, why: str) -> None:
@@ -204,38 +205,38 @@ class AgentServer:
             self._on_agent_stop(str(envelope.body))
         elif message is Message.HEARTBEAT:
             return
-        elif open_task is None or envelope.reply_to != open_task.task.id:
+        elif open_task is None or envelope.reply_to != open_task.task.task_id:
             logger.debug("node %r dropped a stale %r from its agent", self.node, envelope.topic)
         elif message is Message.RECEIVED:
             open_task.received.set()
         elif message is Message.TAKEN:
             open_task.take()
         else:
-            self._on_result(open_task, *proto.read_result(envelope))
-
-    def _on_result(self, open_task: OpenTask, rc: str, data: Any) -> None:
-        self.answered += 1
-        if rc == RC.OK:
-            open_task.settle(data)
-            return
-        detail = f": {data}" if isinstance(data, str) and data else ""
-        open_task.settle(failure=AgentFailed(
-            f"agent {self.agent_id!r} of node {self.node!r} returned {rc} for task "
-            f"{open_task.task.name!r}{detail}"))
+            self.answered += 1
+            open_task.answer(proto.read_result(envelope),
+                             f"agent {self.agent_id!r} of node {self.node!r}")
+        if message is Message.RESULT:  # a resent one too: the agent learns the node has it
+            ack = proto.accepted(self.node, self.agent_id, envelope.reply_to)
+            self._send_now(encode_frame(ack))
 
     def _on_agent_stop(self, reason: str) -> None:
         self._goodbye = reason
         self._lost = f"it stopped ({reason}) after answering {self.answered} tasks"
         if self._open is not None:
             self._open.settle(failure=self._gone(f"stopped during task "
-                                                 f"{self._open.task.name!r} ({reason})"))
+                                                 f"{self._open.task.task_name!r} ({reason})"))
 
     def _gone(self, what: str) -> AgentGone:
         return AgentGone(f"agent {self.agent_id!r} of node {self.node!r} {what}")
 
     # -- tasks ------------------------------------------------------------
     async def run_task(self, name: str, data: Any) -> Any:
-        """Hand a task to the agent and return the data of its result.
+        """``run_task_result``, returning the result's data only."""
+        return (await self.run_task_result(name, data)).data
+
+    async def run_task_result(self, name: str, data: Any,
+                              meta: dict[str, Any] | None = None) -> TaskResult:
+        """Hand a task (its data and meta) to the agent and return its whole result.
 
         Raises:
             AgentGone: the agent did not connect, take the task, answer or send
@@ -243,7 +244,7 @@ class AgentServer:
             AgentFailed: the result's return code is not ``RC.OK``.
             TypeError: ``data`` holds something the codec cannot carry.
         """
-        task = Task(name, new_message_id(), data)
+        task = Task(name, new_message_id(), data, dict(meta or {}))
         frame = encode_frame(proto.task_message(self.node, self.agent_id, task))
         await self._wait_for_agent()
         open_task = self._open = OpenTask(task, frame)
@@ -254,7 +255,7 @@ class AgentServer:
         watch = partial(self._watch, open_task)
         period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
         try:
-            if not await open_task.deliver(partial(self._send_open, open_task), take,
+            if not await open_task.deliver(partial(self._send_now, frame), take,
                                            settings.resend_interval, settings.max_resends,
                                            watch, period):
                 raise self._gone(f"did not receive task {name!r} after "
@@ -267,6 +268,7 @@ class AgentServer:
             self._open = None
         if open_task.failure is not None:
             raise open_task.failure
+        assert open_task.result is not None  # settled without a failure: with a result
         return open_task.result
 
     async def _wait_for_agent(self) -> None:
@@ -280,13 +282,13 @@ class AgentServer:
             raise self._gone(f"is not connected at {format_address(self.address)} after "
                              f"{timeout:g} s: {self.absence()}")
 
-    def _send_open(self, open_task: OpenTask) -> None:
-        if self._link is not None:  # else it goes out when the agent reconnects
+    def _send_now(self, frame: bytes) -> None:
+        if self._link is not None:  # else a task goes out when the agent reconnects
             with contextlib.suppress(anyio.ClosedResourceError):
-                self._link.send_frame(open_task.frame)
+                self._link.send_frame(frame)
 
     def _late(self, open_task: OpenTask, what: str, bound: float) -> AgentGone:
-        return self._gone(f"{what} task {open_task.task.name!r} within {bound:g} s "
+        return self._gone(f"{what} task {open_task.task.task_name!r} within {bound:g} s "
                           f"({open_task.progress(self._heard_at)})")
 
     def _watch(self, open_task: OpenTask) -> None:

@@ -2,8 +2,9 @@
 
 A task moves through three steps, each an event that is set once: the link
 received it (the agent's "received": no more resends), the trainer took it
-(``get_task`` returned it: "taken"), and its result came ("done"). A failure
-settles the task, which sets all three, so every wait on it ends. ``progress``
+(``get_task`` returned it: "taken"), and its result came ("done"). A failure, or a
+result whose code is not OK, settles the task, which sets all three, so every wait
+on it ends. ``progress``
 says where a task stalled, for the error that names the agent.
 """
 
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
-from ._agent_protocol import AgentError, Task
+from ._agent_protocol import AgentError, AgentFailed
+from ._flare_defs import RC, Task, TaskResult
 
 
 @dataclass(slots=True)
@@ -29,7 +30,7 @@ class OpenTask:
     taken: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     taken_at: float | None = None
-    result: Any = None
+    result: TaskResult | None = None
     failure: AgentError | None = None
 
     def take(self) -> None:
@@ -39,7 +40,16 @@ class OpenTask:
             self.received.set()
             self.taken.set()
 
-    def settle(self, result: Any = None, failure: AgentError | None = None) -> None:
+    def answer(self, result: TaskResult, agent: str) -> None:
+        """Settle with the agent's result, or, if its code is not OK, fail naming ``agent``."""
+        if result.return_code == RC.OK:
+            self.settle(result)
+            return
+        detail = f": {result.data}" if isinstance(result.data, str) and result.data else ""
+        self.settle(failure=AgentFailed(f"{agent} returned {result.return_code} for task "
+                                        f"{self.task.task_name!r}{detail}"))
+
+    def settle(self, result: TaskResult | None = None, failure: AgentError | None = None) -> None:
         """End the task with its result or a failure; the first outcome stays."""
         if not self.done.is_set():
             self.result, self.failure = result, failure
