@@ -104,12 +104,14 @@ class AgentServer:
 
     async def say_goodbye(self, reason: str, *, aborted: bool = False) -> None:
         """Tell a connected agent the job is over (or aborted); best effort, within 1 s."""
-        link = self._link
+        link, goodbye = self._link, proto.goodbye(self.node, self.agent_id, reason, aborted=aborted)
         if link is None:
             return
-        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(handshake.LOST):
-            await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
-                                               aborted=aborted))
+        self._send_now(encode_frame(goodbye))  # queued: the writer may be writing a result's ack
+        link.finish()
+        with anyio.move_on_after(1.0, shield=True):
+            while self._link is link:  # until it is written and the link ends
+                await anyio.sleep(0.01)
 
     def lose(self, reason: str) -> AgentError:
         """Give the agent up (its process died, say): its open task fails now, and so does
@@ -198,6 +200,9 @@ class AgentServer:
     def _on_envelope(self, wire: Conversation, envelope: Envelope) -> None:
         self._heard()
         message = wire.receive(envelope)
+        if message is Message.RESULT:  # a resent one too; queued before its task's waiter wakes
+            ack = proto.accepted(self.node, self.agent_id, envelope.reply_to)
+            self._send_now(encode_frame(ack))
         open_task = self._open
         if message is Message.METRIC:
             self.metrics.append(envelope.body)
@@ -215,9 +220,6 @@ class AgentServer:
             self.answered += 1
             open_task.answer(proto.read_result(envelope),
                              f"agent {self.agent_id!r} of node {self.node!r}")
-        if message is Message.RESULT:  # a resent one too: the agent learns the node has it
-            ack = proto.accepted(self.node, self.agent_id, envelope.reply_to)
-            self._send_now(encode_frame(ack))
 
     def _on_agent_stop(self, reason: str) -> None:
         self._goodbye = reason
@@ -268,7 +270,6 @@ class AgentServer:
             self._open = None
         if open_task.failure is not None:
             raise open_task.failure
-        assert open_task.result is not None  # settled without a failure: with a result
         return open_task.result
 
     async def _wait_for_agent(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -30,7 +31,7 @@ class OpenTask:
     taken: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     taken_at: float | None = None
-    result: TaskResult | None = None
+    result: Any = None  # a TaskResult once settled without a failure
     failure: AgentError | None = None
 
     def take(self) -> None:
