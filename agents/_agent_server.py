@@ -80,6 +80,7 @@ class AgentServer:
         self._left = _NEVER
         self._goodbye: str | None = None
         self._open: OpenTask | None = None
+        self._acked: tuple[Envelope, ...] = ()  # the last result's acknowledgement
 
     # -- serving ----------------------------------------------------------
     async def serve(self, node: str, *,
@@ -107,11 +108,13 @@ class AgentServer:
         link, goodbye = self._link, proto.goodbye(self.node, self.agent_id, reason, aborted=aborted)
         if link is None:
             return
-        self._send_now(encode_frame(goodbye))  # queued: the writer may be writing a result's ack
-        link.finish()
-        with anyio.move_on_after(1.0, shield=True):
-            while self._link is link:  # until it is written and the link ends
-                await anyio.sleep(0.01)
+        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(*handshake.LOST):
+            try:  # written now, as the run may be ending; the last ack again: it may be queued
+                for envelope in (*self._acked, goodbye):
+                    await link.write_now(envelope)
+            except anyio.BusyResourceError:  # the writer is writing: the goodbye goes behind
+                link.send(goodbye)
+                link.finish()
 
     def lose(self, reason: str) -> AgentError:
         """Give the agent up (its process died, say): its open task fails now, and so does
@@ -201,8 +204,8 @@ class AgentServer:
         self._heard()
         message = wire.receive(envelope)
         if message is Message.RESULT:  # a resent one too; queued before its task's waiter wakes
-            ack = proto.accepted(self.node, self.agent_id, envelope.reply_to)
-            self._send_now(encode_frame(ack))
+            self._acked = (proto.accepted(self.node, self.agent_id, envelope.reply_to),)
+            self._send_now(encode_frame(self._acked[0]))
         open_task = self._open
         if message is Message.METRIC:
             self.metrics.append(envelope.body)
