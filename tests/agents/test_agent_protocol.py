@@ -208,9 +208,8 @@ def test_each_end_refuses_what_only_the_other_end_may_send() -> None:
 
 
 def test_only_the_node_says_it_has_a_result() -> None:
-    node, agent = Conversation(Role.NODE), Conversation(Role.AGENT)
-    node.receive(proto.hello("trainer-1", None))
-    agent.receive(proto.welcome(proto.hello("trainer-1", None), "site-1", 0.5, 2.0))
-    assert agent.receive(proto.accepted("site-1", "trainer-1", "t-1")) is Message.ACCEPTED
-    with pytest.raises(AgentProtocolError, match="agent sent tell 'accepted' on an open link"):
-        node.receive(proto.accepted("trainer-1", "site-1", "t-1"))
+    accepted = round_trip(proto.accepted("site-1", "trainer-1", "t-1"))
+    assert states.classify(accepted) is Message.ACCEPTED and accepted.reply_to == "t-1"
+    table = states.EVENT_TRIGGERED_TRANSITIONS
+    assert all(Message.ACCEPTED in table[Role.AGENT][wire] for wire in (Wire.OPEN, Wire.CLOSED))
+    assert not any(Message.ACCEPTED in row for row in table[Role.NODE].values())
