@@ -32,9 +32,8 @@ from peerflow.transport import Envelope, new_message_id
 from . import _agent_protocol as proto
 from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
-from ._agent_protocol import AgentError, AgentGone
+from ._agent_protocol import AgentError, AgentGone, Task, TaskResult
 from ._agent_task import OpenTask
-from ._flare_defs import Task, TaskResult
 from ._states import Conversation, Message, Role
 
 logger = logging.getLogger("peerflow.agents")
