@@ -285,8 +285,8 @@ class AsyncAgent:
         return encode_frame(proto.taken(self.agent_id, self.node or "", task.task_id))
 
     def _send(self, frame: bytes) -> None:
-        if self._link is not None:
-            with contextlib.suppress(anyio.ClosedResourceError):
+        if self._link is not None:  # a link that is ending drops it
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 self._link.send_frame(frame)
 
     def _close(self, reason: str) -> None:
