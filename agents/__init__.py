@@ -25,6 +25,7 @@ from ._agent_protocol import (
     CallStateError,
 )
 from ._agent_server import AgentServer
+from ._agent_tls import AgentKitError, AgentTls, trainer_tls_context
 from ._flare_defs import RC, MetaKey, Task, TaskResult
 from ._processes import AgentProcesses, agent_argv, exit_reason, start, stop, stop_all, wait_exit
 from ._task_exchanger import AgentHost, TaskExchanger, agent_status
@@ -36,12 +37,14 @@ __all__ = [
     "AgentError",
     "AgentFailed",
     "AgentGone",
+    "AgentKitError",
     "AgentHost",
     "AgentProcesses",
     "AgentProtocolError",
     "AgentRefused",
     "AgentResultError",
     "AgentServer",
+    "AgentTls",
     "AsyncAgent",
     "CallStateError",
     "FlareAgent",
@@ -58,5 +61,6 @@ __all__ = [
     "start",
     "stop",
     "stop_all",
+    "trainer_tls_context",
     "wait_exit",
 ]

@@ -1,18 +1,14 @@
 """The agent side: ``AsyncAgent``, and ``Agent``, its blocking facade for synchronous trainers.
 
-A trainer (any process, often a plain script) connects to its node's agent
-address, presents its ``agent_id``, then loops ``get_task`` / compute /
-``submit_result`` until ``get_task`` raises ``AgentClosed``, as NVFlare's FlareAgent
-does (its constructor's arguments: ``_flare_options``). The call order is checked by
-the protocol's state table (``_states``). Heartbeats run in the link's own task, so a
-long computation never makes the agent look dead: ``Agent`` (``_agent_blocking``) runs
-the event loop in an anyio ``BlockingPortal`` thread while the trainer computes in its
-own. Each side judges the other by its own ``heartbeat_timeout``: the agent waits that
-long for its node at start, and gives the node up after that long without a word. A
-lost connection is retried meanwhile; a task resent is not handed out twice, and a
-result the node has not confirmed is sent again. A node that refuses the connection
-after it was once admitted is gone at once: its listener lives as long as its
-process, so nobody listening means the process ended.
+A trainer connects to its node's agent address, presents its ``agent_id``, then loops
+``get_task`` / compute / ``submit_result`` until ``get_task`` raises ``AgentClosed``,
+as NVFlare's FlareAgent does (its arguments: ``_flare_options``; connecting:
+``_flare_connect``). The call order is checked by the state table (``_states``).
+Heartbeats run in the link's own task, so a long computation never makes the agent
+look dead (``Agent`` runs the event loop in a ``BlockingPortal`` thread). Each side
+judges the other by its own ``heartbeat_timeout``. A lost connection is retried; a
+task resent is not handed out twice, and a result the node has not confirmed is sent
+again. A node that refuses the connection after it admitted the agent is gone at once.
 """
 
 from __future__ import annotations
@@ -55,7 +51,8 @@ class AsyncAgent:
         site_name: the node this agent is for (alias ``flare_site_name``; default
             ``$PEERFLOW_NODE``); another node that answers is refused.
         secure_mode: mutual TLS with the site's startup kit in ``workspace_dir``
-            (``trainer_tls_context``); or pass an ``ssl_context``.
+            (``trainer_tls_context``); or pass an ``ssl_context``. Neither: the kit in
+            ``$PEERFLOW_AGENT_WORKSPACE`` if set, else plain TCP.
         heartbeat_interval: seconds between heartbeats (the node's, if shorter).
         heartbeat_timeout: how long ``start`` waits for the node, and how long the node
             may be silent (default ``$PEERFLOW_AGENT_HEARTBEAT_TIMEOUT``, else 60 s).
@@ -68,6 +65,7 @@ class AsyncAgent:
 
     Raises:
         ValueError: no address or agent id, given or in the environment, or a bad time.
+        AgentKitError: secure mode, and the workspace holds no valid kit of the site.
     """
 
     def __init__(self, address: str | tuple[str, int] | None = None,
@@ -77,6 +75,7 @@ class AsyncAgent:
         self.site_name = self.options.site_name
         self.heartbeat_interval = self.options.heartbeat_interval  # at most the node's
         self.node: str | None = None
+        self.run: str | None = None  # the node's run, once admitted
         self.task: Task | None = None
         self.calls = AgentCalls()
         self._tasks_in: MemoryObjectSendStream[Task] | None = None  # from start() to stop()
@@ -257,8 +256,9 @@ class AsyncAgent:
             return None
 
     async def _connect(self, since: float, *, once_admitted: bool = False) -> Link:
-        admission = await connect(self.options, self._seen, since, once_admitted=once_admitted)
-        self._wire, self.node = admission.wire, admission.node
+        admission = await connect(self.options, self._seen, self.run, since,
+                                  once_admitted=once_admitted)
+        self._wire, self.node, self.run = admission.wire, admission.node, admission.run
         self.heartbeat_interval = admission.heartbeat_interval
         return admission.link
 

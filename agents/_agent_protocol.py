@@ -6,8 +6,9 @@ state table of both roles in ``_states``. The links that carry the messages live
 
 Messages on the link, all envelopes (sender: the node id or the agent id)::
 
-    agent -> node   ask "hello" {agent_id, task}        first message of each connection
-    node  -> agent  reply {node, heartbeat_interval, heartbeat_timeout} | error "<why refused>"
+    agent -> node   hello (node: agent id, run, settings {task})  first frame of each
+    node  -> agent  welcome (node, run, settings {heartbeat_interval, heartbeat_timeout})
+                    | refuse "<why>"   (the transport's handshake frames, see ``_handshake``)
     node  -> agent  ask <task name> {data, meta}, id = task id
     agent -> node   tell "received", reply_to = task id  (the task reached the agent)
     agent -> node   tell "taken", reply_to = task id     (get_task handed it to the trainer)
@@ -28,13 +29,11 @@ from peerflow.transport import Envelope, new_message_id
 
 from ._flare_defs import Task, TaskResult
 
-HELLO: Final = "hello"
 RECEIVED: Final = "received"
 TAKEN: Final = "taken"
 ACCEPTED: Final = "accepted"
 METRIC: Final = "metric"
 CLOSE: Final = "close"
-_WELCOME: Final = {"node", "heartbeat_interval", "heartbeat_timeout"}
 
 
 class AgentError(ActorError):
@@ -74,47 +73,6 @@ def _envelope(kind: str, sender: str, recipient: str, topic: str, body: Any = No
               reply_to: str | None = None, message_id: str | None = None) -> Envelope:
     return Envelope(kind, sender, recipient, topic, body,  # type: ignore[arg-type]
                     id=message_id or new_message_id(), reply_to=reply_to)
-
-
-def hello(agent_id: str, task_id: str | None) -> Envelope:
-    """The agent's first message on a connection; ``task_id``: the task it holds, if any."""
-    return _envelope("ask", agent_id, "", HELLO, {"agent_id": agent_id, "task": task_id})
-
-
-def check_hello(envelope: Envelope, node: str, agent_id: str) -> str | None:
-    """Return why a connection's first message is refused, or None if it is a good hello."""
-    body = envelope.body
-    if envelope.kind != "ask" or envelope.topic != HELLO or not isinstance(body, dict):
-        return f"node {node!r} expected a hello, got {envelope.kind} {envelope.topic!r}"
-    if body.get("agent_id") != agent_id:
-        return f"node {node!r} refused agent {body.get('agent_id')!r}: it expects {agent_id!r}"
-    return None
-
-
-def welcome(request: Envelope, node: str, interval: float, timeout: float) -> Envelope:
-    """The node's answer to a good hello."""
-    body = {"node": node, "heartbeat_interval": interval, "heartbeat_timeout": timeout}
-    return _envelope("reply", node, request.sender, HELLO, body, reply_to=request.id)
-
-
-def refusal(request: Envelope, node: str, reason: str) -> Envelope:
-    """The node's answer to a refused hello."""
-    return _envelope("error", node, request.sender, HELLO, reason, reply_to=request.id)
-
-
-def read_welcome(envelope: Envelope) -> dict[str, Any]:
-    """Return ``{node, heartbeat_interval, heartbeat_timeout}`` from the answer to a hello.
-
-    Raises:
-        AgentRefused: the node refused the agent; the message is the node's reason.
-        AgentProtocolError: the answer is not a welcome.
-    """
-    if envelope.kind == "error" and envelope.topic == HELLO:
-        raise AgentRefused(str(envelope.body))
-    body = envelope.body
-    if envelope.kind != "reply" or not isinstance(body, dict) or body.keys() != _WELCOME:
-        raise AgentProtocolError(f"expected a welcome, got {envelope.kind} {envelope.topic!r}")
-    return body
 
 
 def task_message(node: str, agent_id: str, task: Task) -> Envelope:

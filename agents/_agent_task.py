@@ -10,12 +10,14 @@ says where a task stalled, for the error that names the agent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
+from ._agent_link import LinkSettings
 from ._agent_protocol import AgentError, AgentFailed
 from ._flare_defs import RC, Task, TaskResult
 
@@ -57,6 +59,24 @@ class OpenTask:
             self.received.set()
             self.taken.set()
             self.done.set()
+
+    async def follow(self, settings: LinkSettings, send: Callable[[], None],
+                     watch: Callable[[], None]) -> str | None:
+        """Send the task, then wait for each step within ``settings``' bounds; return what
+        the agent did not do in time (None: the task is settled). ``watch``: as for ``wait``."""
+        wait = math.inf if settings.task_wait_time is None else settings.task_wait_time
+        read = min(settings.read_timeout, wait)
+        take, done = self.sent_at + read, self.sent_at + wait
+        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
+        name = self.task.task_name
+        if not await self.deliver(send, take, settings.resend_interval, settings.max_resends,
+                                  watch, period):
+            return f"did not receive task {name!r} after {settings.max_resends} resends"
+        if not await self.wait(self.taken, take, watch, period):
+            return f"did not take task {name!r} within {read:g} s"
+        if not await self.wait(self.done, done, watch, period):
+            return f"gave no result for task {name!r} within {wait:g} s"
+        return None
 
     async def deliver(self, send: Callable[[], None], deadline: float, resend_interval: float,
                       max_resends: int | None, watch: Callable[[], None], period: float) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from peerflow.transport import DecodeError
+from peerflow.transport import DecodeError, HandshakeError
 
 from . import _agent_protocol as proto
 from . import _handshake as handshake
@@ -28,32 +28,36 @@ from ._states import Conversation
 logger = logging.getLogger("peerflow.agents")
 
 _RETRY = (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, DecodeError,
-          AgentProtocolError)
+          AgentProtocolError, HandshakeError)
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """An admitted connection: its link and conversation, the node, the heartbeat pace."""
+    """An admitted connection: its link and conversation, the node and its run, the
+    heartbeat pace."""
 
     link: Link
     wire: Conversation
     node: str
+    run: str
     heartbeat_interval: float
 
 
-async def connect(options: AgentOptions, seen: str | None, since: float, *,
+async def connect(options: AgentOptions, seen: str | None, run: str | None, since: float, *,
                   once_admitted: bool = False) -> Admission:
     """Connect and be admitted, retrying until ``heartbeat_timeout`` after ``since``.
 
     Args:
         options: the agent's options.
         seen: the id of the task the agent holds, if any (the node resends it if not).
+        run: the run the agent was admitted to before, if any (another run refuses it).
         since: ``anyio.current_time()`` the wait counts from.
         once_admitted: the agent was admitted before: a refused connection means the
             node's process ended, so the retries end at once.
 
     Raises:
-        AgentRefused: the node refused the agent, or another node than its site answered.
+        AgentRefused: the node refused the agent (or its TLS certificate), or another node
+            than its site answered.
         AgentClosed: no node admitted the agent in time.
     """
     timeout, address = options.heartbeat_timeout, format_address(options.address)
@@ -62,9 +66,8 @@ async def connect(options: AgentOptions, seen: str | None, since: float, *,
         attempts += 1
         try:
             with anyio.fail_after(max(deadline - anyio.current_time(), 0.1)):
-                stream = await anyio.connect_tcp(*options.address,
-                                                 ssl_context=options.ssl_context)
-                return await _admit(Link(stream), options, seen)
+                link = await handshake.dial(options.address, options.ssl_context)
+                return await _admit(link, options, seen, run)
         except _RETRY as exc:
             error = exc
         if once_admitted and handshake.refused(error):
@@ -76,8 +79,9 @@ async def connect(options: AgentOptions, seen: str | None, since: float, *,
         await anyio.sleep(options.resend_interval)
 
 
-async def _admit(link: Link, options: AgentOptions, seen: str | None) -> Admission:
-    wire, settings = await handshake.greet(link, options.agent_id, seen)
+async def _admit(link: Link, options: AgentOptions, seen: str | None,
+                 run: str | None) -> Admission:
+    wire, settings = await handshake.greet(link, options.agent_id, seen, run)
     node, interval = str(settings["node"]), float(settings["heartbeat_interval"])
     if options.site_name is not None and node != options.site_name:
         why = (f"agent {options.agent_id!r} is for site {options.site_name!r}, but node "
@@ -91,4 +95,5 @@ async def _admit(link: Link, options: AgentOptions, seen: str | None) -> Admissi
         logger.warning("node %r sends heartbeats every %g s, but agent %r gives it up after "
                        "%g s of silence", node, interval, options.agent_id,
                        options.heartbeat_timeout)
-    return Admission(link, wire, node, min(options.heartbeat_interval, interval))
+    return Admission(link, wire, node, str(settings["run"]),
+                     min(options.heartbeat_interval, interval))

@@ -15,7 +15,11 @@ is said below and in its log line (no argument is silently pretended to work):
   secure mode.
 - ``secure_mode=True`` loads the site's startup kit from ``workspace_dir`` with
   ``trainer_tls_context(workspace_dir, site_name)`` and connects over mutual TLS;
-  ``ssl_context`` gives a context directly. ``workspace_dir`` has no other use.
+  ``ssl_context`` gives a context directly. ``workspace_dir`` has no other use. A
+  peerflow launcher in secure mode puts the kit's workspace in
+  ``PEERFLOW_AGENT_WORKSPACE``: that folder is used when ``workspace_dir`` is not given
+  or is ``"."`` (NVFlare's trainers default it to the current folder), and also
+  without ``secure_mode``, so a trainer of a secure site needs no change.
 - ``read_interval``, ``pipe``, ``metric_pipe``, ``task_channel_name``,
   ``metric_channel_name`` and ``close_pipe`` have no effect: the node pushes tasks
   down the agent's one link, which carries tasks and metrics, so there is nothing to
@@ -32,8 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV, NODE_ENV
+from ._agent_env import (
+    ADDRESS_ENV,
+    AGENT_ID_ENV,
+    HEARTBEAT_TIMEOUT_ENV,
+    NODE_ENV,
+    WORKSPACE_ENV,
+    environment_tls_context,
+)
 from ._agent_link import parse_address
+from ._agent_tls import trainer_tls_context
 
 logger = logging.getLogger("peerflow.agents")
 
@@ -72,6 +84,7 @@ def agent_options(address: str | tuple[str, int] | None, agent_id: str | None, *
         ValueError: no address or agent id, given or in the environment; two site
             names that differ; a non-positive time; a negative ``max_resends``;
             ``secure_mode`` without a site name.
+        AgentKitError: secure mode, and the workspace holds no valid kit of the site.
         TypeError: ``address`` is neither ``"host:port"`` nor ``(host, port)``.
     """
     _log_no_effect(read_interval=read_interval, pipe=pipe, metric_pipe=metric_pipe,
@@ -89,8 +102,9 @@ def agent_options(address: str | tuple[str, int] | None, agent_id: str | None, *
     if max_resends is not None and max_resends < 0:
         raise ValueError(f"max_resends must be >= 0 or None, got {max_resends}")
     site = _site(site_name, flare_site_name)
-    if ssl_context is None and secure_mode:
-        ssl_context = _kit_context(workspace_dir, site)
+    if ssl_context is None:
+        ssl_context = _kit_context(workspace_dir, site) if secure_mode else None
+        ssl_context = ssl_context or environment_tls_context()
     return AgentOptions(node_address, agent_id, site, ssl_context,
                         heartbeat_interval, timeout, resend_interval, max_resends,
                         submit_result_timeout)
@@ -125,9 +139,9 @@ def _kit_context(workspace_dir: str | Path | None, site: str | None) -> ssl.SSLC
     if site is None:
         raise ValueError(f"secure_mode needs the site's name (site_name, or {NODE_ENV}) to "
                          f"find its startup kit in workspace_dir")
-    from . import trainer_tls_context  # the kit's TLS; imported only when a trainer needs it
-
-    return trainer_tls_context(workspace_dir or ".", site)  # type: ignore[no-any-return]
+    if str(workspace_dir or ".") == "." and os.environ.get(WORKSPACE_ENV):
+        workspace_dir = os.environ[WORKSPACE_ENV]
+    return trainer_tls_context(workspace_dir or ".", site)
 
 
 def _check_times(**times: float | None) -> None:

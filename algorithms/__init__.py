@@ -1,4 +1,5 @@
-"""peerflow.algorithms: consensus and learning algorithms, topologies and mixing weights."""
+"""peerflow.algorithms: consensus and learning algorithms, federated averaging, topologies
+and mixing weights."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._consensus import ConsensusExecutor
+from ._fedavg import (
+    TRAIN_TASK,
+    ResultError,
+    RoundRecord,
+    ScatterAndGather,
+    aggregate,
+    as_weights,
+    sites_config,
+)
+from ._fedavg_sites import AgentTrainer, Trainer, TrainerExecutor, TrainerFailed, TrainOutput
 from ._loop import (
     NO_OBJECTIVE,
     Algorithm,
@@ -61,6 +72,7 @@ from ._topology import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
                   "SubgradientPushExecutor", "dataset_loss"),
@@ -74,6 +86,7 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
         DGDExecutor,
@@ -124,6 +137,7 @@ __all__ = [
     "AGENT_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
     "AgentLearning",
+    "AgentTrainer",
     "Algorithm",
     "ConsensusExecutor",
     "DGDExecutor",
@@ -139,15 +153,26 @@ __all__ = [
     "Objective",
     "PROBLEMS",
     "Problem",
+    "ProblemTrainer",
     "PushDIGingExecutor",
     "PushSumExecutor",
+    "ResultError",
+    "RoundRecord",
     "Scaling",
+    "ScatterAndGather",
     "StepExecutor",
     "SubgradientPushExecutor",
     "TOPOLOGIES",
+    "TRAIN_TASK",
     "TopologyReport",
+    "TrainOutput",
+    "Trainer",
+    "TrainerExecutor",
+    "TrainerFailed",
     "accuracy",
     "adam_scaling",
+    "aggregate",
+    "as_weights",
     "blobs",
     "column_stochastic",
     "complete",
@@ -162,6 +187,7 @@ __all__ = [
     "extra",
     "extra_reference",
     "flatten",
+    "global_metrics",
     "graph_of",
     "grid",
     "grid_shape",
@@ -177,6 +203,7 @@ __all__ = [
     "mixing_matrix",
     "network_from_graph",
     "path",
+    "problem_weights",
     "push_diging",
     "push_diging_reference",
     "push_mix",
@@ -189,6 +216,7 @@ __all__ = [
     "ring",
     "row_mixing",
     "second_largest_eigenvalue_modulus",
+    "sites_config",
     "sparse_mixing_matrix",
     "spectral_gap",
     "star",

@@ -3,16 +3,20 @@
 ``JOB.toml``::
 
     algorithm = "gt"       # consensus, push-sum, dgd, gt, gtadam, extra,
-                           # subgradient-push or push-diging
-    iterations = 60        # (learning: the problem's if not given)
+                           # subgradient-push, push-diging or fedavg
+    iterations = 60        # (learning: the problem's if not given; fedavg: num_rounds, 5)
     seed = 0               # data, models, initial values (and a random topology)
     sync_timeout = 10.0
     problem = "two-moons"  # learning only: two-moons, least-squares or blobs
-    stepsize = 0.01        # learning only (the problem's if not given)
+    stepsize = 0.01        # learning only (the problem's if not given; fedavg: 0.1)
     torch_threads = 1      # learning only: torch threads per process
+    initial_weights = "w.npz"  # fedavg only: the initial global model (.npz, or JSON
+                           # {name: nested list}), relative to this file
 
     [extra]                # learning only: the algorithm's parameters
-    beta1 = 0.9            # (gtadam: beta1, beta2, epsilon; subgradient-push: power)
+    beta1 = 0.9            # (gtadam: beta1, beta2, epsilon; subgradient-push: power;
+                           # fedavg: min_clients, wait_time_after_min_received,
+                           # train_timeout, local_epochs; its sites: the network's nodes)
 
     [network]              # a built-in topology ...
     topology = "random"
@@ -49,6 +53,7 @@ MAX_SYNC_TIMEOUT = 86_400.0
 
 _KEYS = {"algorithm", "iterations", "seed", "sync_timeout", "network"}
 _LEARNING_KEYS = _KEYS | {"problem", "stepsize", "torch_threads", "extra"}
+_WORKFLOW_KEYS = _LEARNING_KEYS | {"initial_weights"}
 _NETWORK_KEYS = {"topology", "nodes", "seed", "file", "allow_disconnected"}
 
 
@@ -56,7 +61,8 @@ class Job(msgspec.Struct, frozen=True):
     """What a run does: an algorithm, its parameters and the network.
 
     ``problem``, ``stepsize``, ``extra`` and ``torch_threads`` are for learning
-    algorithms (``problem`` is None for the others).
+    algorithms and workflows (``problem`` is None for the others); ``initial_weights``
+    (an absolute path) for a workflow.
     """
 
     algorithm: str
@@ -69,6 +75,7 @@ class Job(msgspec.Struct, frozen=True):
     extra: dict[str, float] = msgspec.field(default_factory=dict)
     torch_threads: int = 1
     allow_disconnected: bool = False
+    initial_weights: str | None = None
 
     @property
     def config(self) -> Config:
@@ -104,6 +111,8 @@ class Job(msgspec.Struct, frozen=True):
         keys = _KEYS if self.problem is None else _LEARNING_KEYS
         lines = [f"{key} = {json.dumps(getattr(self, key))}"
                  for key in sorted(keys - {"network", "extra"})]
+        if self.initial_weights is not None:
+            lines.append(f"initial_weights = {json.dumps(self.initial_weights)}")
         if self.problem is not None:
             lines += ["", "[extra]", *(f"{k} = {v!r}" for k, v in self.extra.items())]
         allow = ["allow_disconnected = true"] if self.allow_disconnected else []
@@ -128,14 +137,17 @@ def _job(data: dict[str, Any], path: Path) -> Job:
         raise JobError(f"{where}: algorithm must be one of {sorted(ALGORITHMS)}, "
                        f"got {algorithm!r}")
     spec = ALGORITHMS[algorithm]
-    no_unknown(data, _LEARNING_KEYS if spec.learning else _KEYS, where)
+    no_unknown(data, _WORKFLOW_KEYS if spec.controller else
+               _LEARNING_KEYS if spec.learning else _KEYS, where)
     seed = _number(data, "seed", int, 0, where, minimum=0)
     sync_timeout = float(_number(data, "sync_timeout", (int, float), DEFAULT_SYNC_TIMEOUT, where,
                                  minimum=0.001, maximum=MAX_SYNC_TIMEOUT))
     network, allow_disconnected = _network(data.get("network", {}), path, seed, where, algorithm)
     specific = (_learning_fields(data, algorithm, network, seed, where)
-                if spec.learning
+                if spec.trains
                 else {"iterations": _number(data, "iterations", int, 50, where, minimum=0)})
+    if "initial_weights" in data:
+        specific["initial_weights"] = str(path.parent / str(data["initial_weights"]))
     return Job(algorithm=algorithm, seed=seed, sync_timeout=sync_timeout, network=network,
                allow_disconnected=allow_disconnected, **specific)
 
@@ -173,10 +185,13 @@ def _learning_fields(data: dict[str, Any], algorithm: str, network: Network, see
     if not isinstance(extra, dict):
         raise JobError(f"{where}: [extra] must be a table")
     ALGORITHMS[algorithm].check_extra(extra, f"{where} [extra]")
-    return {"iterations": _number(data, "iterations", int, task.iterations, where, minimum=0),
+    defaults = {"iterations": task.iterations, "stepsize": task.stepsize,
+                **(ALGORITHMS[algorithm].job_defaults or {})}
+    return {"iterations": _number(data, "iterations", int, defaults["iterations"], where,
+                                  minimum=0),
             "problem": task.name,
-            "stepsize": float(_number(data, "stepsize", (int, float), task.stepsize, where,
-                                      minimum=0)),
+            "stepsize": float(_number(data, "stepsize", (int, float), defaults["stepsize"],
+                                      where, minimum=0)),
             "extra": {key: float(_number(extra, key, (int, float), 0, f"{where} [extra]",
                                          minimum=0)) for key in extra},
             "torch_threads": _number(data, "torch_threads", int, 1, where, minimum=1)}

@@ -10,11 +10,13 @@ from peerflow.agents import (
     AgentProtocolError,
     AgentRefused,
     CallStateError,
+    LinkSettings,
     MetaKey,
     Task,
     TaskResult,
 )
 from peerflow.agents import _agent_protocol as proto
+from peerflow.agents import _handshake as handshake
 from peerflow.agents import _states as states
 from peerflow.agents._states import (
     TABLE,
@@ -26,7 +28,7 @@ from peerflow.agents._states import (
     State,
     Wire,
 )
-from peerflow.transport import decode, encode_bytes
+from peerflow.transport import HandshakeError, Hello, decode, encode_bytes
 
 PATHS = {  # the calls that lead from NEW to each state
     State.NEW: [],
@@ -105,25 +107,34 @@ def round_trip(envelope: proto.Envelope) -> proto.Envelope:
     return decode(encode_bytes(envelope))
 
 
+def body(frame: bytes) -> bytes:
+    return frame[4:]  # the handshake frame without its length prefix
+
+
 def test_a_hello_with_the_expected_id_is_welcomed_with_the_nodes_heartbeat_settings() -> None:
-    request = round_trip(proto.hello("trainer-1", None))
-    assert proto.check_hello(request, "site-1", "trainer-1") is None
-    answer = round_trip(proto.welcome(request, "site-1", 0.5, 2.0))
-    assert answer.reply_to == request.id
-    assert proto.read_welcome(answer) == {"node": "site-1", "heartbeat_interval": 0.5,
-                                          "heartbeat_timeout": 2.0}
+    request = Hello.parse(body(handshake.hello("trainer-1", "t-1", None).frame()))
+    assert request.settings == {"task": "t-1"}
+    assert handshake.check_hello(request, "site-1", "trainer-1", "run-1", busy=False) is None
+    answer = handshake.welcome("site-1", "run-1", LinkSettings(0.5, 2.0)).frame()
+    assert handshake.read_welcome(body(answer)) == {
+        "node": "site-1", "run": "run-1", "heartbeat_interval": 0.5, "heartbeat_timeout": 2.0}
 
 
-def test_a_hello_with_another_id_is_refused_naming_both_ids() -> None:
-    request = proto.hello("intruder", None)
-    reason = proto.check_hello(request, "site-1", "trainer-1")
+def test_a_hello_with_another_id_or_run_or_while_busy_is_refused_naming_the_agent() -> None:
+    request = handshake.hello("intruder", None, None)
+    reason = handshake.check_hello(request, "site-1", "trainer-1", "run-1", busy=False)
     assert reason == "node 'site-1' refused agent 'intruder': it expects 'trainer-1'"
     with pytest.raises(AgentRefused, match="refused agent 'intruder'"):
-        proto.read_welcome(round_trip(proto.refusal(request, "site-1", reason)))
-    heartbeat = proto.heartbeat("x", "site-1")
-    assert "expected a hello" in (proto.check_hello(heartbeat, "site-1", "trainer-1") or "")
-    with pytest.raises(AgentProtocolError, match="expected a welcome"):
-        proto.read_welcome(heartbeat)
+        handshake.read_welcome(body(HandshakeError(reason).frame()))
+    assert handshake.check_hello(handshake.hello("trainer-1", None, "run-0"), "site-1",
+                                 "trainer-1", "run-1", busy=False) == (
+        "node 'site-1' refused agent 'trainer-1': connection for run 'run-0' refused: this "
+        "is run 'run-1'")
+    assert "agent 'trainer-1' is connected already" in (handshake.check_hello(
+        handshake.hello("trainer-1", None, None), "site-1", "trainer-1", "run-1", busy=True)
+        or "")
+    with pytest.raises(HandshakeError, match="expected a peerflow welcome or refuse"):
+        handshake.read_welcome(body(handshake.hello("x", None, None).frame()))
 
 
 def test_a_task_carries_its_name_id_data_and_meta() -> None:
@@ -170,13 +181,14 @@ def test_the_return_codes_and_meta_keys_are_nvflares() -> None:
 def test_the_node_end_follows_the_agents_conversation_from_hello_to_close() -> None:
     wire = Conversation(Role.NODE)
     task = Task("run", "t-1", None)
-    messages = [proto.hello("trainer-1", None), proto.heartbeat("trainer-1", "site-1"),
+    wire.handshake(Message.HELLO)
+    messages = [proto.heartbeat("trainer-1", "site-1"),
                 proto.received("trainer-1", "site-1", "t-1"),
                 proto.taken("trainer-1", "site-1", "t-1"),
                 proto.result_message("trainer-1", "site-1", task, TaskResult(1)),
                 proto.goodbye("trainer-1", "site-1", "done")]
     seen = [wire.receive(round_trip(message)) for message in messages]
-    assert seen == [Message.HELLO, Message.HEARTBEAT, Message.RECEIVED, Message.TAKEN,
+    assert seen == [Message.HEARTBEAT, Message.RECEIVED, Message.TAKEN,
                     Message.RESULT, Message.CLOSE]
     assert wire.state is Wire.CLOSED
 
@@ -197,8 +209,10 @@ def test_a_message_out_of_turn_is_a_protocol_error_and_the_link_state_becomes_er
 
 def test_each_end_refuses_what_only_the_other_end_may_send() -> None:
     node, agent = Conversation(Role.NODE), Conversation(Role.AGENT)
-    node.receive(proto.hello("trainer-1", None))
-    agent.receive(proto.welcome(proto.hello("trainer-1", None), "site-1", 0.5, 2.0))
+    node.handshake(Message.HELLO)
+    agent.handshake(Message.WELCOME)
+    with pytest.raises(AgentProtocolError, match="agent sent a welcome before the handshake ended"):
+        Conversation(Role.NODE).handshake(Message.WELCOME)
     with pytest.raises(AgentProtocolError, match="agent sent ask 'run' on an open link"):
         node.receive(proto.task_message("site-1", "trainer-1", Task("run", "t-1", None)))
     with pytest.raises(AgentProtocolError, match="node sent tell 'metric'"):

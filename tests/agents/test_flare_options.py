@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-import peerflow.agents
-from peerflow.agents import Agent, AsyncAgent, FlareAgentWithCellPipe
+from peerflow.agents import Agent, AsyncAgent, FlareAgentWithCellPipe, _agent_env, _flare_options
 
 ENV = ("PEERFLOW_AGENT_ADDRESS", "PEERFLOW_AGENT_ID", "PEERFLOW_NODE",
-       "PEERFLOW_AGENT_HEARTBEAT_TIMEOUT")
+       "PEERFLOW_AGENT_HEARTBEAT_TIMEOUT", "PEERFLOW_AGENT_WORKSPACE")
 
 
 @pytest.fixture(autouse=True)
@@ -90,8 +89,8 @@ def test_secure_mode_loads_the_sites_kit_from_the_workspace(
         calls.append((workspace_dir, site_name))
         return context
 
-    monkeypatch.setattr(peerflow.agents, "trainer_tls_context", trainer_tls_context,
-                        raising=False)
+    for module in (_flare_options, _agent_env):
+        monkeypatch.setattr(module, "trainer_tls_context", trainer_tls_context)
     agent = AsyncAgent("h:1", "a", flare_site_name="site-1", workspace_dir=tmp_path,
                        secure_mode=True)
     assert agent.options.ssl_context is context and calls == [(tmp_path, "site-1")]
@@ -100,3 +99,23 @@ def test_secure_mode_loads_the_sites_kit_from_the_workspace(
     assert AsyncAgent("h:1", "a", site_name="s").options.ssl_context is None
     with pytest.raises(ValueError, match="secure_mode needs the site's name"):
         AsyncAgent("h:1", "a", secure_mode=True)
+
+
+def test_a_secure_launchers_workspace_serves_a_trainer_without_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[Any] = []
+
+    def trainer_tls_context(workspace_dir: Any, site_name: str) -> ssl.SSLContext:
+        calls.append((str(workspace_dir), site_name))
+        return ssl.create_default_context()
+
+    for module in (_flare_options, _agent_env):
+        monkeypatch.setattr(module, "trainer_tls_context", trainer_tls_context)
+    monkeypatch.setenv("PEERFLOW_AGENT_WORKSPACE", "/kits/site-1")
+    monkeypatch.setenv("PEERFLOW_NODE", "site-1")
+    for workspace in (None, "."):  # NVFlare's trainers default it to the current folder
+        AsyncAgent("h:1", "a", workspace_dir=workspace, secure_mode=True)
+    AsyncAgent("h:1", "a", workspace_dir=tmp_path, secure_mode=True)  # given: it wins
+    AsyncAgent("h:1", "a")  # not secure_mode: the launcher's secure link all the same
+    assert calls == [("/kits/site-1", "site-1")] * 2 + [(str(tmp_path), "site-1"),
+                                                        ("/kits/site-1", "site-1")]
