@@ -54,11 +54,7 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     """
     config = prepare_config(config, allow_disconnected=allow_disconnected)
     by_node = _executors_by_node(config, executors)
-    if controller is None:
-        controller = DistOptController(config, config_timeout=config_timeout,
-                                       run_timeout=run_timeout)
-    else:
-        controller.config = config  # with the weights prepare_config filled in
+    controller = _controller(config, controller, config_timeout, run_timeout)
     async with (deploy(transport, config.network, by_node, controller),
                 anyio.create_task_group() as group):
         if on_progress is not None:
@@ -68,6 +64,16 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     if on_progress is not None:
         on_progress({node: ex.iteration for node, ex in by_node.items()})
     return result
+
+
+def _controller(config: Config, controller: DistOptController | None, config_timeout: float,
+                run_timeout: float | None) -> DistOptController:
+    """The job's controller, given one or not, with ``config`` (the weights prepare_config
+    filled in)."""
+    if controller is None:
+        return DistOptController(config, config_timeout=config_timeout, run_timeout=run_timeout)
+    controller.config = config
+    return controller
 
 
 def simulate(config: Config, executors: Executors, transport: str | Transport = "memory",

@@ -161,6 +161,20 @@ class Link:
         """
         await self._stream.send(message if isinstance(message, bytes) else encode_frame(message))
 
+    async def write_last(self, *messages: Envelope) -> None:
+        """Write ``messages`` at once, ahead of the queue (the run may be ending); if the
+        writer is busy, queue the last one behind it and finish.
+
+        Raises:
+            anyio.BrokenResourceError: the connection is lost.
+        """
+        try:
+            for message in messages:
+                await self.write_now(message)
+        except anyio.BusyResourceError:
+            self.send(messages[-1])
+            self.finish()
+
     async def receive_frame(self) -> bytearray | memoryview:
         """Return the body of the next frame from the peer, not decoded (a handshake's).
 

@@ -1,19 +1,16 @@
 """The node side of an agent link: listen, admit the agent with the right id, relay tasks.
 
-One ``AgentServer`` per node. It listens on its own TCP address (mutual TLS
-with the site's startup kit in secure mode, see ``_agent_tls``); a connection
-must say hello with the expected ``agent_id`` (in secure mode, with the site's
-trainer certificate), otherwise it is refused with the reason on both sides.
-Only one connection is live at a time; when it drops, the agent may reconnect
-within ``heartbeat_timeout`` and an open task is sent again if the agent lost it.
+One ``AgentServer`` per node, on its own TCP address (mutual TLS with the site's
+startup kit in secure mode: ``_agent_tls``). A connection must say hello with the
+expected ``agent_id`` (and, in secure mode, the site's trainer certificate), else it
+is refused with the reason on both sides. One connection is live at a time; an agent
+that lost it may reconnect within ``heartbeat_timeout``, and gets its open task again.
 
-``run_task`` hands one task to the agent and returns its result's data. Every
-wait in it has a bound: the agent must be connected within ``heartbeat_timeout``;
-from the first send, the trainer must take the task with ``get_task`` within
-``peer_read_timeout`` (the task is resent every ``resend_interval``, at most
-``max_resends`` times, until the link has it) and answer within ``task_wait_time``;
-and the agent must never be silent for ``heartbeat_timeout``. A result whose code
-is not OK fails the task too, and an agent that said goodbye is gone at once.
+``run_task_result`` hands one task to the agent and returns its result. Each wait
+is bounded (``LinkSettings``): the agent connects within ``heartbeat_timeout``, takes
+the task within ``peer_read_timeout`` (resent until the link has it) and answers
+within ``task_wait_time``, never silent for ``heartbeat_timeout``. A result whose
+code is not OK fails the task, and an agent that said goodbye is gone at once.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from peerflow.transport import Envelope, Hello, new_message_id
 from . import _agent_protocol as proto
 from . import _handshake as handshake
 from ._agent_link import Link, LinkSettings, encode_frame, format_address, parse_address
-from ._agent_protocol import AgentError, AgentGone, Task
+from ._agent_protocol import AgentError, AgentGone, Task, TaskResult
 from ._agent_task import OpenTask
 from ._agent_tls import AgentTls
 from ._states import Conversation, Message, Role
@@ -54,8 +51,7 @@ class AgentServer:
         tls: secure mode: the site's ``AgentTls`` (``AgentTls.load``); None: plain TCP.
 
     Attributes:
-        node: the node this server belongs to (set by ``serve``).
-        run: the run an agent's link is bound to (set by ``serve``).
+        node, run: its node, and the run the agent's link is bound to (set by ``serve``).
         address: ``(host, port)`` once listening.
         metrics: what the agent logged with ``log_metric``, in order.
         refused: why each refused connection was refused.
@@ -88,6 +84,7 @@ class AgentServer:
         self._left = _NEVER
         self._goodbye: str | None = None
         self._open: OpenTask | None = None
+        self._acked: tuple[Envelope, ...] = ()  # the last result's acknowledgement
 
     # -- serving ----------------------------------------------------------
     async def serve(self, node: str, run: str | None = None, *,
@@ -118,11 +115,11 @@ class AgentServer:
 
     async def say_goodbye(self, reason: str, *, aborted: bool = False) -> None:
         """Tell a connected agent the job is over (or aborted); best effort, within 1 s."""
-        if (link := self._link) is None:
+        link, goodbye = self._link, proto.goodbye(self.node, self.agent_id, reason, aborted=aborted)
+        if link is None:
             return
-        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(handshake.LOST):
-            await link.write_now(proto.goodbye(self.node, self.agent_id, reason,
-                                               aborted=aborted))
+        with anyio.move_on_after(1.0, shield=True), contextlib.suppress(*handshake.LOST):
+            await link.write_last(*self._acked, goodbye)  # the last ack again: it may be queued
 
     def lose(self, reason: str) -> AgentError:
         """Give the agent up (its process died, say): its open task fails now, and so does
@@ -152,7 +149,7 @@ class AgentServer:
         open_task = self._open
         if open_task is None or open_task.done.is_set():
             return None
-        return str(self._gone(f"has not answered task {open_task.task.name!r} "
+        return str(self._gone(f"has not answered task {open_task.task.task_name!r} "
                               f"({open_task.progress(self._heard_at)})"))
 
     def status(self) -> dict[str, Any]:
@@ -163,7 +160,7 @@ class AgentServer:
                 "secure": self.tls is not None, "peer": self.peer,
                 "connected": self._link is not None, "connected_since": self.connected_since,
                 "last_heartbeat": self.last_heartbeat,
-                "task": None if self._open is None else self._open.task.name,
+                "task": None if self._open is None else self._open.task.task_name,
                 "refused": len(self.refused), "metrics": len(self.metrics)}
 
     async def _on_connection(self, stream: ByteStream) -> None:
@@ -185,7 +182,8 @@ class AgentServer:
                 self._attach(link, request)
                 why = "the node stopped"
                 try:
-                    why = await link.run(partial(self._on_envelope, wire), self._heartbeat,
+                    why = await link.run(partial(self._on_envelope, wire),
+                                         partial(proto.heartbeat, self.node, self.agent_id),
                                          self.settings.heartbeat_interval,
                                          self.settings.heartbeat_timeout)
                 finally:
@@ -201,7 +199,7 @@ class AgentServer:
         self._notify()
         logger.info("agent %r connected to node %r", self.agent_id, self.node)
         open_task = self._open
-        if open_task is not None and request.settings.get("task") != open_task.task.id:
+        if open_task is not None and request.settings.get("task") != open_task.task.task_id:
             link.send_frame(open_task.frame)  # the agent lost it: a new process, say
 
     def _detach(self, link: Link, why: str) -> None:
@@ -211,9 +209,6 @@ class AgentServer:
                           else f"it stopped ({self._goodbye})")
             logger.info("agent %r left node %r: %s", self.agent_id, self.node, why)
 
-    def _heartbeat(self) -> Envelope:
-        return proto.heartbeat(self.node, self.agent_id)
-
     def _heard(self) -> None:
         self._heard_at, self.last_heartbeat = anyio.current_time(), time.time()
 
@@ -221,6 +216,9 @@ class AgentServer:
     def _on_envelope(self, wire: Conversation, envelope: Envelope) -> None:
         self._heard()
         message = wire.receive(envelope)
+        if message is Message.RESULT:  # a resent one too; queued before its task's waiter wakes
+            self._acked = (proto.accepted(self.node, self.agent_id, envelope.reply_to),)
+            self._send_now(encode_frame(self._acked[0]))
         open_task = self._open
         if message is Message.METRIC:
             self.metrics.append(envelope.body)
@@ -228,7 +226,7 @@ class AgentServer:
             self._on_agent_stop(str(envelope.body))
         elif message is Message.HEARTBEAT:
             return
-        elif open_task is None or envelope.reply_to != open_task.task.id:
+        elif open_task is None or envelope.reply_to != open_task.task.task_id:
             logger.debug("node %r dropped a stale %r from its agent", self.node, envelope.topic)
         elif message is Message.RECEIVED:
             open_task.received.set()
@@ -236,35 +234,39 @@ class AgentServer:
             open_task.take()
         else:
             self.answered += 1
-            open_task.answer(*proto.read_result(envelope),
-                             who=f"agent {self.agent_id!r} of node {self.node!r}")
+            open_task.answer(proto.read_result(envelope),
+                             f"agent {self.agent_id!r} of node {self.node!r}")
 
     def _on_agent_stop(self, reason: str) -> None:
         self._goodbye = reason
         self._lost = f"it stopped ({reason}) after answering {self.answered} tasks"
         if self._open is not None:
             self._open.settle(failure=self._gone(f"stopped during task "
-                                                 f"{self._open.task.name!r} ({reason})"))
+                                                 f"{self._open.task.task_name!r} ({reason})"))
 
     def _gone(self, what: str) -> AgentGone:
         return AgentGone(f"agent {self.agent_id!r} of node {self.node!r} {what}")
 
     # -- tasks ------------------------------------------------------------
     async def run_task(self, name: str, data: Any) -> Any:
-        """Hand a task to the agent and return the data of its result.
+        """``run_task_result``, returning the result's data only."""
+        return (await self.run_task_result(name, data)).data
+
+    async def run_task_result(self, name: str, data: Any,
+                              meta: dict[str, Any] | None = None) -> TaskResult:
+        """Hand a task (its data and meta) to the agent and return its whole result.
 
         Raises:
-            AgentGone: the agent did not connect, take the task, answer or send
-                heartbeats in time, or stopped.
+            AgentGone: the agent missed a bound (connect, take, answer, heartbeat) or stopped.
             AgentFailed: the result's return code is not ``RC.OK``.
             TypeError: ``data`` holds something the codec cannot carry.
         """
-        task = Task(name, new_message_id(), data)
+        task = Task(name, new_message_id(), data, dict(meta or {}))
         frame = encode_frame(proto.task_message(self.node, self.agent_id, task))
         await self._wait_for_agent()
         open_task = self._open = OpenTask(task, frame)
         try:
-            late = await open_task.follow(self.settings, partial(self._send_open, open_task),
+            late = await open_task.follow(self.settings, partial(self._send_now, frame),
                                           partial(self._watch, open_task))
         finally:
             self._open = None
@@ -285,10 +287,10 @@ class AgentServer:
             raise self._gone(f"is not connected at {format_address(self.address)} after "
                              f"{timeout:g} s: {self.absence()}")
 
-    def _send_open(self, open_task: OpenTask) -> None:
-        if self._link is not None:  # else it goes out when the agent reconnects
+    def _send_now(self, frame: bytes) -> None:
+        if self._link is not None:  # else a task goes out when the agent reconnects
             with contextlib.suppress(anyio.ClosedResourceError):
-                self._link.send_frame(open_task.frame)
+                self._link.send_frame(frame)
 
     def _watch(self, open_task: OpenTask) -> None:
         """Fail the task if the agent has been silent for ``heartbeat_timeout``."""

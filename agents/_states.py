@@ -18,6 +18,7 @@ from typing import Any, Final
 from peerflow.transport import Envelope
 
 from ._agent_protocol import (
+    ACCEPTED,
     CLOSE,
     METRIC,
     RECEIVED,
@@ -79,6 +80,7 @@ class Message(enum.Enum):
     RECEIVED = "received"
     TAKEN = "taken"
     RESULT = "result"
+    ACCEPTED = "accepted"
     METRIC = "metric"
     CLOSE = "close"
     ABORT = "abort"
@@ -90,7 +92,7 @@ _ANY_OPEN = {Call.LOG_METRIC: None, Call.STOP: State.CLOSED}  # None: the state 
 _FROM_AGENT: Final = dict.fromkeys((Message.HEARTBEAT, Message.METRIC, Message.RECEIVED,
                                     Message.TAKEN, Message.RESULT), None) | {
     Message.CLOSE: Wire.CLOSED}
-_FROM_NODE: Final = dict.fromkeys((Message.HEARTBEAT, Message.TASK), None) | {
+_FROM_NODE: Final = dict.fromkeys((Message.HEARTBEAT, Message.TASK, Message.ACCEPTED), None) | {
     Message.CLOSE: Wire.CLOSED, Message.ABORT: Wire.CLOSED}
 EVENT_TRIGGERED_TRANSITIONS: Final[dict[Role, dict[Any, dict[Any, Any]]]] = {
     Role.TRAINER: {
@@ -181,6 +183,7 @@ class AgentCalls:
 _BY_KIND_AND_TOPIC: Final = {  # the handshake's messages are frames of their own
     ("tell", RECEIVED): Message.RECEIVED,
     ("tell", TAKEN): Message.TAKEN, ("tell", METRIC): Message.METRIC,
+    ("tell", ACCEPTED): Message.ACCEPTED,
     ("tell", CLOSE): Message.CLOSE, ("abort", CLOSE): Message.ABORT}
 _BY_KIND: Final = {"heartbeat": Message.HEARTBEAT, "ask": Message.TASK, "reply": Message.RESULT}
 

@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._consensus import ConsensusExecutor
 from ._fedavg import (
-    CURRENT_ROUND,
-    NUM_STEPS_CURRENT_ROUND,
-    TOTAL_ROUND,
     TRAIN_TASK,
     ResultError,
     RoundRecord,
@@ -142,7 +139,6 @@ __all__ = [
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
-    "CURRENT_ROUND",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
@@ -153,7 +149,6 @@ __all__ = [
     "LearningExecutor",
     "Mixing",
     "NO_OBJECTIVE",
-    "NUM_STEPS_CURRENT_ROUND",
     "NoObjective",
     "Objective",
     "PROBLEMS",
@@ -168,7 +163,6 @@ __all__ = [
     "StepExecutor",
     "SubgradientPushExecutor",
     "TOPOLOGIES",
-    "TOTAL_ROUND",
     "TRAIN_TASK",
     "TopologyReport",
     "TrainOutput",

@@ -23,11 +23,9 @@ from typing import Any
 import numpy as np
 
 from peerflow.actors import Config, DistOptController, Network, Node, PanicReport
+from peerflow.agents import MetaKey
 
 TRAIN_TASK = "train"
-NUM_STEPS_CURRENT_ROUND = "NUM_STEPS_CURRENT_ROUND"
-CURRENT_ROUND = "current_round"
-TOTAL_ROUND = "total_round"
 
 Weights = dict[str, np.ndarray]
 
@@ -105,11 +103,11 @@ def check_result(site: str, data: Any, meta: Any, model: Weights) -> tuple[Weigh
             raise ResultError(f"{where}: {name!r} has non-finite values")
     if meta is not None and not isinstance(meta, Mapping):
         raise ResultError(f"{where}: meta must be a map, got {type(meta).__name__}")
-    steps = (meta or {}).get(NUM_STEPS_CURRENT_ROUND, 1)
+    key = MetaKey.NUM_STEPS_CURRENT_ROUND
+    steps = (meta or {}).get(key, 1)
     if isinstance(steps, bool) or not isinstance(steps, int | float) \
             or not (steps > 0 and math.isfinite(steps)):
-        raise ResultError(f"{where}: meta {NUM_STEPS_CURRENT_ROUND} must be a number > 0, "
-                          f"got {steps!r}")
+        raise ResultError(f"{where}: meta {key} must be a number > 0, got {steps!r}")
     return weights, float(steps)
 
 
@@ -186,8 +184,8 @@ class ScatterAndGather(DistOptController):
     async def _round(self, current: int) -> bool:
         """Run one round; False if it aborted the job."""
         started = time.perf_counter()
-        task = {"data": self.global_weights,
-                "meta": {CURRENT_ROUND: current, TOTAL_ROUND: self.num_rounds}}
+        meta = {MetaKey.CURRENT_ROUND: current, MetaKey.TOTAL_ROUND: self.num_rounds}
+        task = {"data": self.global_weights, "meta": meta}
         answers = await self.broadcast_and_wait(
             self.train_task_name, task, timeout=self.train_timeout or None,
             min_responses=self.min_clients,

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from peerflow.actors import ActorError, SyncAlgorithmExecutor
-from peerflow.agents import RC, AgentServer, TaskExchanger
+from peerflow.agents import RC, AgentServer, MetaKey, TaskExchanger
 from peerflow.transport import Envelope
 
-from ._fedavg import CURRENT_ROUND, TRAIN_TASK, Weights
+from ._fedavg import TRAIN_TASK, Weights
 
 TrainOutput = tuple[str, Mapping[str, Any] | None, Any]
 """What a trainer returns: (return code, meta, new weights)."""
@@ -46,7 +46,7 @@ class _TrainSite(SyncAlgorithmExecutor):
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         rc, meta, data = self._output(await self.train(extra))
-        round_ = (extra.get("meta") or {}).get(CURRENT_ROUND)
+        round_ = (extra.get("meta") or {}).get(MetaKey.CURRENT_ROUND)
         if rc != RC.OK:
             raise TrainerFailed(f"site {self.id!r}: the trainer returned {rc} for task "
                                 f"{self.task_name!r} in round {round_}")
@@ -93,11 +93,12 @@ class AgentTrainer(_TrainSite, TaskExchanger):
 
 
 async def agent_train(server: AgentServer, name: str, task: Mapping[str, Any]) -> TrainOutput:
-    """Hand one train task to the agent; its (rc, meta, weights).
+    """Hand one train task (its data and meta) to the agent; its (rc, meta, weights).
 
-    The only call to the agent. The link carries the task's data and the result's
-    data and return code (a code other than OK raises ``AgentFailed`` naming the
-    agent, its node and the code), not meta: every site weighs 1.
+    The only call to the agent. The result's meta comes back with it, so an agent
+    site is weighed by the ``MetaKey.NUM_STEPS_CURRENT_ROUND`` its trainer reports
+    (1 if none). A code other than OK raises ``AgentFailed`` naming the agent, its
+    node and the code.
     """
-    data = await server.run_task(name, task["data"])
-    return RC.OK, {}, data
+    result = await server.run_task_result(name, task["data"], task.get("meta"))
+    return result.return_code, result.meta, result.data

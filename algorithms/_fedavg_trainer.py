@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from peerflow.agents import RC
+from peerflow.agents import RC, MetaKey
 
-from ._fedavg import NUM_STEPS_CURRENT_ROUND, Weights
+from ._fedavg import Weights
 from ._fedavg_sites import TrainOutput
 from ._learning import dataset_loss
 from ._problems import Problem, accuracy, loader
@@ -75,7 +75,7 @@ class ProblemTrainer:
                     for p in params:   # torch._dynamo, seconds at start and at exit
                         p -= self.stepsize * p.grad
                 steps, total = steps + 1, total + float(loss.detach())
-        meta = {NUM_STEPS_CURRENT_ROUND: steps, "train_loss": total / steps}
+        meta = {MetaKey.NUM_STEPS_CURRENT_ROUND: steps, "train_loss": total / steps}
         return RC.OK, meta, model_weights(self.model)
 
 

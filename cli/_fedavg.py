@@ -3,24 +3,34 @@
 Sites are ``site-1`` ... ``site-N``. Without ``--agent-command`` each site trains
 its part of the built-in problem in this process; with it, each site relays task
 "train" to one process of the command (``{site}`` and ``{agent_id}`` in it become
-the site's name and its agent id), as NVFlare's TaskExchanger does.
+the site's name and its agent id), as NVFlare's TaskExchanger does; with
+``--agent-tls KITS``, over mutual TLS with each site's startup kit.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 import peerflow
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, ConfigError, Network, Node, RunResult
+from peerflow.actors import (
+    DEFAULT_SYNC_TIMEOUT,
+    ConfigError,
+    Network,
+    Node,
+    RunResult,
+    SyncAlgorithmExecutor,
+)
+from peerflow.algorithms import ScatterAndGather
 from peerflow.jobs import ALGORITHMS, Job, fedavg_controller, fedavg_executors, report_fedavg
 
 from . import _options as opt
 from . import _render as render
-from ._agents import AgentCommand, simulate_with_agents
+from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
 from ._interrupt import Interrupted, run_async
 
@@ -53,7 +63,7 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     wait_time_after_min_received: WaitTime =
                     _EXTRA["wait_time_after_min_received"],
                     initial_weights: InitialWeights = None,
-                    agent_command: AgentCommand = None,
+                    agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                     problem: opt.ProblemName = "two-moons", seed: opt.Seed = 0,
                     stepsize: LocalStepsize = None,
                     local_epochs: LocalEpochs = int(_EXTRA["local_epochs"]),
@@ -61,8 +71,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     transport: opt.TransportName = "memory", out: opt.Out = None,
                     torch_threads: opt.TorchThreads = 1, force: opt.Force = False) -> None:
     """Federated averaging (its help is the registry's)."""
-    job = Job("fedavg", rounds, seed, DEFAULT_SYNC_TIMEOUT,
-              Network(tuple(Node(f"site-{i}") for i in range(1, nodes + 1))), problem=problem,
+    sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
+    check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
+    job = Job("fedavg", rounds, seed, DEFAULT_SYNC_TIMEOUT, Network(sites), problem=problem,
               stepsize=_DEFAULTS["stepsize"] if stepsize is None else stepsize,
               extra={"min_clients": float(min_clients),
                      "wait_time_after_min_received": wait_time_after_min_received,
@@ -73,20 +84,29 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
+    render.print_table(*report_fedavg(result, job, controller, out_dir))
+    if not result.ok:
+        typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
+                   f"{result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExecutor],
+         command: str | None, tls: Path | None, transport: str,
+         out_dir: Path | None) -> RunResult:
+    """Run the job, its sites' agent processes too if ``command``; an interrupted run's
+    result, reported."""
     options = {"transport": transport, "controller": controller, "allow_disconnected": True}
     started = time.perf_counter()
     try:
-        result = (simulate_with_agents(controller.config, executors, agent_command, **options)
-                  if agent_command else
-                  run_async(lambda: peerflow.run(controller.config, executors, **options)))
+        return (simulate_with_agents(controller.config, executors, command, tls=tls, **options)
+                if command else
+                run_async(lambda: peerflow.run(controller.config, executors, **options)))
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
     except Interrupted as exc:
         result = RunResult("interrupted", str(exc), iteration=len(controller.rounds),
                            timings={"total": time.perf_counter() - started})
         render.report_interrupted("fedavg", result, controller.config, {}, out_dir)
-    render.print_table(*report_fedavg(result, job, controller, out_dir))
-    if not result.ok:
-        typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
-                   f"{result.reason}", err=True)
-        raise typer.Exit(1)
+        return result

@@ -17,6 +17,9 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.actors.__all__) >= {"Actor", "Controller", "DistOptController",
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
+    assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
+                                            "TaskResult", "RC", "MetaKey", "AgentClosed",
+                                            "CallStateError", "AgentServer", "TaskExchanger"}
 
 
 def test_every_exported_name_exists() -> None:

@@ -11,7 +11,9 @@ from peerflow.agents import (
     AgentRefused,
     CallStateError,
     LinkSettings,
+    MetaKey,
     Task,
+    TaskResult,
 )
 from peerflow.agents import _agent_protocol as proto
 from peerflow.agents import _handshake as handshake
@@ -135,16 +137,45 @@ def test_a_hello_with_another_id_or_run_or_while_busy_is_refused_naming_the_agen
         handshake.read_welcome(body(handshake.hello("x", None, None).frame()))
 
 
-def test_a_result_carries_its_task_id_code_and_data() -> None:
+def test_a_task_carries_its_name_id_data_and_meta() -> None:
+    task = Task("train", "t-1", {"w": 1.0}, {MetaKey.CURRENT_ROUND: 3})
+    message = round_trip(proto.task_message("site-1", "trainer-1", task))
+    assert message.id == "t-1" and message.topic == "train"
+    assert proto.read_task(message) == task
+    message.body = {"data": 1}
+    with pytest.raises(AgentProtocolError, match=r"a task must be \{data, meta\}"):
+        proto.read_task(message)
+
+
+def test_a_result_carries_its_task_id_code_data_and_meta() -> None:
     task = Task("train", "t-1", {"w": 1.0})
-    message = round_trip(proto.result_message("trainer-1", "site-1", task, [1, 2], RC.OK))
+    result = TaskResult([1, 2], {MetaKey.NUM_STEPS_CURRENT_ROUND: 10}, RC.TASK_ABORTED)
+    message = round_trip(proto.result_message("trainer-1", "site-1", task, result))
     assert message.reply_to == "t-1" and message.topic == "train"
-    assert proto.read_result(message) == ("OK", [1, 2])
-    bad = proto.result_message("trainer-1", "site-1", task, None, RC.OK)
-    bad.body = {"data": 1}
-    with pytest.raises(AgentProtocolError, match=r"a result must be \{rc, data\}"):
-        proto.read_result(bad)
-    assert round_trip(proto.task_message("site-1", "trainer-1", task)).id == "t-1"
+    assert proto.read_result(message) == TaskResult([1, 2], {"NUM_STEPS_CURRENT_ROUND": 10},
+                                                    "TASK_ABORTED")
+    for bad in ({"data": 1, "meta": {}}, {"rc": "OK", "data": 1}, {"rc": "OK", "data": 1,
+                                                                   "meta": []}):
+        message.body = bad
+        with pytest.raises(AgentProtocolError, match=r"a result must be \{rc, data, meta\}"):
+            proto.read_result(message)
+
+
+def test_a_task_result_is_checked_and_prints_like_nvflares() -> None:
+    assert TaskResult(0, None).meta == {} and TaskResult(0).data == 0
+    with pytest.raises(TypeError, match="meta must be a dict, got list"):
+        TaskResult(meta=[])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="return_code must be a str"):
+        TaskResult(return_code=1)  # type: ignore[arg-type]
+    assert str(Task("train", "t-1", [0.0] * 1000)) == "'train t-1'"
+
+
+def test_the_return_codes_and_meta_keys_are_nvflares() -> None:
+    assert {"OK", "EXECUTION_EXCEPTION", "TASK_ABORTED", "TASK_UNKNOWN", "EARLY_TERMINATION",
+            "SERVICE_UNAVAILABLE"} <= {rc.value for rc in RC} and len(RC) == 25
+    assert all(rc.name == rc.value for rc in RC)
+    assert (MetaKey.NUM_STEPS_CURRENT_ROUND, MetaKey.CURRENT_ROUND, MetaKey.TOTAL_ROUND) == (
+        "NUM_STEPS_CURRENT_ROUND", "current_round", "total_round")
 
 
 def test_the_node_end_follows_the_agents_conversation_from_hello_to_close() -> None:
@@ -154,7 +185,7 @@ def test_the_node_end_follows_the_agents_conversation_from_hello_to_close() -> N
     messages = [proto.heartbeat("trainer-1", "site-1"),
                 proto.received("trainer-1", "site-1", "t-1"),
                 proto.taken("trainer-1", "site-1", "t-1"),
-                proto.result_message("trainer-1", "site-1", task, 1, RC.OK),
+                proto.result_message("trainer-1", "site-1", task, TaskResult(1)),
                 proto.goodbye("trainer-1", "site-1", "done")]
     seen = [wire.receive(round_trip(message)) for message in messages]
     assert seen == [Message.HEARTBEAT, Message.RECEIVED, Message.TAKEN,
@@ -187,3 +218,12 @@ def test_each_end_refuses_what_only_the_other_end_may_send() -> None:
     with pytest.raises(AgentProtocolError, match="node sent tell 'metric'"):
         agent.receive(proto.metric("site-1", "trainer-1", "loss", 1.0, None))
 
+
+
+
+def test_only_the_node_says_it_has_a_result() -> None:
+    accepted = round_trip(proto.accepted("site-1", "trainer-1", "t-1"))
+    assert states.classify(accepted) is Message.ACCEPTED and accepted.reply_to == "t-1"
+    table = states.EVENT_TRIGGERED_TRANSITIONS
+    assert all(Message.ACCEPTED in table[Role.AGENT][wire] for wire in (Wire.OPEN, Wire.CLOSED))
+    assert not any(Message.ACCEPTED in row for row in table[Role.NODE].values())

@@ -21,6 +21,7 @@ from peerflow.agents import (
     AsyncAgent,
     LinkSettings,
     TaskExchanger,
+    TaskResult,
     agent_environment,
     agent_status,
     trainer_tls_context,
@@ -105,7 +106,7 @@ async def test_a_job_runs_over_mutual_tls_and_status_says_so(tmp_path: Path, kit
             task = await agent.get_task()
             assert task is not None
             rows.extend(agent_status([node]))
-            await agent.submit_result({"site": site, "data": task.data})
+            await agent.submit_result(TaskResult({"site": site, "data": task.data}))
             with pytest.raises(AgentClosed):
                 await agent.get_task()
 

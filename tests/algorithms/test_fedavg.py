@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 import peerflow
-from peerflow.agents import RC, AgentClosed, AsyncAgent
+from peerflow.agents import RC, AgentClosed, AsyncAgent, MetaKey, TaskResult
 from peerflow.algorithms import (
-    NUM_STEPS_CURRENT_ROUND,
     AgentTrainer,
     ResultError,
     RoundRecord,
@@ -32,7 +31,7 @@ def shift_trainer(shift: float, steps: int | None, delay: float = 0.0, rc: str =
         await anyio.sleep(delay)
         for value in weights.values():
             value += shift  # in place: its own copy
-        return rc, ({} if steps is None else {NUM_STEPS_CURRENT_ROUND: steps}), weights
+        return rc, ({} if steps is None else {MetaKey.NUM_STEPS_CURRENT_ROUND: steps}), weights
     return train
 
 
@@ -121,8 +120,8 @@ def test_a_result_that_does_not_fit_the_model_aborts_naming_its_site() -> None:
         in str(result.reason)
 
 
-@pytest.mark.parametrize("meta", [{NUM_STEPS_CURRENT_ROUND: 0}, {NUM_STEPS_CURRENT_ROUND: "x"},
-                                  [1]])
+@pytest.mark.parametrize("meta", [{MetaKey.NUM_STEPS_CURRENT_ROUND: 0},
+                                  {MetaKey.NUM_STEPS_CURRENT_ROUND: "x"}, [1]])
 def test_a_bad_step_count_is_refused(meta: Any) -> None:
     from peerflow.algorithms._fedavg import check_result
 
@@ -137,8 +136,8 @@ def test_bad_arguments_are_refused() -> None:
         ScatterAndGather(sites_config(SITES), {})
 
 
-async def agent_loop(site: AgentTrainer, rc: str) -> None:
-    """An in-process trainer behind an agent: adds 1 and answers ``rc``."""
+async def agent_loop(site: AgentTrainer, rc: str, steps: int) -> None:
+    """An in-process trainer behind an agent: adds ``steps``, reports them, answers ``rc``."""
     address = await site.agent.wait_listening()
     async with AsyncAgent(address, site.agent.agent_id, heartbeat_timeout=5.0) as agent:
         while True:
@@ -147,7 +146,9 @@ async def agent_loop(site: AgentTrainer, rc: str) -> None:
             except AgentClosed:
                 return
             assert task is not None
-            await agent.submit_result({k: v + 1 for k, v in task.data.items()}, rc)
+            assert task.meta[MetaKey.TOTAL_ROUND] == 2
+            await agent.submit_result(TaskResult({k: v + steps for k, v in task.data.items()},
+                                                 {MetaKey.NUM_STEPS_CURRENT_ROUND: steps}, rc))
 
 
 @pytest.mark.timeout(30)
@@ -157,14 +158,16 @@ async def test_agent_backed_sites_train_through_their_agents(rc: str) -> None:
     controller = ScatterAndGather(config, MODEL, num_rounds=2, min_clients=2)
     sites = {s: AgentTrainer(f"{s}-agent", heartbeat_timeout=5.0) for s in SITES[:2]}
     async with anyio.create_task_group() as group:
-        group.start_soon(agent_loop, sites["site-1"], RC.OK)
-        group.start_soon(agent_loop, sites["site-2"], rc)
+        group.start_soon(agent_loop, sites["site-1"], RC.OK, 1)
+        group.start_soon(agent_loop, sites["site-2"], rc, 3)
         result = await peerflow.run(config, sites, controller=controller,
                                     allow_disconnected=True)
     if rc == RC.OK:
         assert result.ok, result.reason
-        np.testing.assert_array_equal(controller.global_weights["w"], MODEL["w"] + 2)
+        # weighted by the steps each trainer reports: (1 * 1 + 3 * 3) / 4 per round
+        np.testing.assert_allclose(controller.global_weights["w"], MODEL["w"] + 5)
         assert isinstance(controller.rounds[0], RoundRecord)
+        assert controller.rounds[1].weights == {"site-1": 1.0, "site-2": 3.0}
     else:
         assert result.status == "aborted" and result.node == "site-2"
         assert "EXECUTION_EXCEPTION" in str(result.reason)

@@ -19,13 +19,21 @@ import torch
 
 from peerflow.cli import main
 from peerflow.jobs import load_job
+from peerflow.transport import project_from_dict, provision
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "fedavg_trainer.py"
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
 HELLO_NUMPY = {"numpy_key": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}
+SEED_TRAINER = Path(__file__).parents[1] / "agents" / "flare_trainer.py"
+PROJECT = {"participants": [
+    {"name": "server", "type": "server", "org": "nvidia", "fed_learn_port": 8002,
+     "admin_port": 8003},
+    *({"name": f"site-{i}", "type": "client", "org": "nvidia", "listening_host": "localhost"}
+      for i in (1, 2, 3)),
+]}
 NUMPY_TRAINER = textwrap.dedent("""
     import argparse
-    from peerflow.agents import RC, Agent, AgentClosed
+    from peerflow.agents import RC, Agent, AgentClosed, MetaKey, TaskResult
 
     NUMPY_KEY = "numpy_key"
 
@@ -43,13 +51,13 @@ NUMPY_TRAINER = textwrap.dedent("""
             except AgentClosed:
                 break
             rc, meta, result = train(task.data, args.site_name == args.fail)
-            agent.submit_result(result, rc)
+            agent.submit_result(TaskResult(data=result, meta=meta, return_code=rc))
         agent.stop()
 
     def train(model, fail):
         if fail:
             return RC.EXECUTION_EXCEPTION, None, None
-        return RC.OK, {}, {NUMPY_KEY: model[NUMPY_KEY] + 1.0}
+        return RC.OK, {MetaKey.NUM_STEPS_CURRENT_ROUND: 2}, {NUMPY_KEY: model[NUMPY_KEY] + 1.0}
 
     if __name__ == "__main__":
         main()
@@ -70,6 +78,26 @@ def summary_of(out: Path) -> dict[str, Any]:
 def weights_of(out: Path) -> dict[str, np.ndarray]:
     with np.load(out / "global_weights.npz") as archive:
         return {name: archive[name] for name in archive.files}
+
+
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Startup kits of site-1 ... site-3 (agent links over mutual TLS)."""
+    out = tmp_path_factory.mktemp("kits")
+    provision(project_from_dict(PROJECT, "project.yml"), out)
+    return out
+
+
+def seed_trainer(tmp_path: Path, secure: bool) -> str:
+    """A command running NVFlare's documented trainer (``flare_trainer.py``; its ``train``
+    adds 1 and reports as many steps as the model has rows): as is in secure mode, its
+    ``secure_mode=True`` made False in plain mode."""
+    source = SEED_TRAINER.read_text()
+    trainer = tmp_path / "seed_trainer.py"
+    trainer.write_text(source if secure else source.replace("secure_mode=True",
+                                                            "secure_mode=False"))
+    return (f"{shlex.quote(sys.executable)} {shlex.quote(str(trainer))} "
+            "--site_name {site} --agent_id {agent_id}")
 
 
 def hello_numpy(tmp_path: Path) -> tuple[Path, str]:
@@ -107,18 +135,27 @@ def test_the_example_trainer_behind_agents_gives_the_in_process_model(tmp_path: 
     assert main([*args, "--out", str(tmp_path / "local")]) == 0
     agents, local = weights_of(tmp_path / "agents"), weights_of(tmp_path / "local")
     assert all(np.array_equal(agents[name], local[name]) for name in local)
+    assert [r["weights"] for r in summary_of(tmp_path / "agents")["rounds"]] == [
+        {"site-1": 50.0, "site-2": 50.0}] * 2  # the steps the trainers report in meta
     assert summary_of(tmp_path / "agents")["metrics"] == summary_of(tmp_path / "local")["metrics"]
 
 
 @pytest.mark.timeout(120)
-def test_a_seed_style_trainer_averages_nvflares_hello_numpy_model(tmp_path: Path) -> None:
-    weights, command = hello_numpy(tmp_path)
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_documented_trainer_averages_nvflares_hello_numpy_model_over_3_sites(
+        tmp_path: Path, kits: Path, secure: bool) -> None:
+    weights, _ = hello_numpy(tmp_path)
     out = tmp_path / "out"
+    tls = ["--agent-tls", str(kits)] if secure else []
     assert main(["simulate", "fedavg", "-n", "3", "-r", "2", "--initial-weights", str(weights),
-                 "--agent-command", command, "--out", str(out)]) == 0
+                 "--agent-command", seed_trainer(tmp_path, secure), *tls,
+                 "--out", str(out)]) == 0
     np.testing.assert_array_equal(weights_of(out)["numpy_key"],
                                   np.array(HELLO_NUMPY["numpy_key"], np.float32) + 2)
-    assert "metrics" in summary_of(out) and not (out / "fedavg_loss.png").exists()
+    summary = summary_of(out)
+    assert [r["weights"] for r in summary["rounds"]] == [
+        dict.fromkeys(["site-1", "site-2", "site-3"], 3.0)] * 2  # steps: the model's 3 rows
+    assert "metrics" in summary and not (out / "fedavg_loss.png").exists()
 
 
 @pytest.mark.timeout(120)
@@ -171,10 +208,12 @@ def free_port() -> int:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("agents", [True, False])
-def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(tmp_path: Path,
-                                                                    agents: bool) -> None:
-    weights, command = hello_numpy(tmp_path)
+@pytest.mark.parametrize("mode", ["plain", "secure", "no agents"])
+def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(
+        tmp_path: Path, kits: Path, mode: str) -> None:
+    weights, _ = hello_numpy(tmp_path)
+    agents, command = mode != "no agents", seed_trainer(tmp_path, mode == "secure")
+    tls = ["--agent-tls", str(kits)] if mode == "secure" else []
     job = tmp_path / "job.toml"
     job.write_text('algorithm = "fedavg"\niterations = 2\n'
                    + ('initial_weights = "weights.json"\n' if agents else "")
@@ -182,7 +221,8 @@ def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(tmp_path: Pa
     address = f"127.0.0.1:{free_port()}"
     argv = [["controller", "--job", str(job), "--listen", address, "--out", str(tmp_path / "out")]]
     argv += [["node", "--name", site, "--controller", address,
-              *(["--agent-command", command] if agents else [])] for site in ("site-1", "site-2")]
+              *(["--agent-command", command, *tls] if agents else [])]
+             for site in ("site-1", "site-2")]
     env = {**os.environ, "PEERFLOW_SECRET": "fedavg-test-secret"}
     children = [subprocess.Popen([sys.executable, "-c", ENTRY, *args], env=env,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -199,5 +239,6 @@ def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(tmp_path: Pa
     if agents:
         np.testing.assert_array_equal(weights_of(tmp_path / "out")["numpy_key"],
                                       np.array(HELLO_NUMPY["numpy_key"], np.float32) + 2)
+        assert summary["rounds"][1]["weights"] == {"site-1": 3.0, "site-2": 3.0}
     else:
         assert summary["metrics"]["test_loss"] < summary["metrics"]["test_loss_start"]
