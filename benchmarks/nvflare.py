@@ -194,7 +194,7 @@ def side_by_side(out: Path, nvflare_python: str | None = None,
     for job in only:
         nodes, iterations = JOBS[job]
         iterations = two_moons_iterations if job == "two-moons" else iterations
-        folder = out / "nvflare" / job
+        folder = (out / "nvflare" / job).resolve()  # the commands run inside it
         options = prepare(job, folder)
         live = nvflare_run(nvflare_python, job, folder, iterations) if nvflare_python else None
         transports = ("memory", "tcp") if job == "consensus" else ("memory",)

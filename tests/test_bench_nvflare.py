@@ -96,3 +96,12 @@ def test_a_small_command_started_from_a_large_process_is_measured_small(tmp_path
                             timeout=60)
     assert measured["ok"] and measured["peak_rss_mb"] < 100, measured
     del ballast
+
+
+@pytest.mark.timeout(300)
+def test_peerflow_runs_from_a_relative_out_folder(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    results = nvflare.side_by_side(Path("runs"), None, only=("consensus",))
+    ours = results["jobs"]["consensus"]["peerflow"]
+    assert ours["memory"]["ok"] and ours["tcp"]["ok"], ours
