@@ -139,12 +139,15 @@ class Registry(Actor):
 
 async def serve_controller(config: Config, job: Mapping[str, Any], transport: NetworkTransport,
                            *, join_timeout: float = 60.0, config_timeout: float = 10.0,
-                           on_listening: Callable[[str], None] | None = None) -> RunResult:
+                           on_listening: Callable[[str], None] | None = None,
+                           controller: DistOptController | None = None) -> RunResult:
     """Run a job whose nodes are other processes; return how it ended.
 
-    ``transport`` (not yet opened) must admit the nodes as joiners.
+    ``transport`` (not yet opened) must admit the nodes as joiners. ``controller``
+    runs the job if given (a workflow such as scatter and gather), else a
+    ``DistOptController`` of ``config``.
     """
-    controller = DistOptController(config, config_timeout=config_timeout)
+    controller = controller or DistOptController(config, config_timeout=config_timeout)
     transport.guard = controller_guard(controller.targets, REGISTRY)
     async with transport, Runtime(transport, transport.run_id) as runtime:
         registry = Registry(controller, transport, job)

@@ -23,7 +23,7 @@ from peerflow.transport import Envelope
 
 from ._actor import Actor
 from ._config import CONTROLLER_NAME, Config, local_configs
-from ._errors import ActorError, TaskFailed
+from ._errors import TaskFailed
 from ._result import PanicReport, RunResult
 from ._waitfor import DIAGNOSIS_TIMEOUT, WAIT_STATE, WaitState, trace
 
@@ -55,9 +55,13 @@ class Controller(Actor):
         self._background = task_group
 
     async def send_and_wait(self, task: str, data: Mapping[str, Any], *,
-                            timeout: float | None, min_responses: int | None = None
-                            ) -> dict[str, Any]:
+                            timeout: float | None, min_responses: int | None = None,
+                            wait_time_after_min_received: float = 0.0) -> dict[str, Any]:
         """Send ``task`` with ``data[target]`` to each target and wait for the answers.
+
+        Once ``min_responses`` targets answered, the others get up to
+        ``wait_time_after_min_received`` more seconds (NVFlare's meaning); the asks
+        still open then are cancelled (a late answer is dropped).
 
         Returns:
             ``{target: answer}`` for every target that answered in time.
@@ -66,39 +70,29 @@ class Controller(Actor):
             TaskFailed: fewer than ``min_responses`` (default: all) targets answered;
                 the message names the ones that failed and why.
         """
-        targets = list(data)
-        need = len(targets) if min_responses is None else min_responses
-        answers: dict[str, Any] = {}
-        failures: dict[str, str] = {}
-        enough = anyio.Event()
-
-        async def one(target: str) -> None:
-            try:
-                answers[target] = await self.ask(target, task, data[target], timeout=timeout)
-            except ActorError as exc:
-                failures[target] = str(exc)
-            if len(answers) >= need or len(answers) + len(failures) == len(targets):
-                enough.set()
-
-        async with anyio.create_task_group() as group:
-            for target in targets:
-                group.start_soon(one, target)
-            await enough.wait()
-            group.cancel_scope.cancel()
+        need = len(data) if min_responses is None else min_responses
+        answers, failures = await self.ask_each(task, data, timeout=timeout, need=need,
+                                                linger=wait_time_after_min_received)
         if len(answers) < need:
-            missing = sorted(set(targets) - answers.keys() - failures.keys())
+            missing = sorted(data.keys() - answers.keys() - failures.keys())
             raise TaskFailed(f"task {task!r}: {len(answers)} of {need} needed answers; "
                              f"failed: {failures}; no answer: {missing}")
         return answers
 
     async def broadcast_and_wait(self, task: str, data: Any = None, *,
                                  targets: Iterable[str] | None = None,
-                                 timeout: float | None, min_responses: int | None = None
+                                 timeout: float | None, min_responses: int | None = None,
+                                 wait_time_after_min_received: float = 0.0
                                  ) -> dict[str, Any]:
         """Send the same ``task`` and ``data`` to every target; see ``send_and_wait``."""
         chosen = self.targets if targets is None else list(targets)
         return await self.send_and_wait(task, dict.fromkeys(chosen, data), timeout=timeout,
-                                        min_responses=min_responses)
+                                        min_responses=min_responses,
+                                        wait_time_after_min_received=wait_time_after_min_received)
+
+    def abort(self, report: PanicReport) -> None:
+        """Abort the run as a node's panic would (the first abort decides)."""
+        self._on_panic(report)
 
     def receive_now(self, envelope: Envelope) -> bool:
         if envelope.kind != "panic":
@@ -130,18 +124,12 @@ class Controller(Actor):
     async def _wait_states(self) -> dict[str, WaitState | None]:
         """Each target's wait state; None for one that did not answer in time."""
         states: dict[str, WaitState | None] = dict.fromkeys(self.targets)
-
-        async def one(target: str) -> None:
-            try:
-                answer = await self.ask(target, WAIT_STATE, timeout=self.diagnosis_timeout)
-            except ActorError as exc:
-                logger.warning("node %r did not say what it waits on: %s", target, exc)
-                return
-            states[target] = WaitState.from_body(answer)
-
-        async with anyio.create_task_group() as group:
-            for target in self.targets:
-                group.start_soon(one, target)
+        answers, failures = await self.ask_each(WAIT_STATE, dict.fromkeys(self.targets),
+                                                timeout=self.diagnosis_timeout)
+        for node, answer in answers.items():
+            states[node] = WaitState.from_body(answer)
+        for node, why in failures.items():
+            logger.warning("node %r did not say what it waits on: %s", node, why)
         for node, reason in self._failures.items():  # e.g. lost while it was asked
             known = states.get(node)
             states[node] = WaitState(None if known is None else known.iteration, failure=reason)
@@ -199,10 +187,19 @@ class DistOptController(Controller):
         await self.send_and_wait("config", configs, timeout=self.config_timeout)
         t1 = time.perf_counter()
         timings["config"] = t1 - t0
-        answers = await self.broadcast_and_wait("run", dict(self.config.extra),
-                                                timeout=self.run_timeout)
+        answers = await self.control_flow()
         timings["run"] = time.perf_counter() - t1
         return answers
+
+    async def control_flow(self) -> dict[str, Any]:
+        """The job once every node is configured (NVFlare's name): "run" to every node
+        with ``extra``; each node's answer. A workflow (e.g. scatter and gather) overrides it.
+
+        Raises:
+            TaskFailed: a node did not answer.
+        """
+        return await self.broadcast_and_wait("run", dict(self.config.extra),
+                                             timeout=self.run_timeout)
 
     async def _cancel_on_panic(self, scope: anyio.CancelScope) -> None:
         await self._panicked.wait()

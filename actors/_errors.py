@@ -41,3 +41,12 @@ class MailboxBreach(ActorError):
 
 class RunAborted(ActorError):
     """The run was aborted by the controller (after some node panicked)."""
+
+
+class RunStopped(BaseException):
+    """Raised in a node's run once it was told to stop (``SyncAlgorithmExecutor.stop``).
+
+    The run unwinds at once, with no answer to the controller, and the actor ends
+    quietly: cheaper than cancelling it, which at 10,000 nodes took seconds. A
+    ``BaseException``, as cancellation is, so that ``except Exception`` lets it pass.
+    """

@@ -32,7 +32,7 @@ from peerflow.transport import Envelope
 
 from ._actor import Actor, _describe
 from ._config import LocalConfig, Neighbor
-from ._errors import RunAborted, SyncTimeout
+from ._errors import RunAborted, RunStopped, SyncTimeout
 from ._mailbox import IterationMailbox
 from ._result import PanicReport
 from ._waitfor import WAIT_STATE, WaitState
@@ -109,7 +109,9 @@ class SyncAlgorithmExecutor(Actor, ABC):
             SyncTimeout: a neighbour's value did not arrive within ``sync_timeout``.
             MailboxBreach: a neighbour ran too far ahead.
         """
-        if self._abort is not None or self._stopping:
+        if self._stopping:
+            raise RunStopped(self.id)
+        if self._abort is not None:
             # Cancellation reaches a task only while it waits on an unresolved future: a
             # node whose neighbours keep feeding it would run on, so it waits here instead.
             return anyio.sleep_forever()
@@ -224,13 +226,16 @@ class SyncAlgorithmExecutor(Actor, ABC):
         return result
 
     def stop(self) -> None:
-        """Exchange no more: the next ``exchange`` waits to be cancelled.
+        """Exchange no more: the run ends with ``RunStopped`` in ``exchange`` (now, if it
+        waits there), without an answer.
 
         Call it on every node before cancelling a run (the runtime does when it
         closes): a cancelled run that still exchanges stops one hop per event-loop
         pass, which at thousands of nodes takes minutes.
         """
         self._stopping = True
+        if self._mailbox is not None:
+            self._mailbox.stop()
 
     def _close_inbox(self) -> None:
         self.stop()

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from typing import Any
 
-from ._errors import MailboxBreach, SyncTimeout
+from ._errors import MailboxBreach, RunStopped, SyncTimeout
 
 logger = logging.getLogger("peerflow.mailbox")
 
@@ -178,6 +178,12 @@ class IterationMailbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def stop(self) -> None:
+        """End a pending ``gather`` with ``RunStopped``."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RunStopped(self.owner))
 
     # -- refusals ----------------------------------------------------------------------------
     def _refuse(self, sender: str, iteration: int) -> None:

@@ -27,7 +27,8 @@ Progress = Callable[[Mapping[str, int | None]], None]
 async def run(config: Config, executors: Executors, transport: str | Transport = "memory", *,
               config_timeout: float = 10.0, run_timeout: float | None = None,
               on_progress: Progress | None = None, progress_interval: float = 0.1,
-              allow_disconnected: bool = False) -> RunResult:
+              allow_disconnected: bool = False,
+              controller: DistOptController | None = None) -> RunResult:
     """Run ``config`` with one executor per node and return how it ended.
 
     Args:
@@ -41,6 +42,8 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
         on_progress: called about every ``progress_interval`` seconds with each node's iteration.
         allow_disconnected: run a network that is not (strongly) connected, which
             cannot reach consensus; refused otherwise.
+        controller: the job's controller, if not a ``DistOptController`` of ``config``
+            (a workflow such as scatter and gather); its config must be ``config``.
 
     Warns:
         UserWarning: some neighbours had no weight; Metropolis-Hastings weights were set.
@@ -51,8 +54,7 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     """
     config = prepare_config(config, allow_disconnected=allow_disconnected)
     by_node = _executors_by_node(config, executors)
-    controller = DistOptController(config, config_timeout=config_timeout,
-                                   run_timeout=run_timeout)
+    controller = _controller(config, controller, config_timeout, run_timeout)
     async with (deploy(transport, config.network, by_node, controller),
                 anyio.create_task_group() as group):
         if on_progress is not None:
@@ -62,6 +64,16 @@ async def run(config: Config, executors: Executors, transport: str | Transport =
     if on_progress is not None:
         on_progress({node: ex.iteration for node, ex in by_node.items()})
     return result
+
+
+def _controller(config: Config, controller: DistOptController | None, config_timeout: float,
+                run_timeout: float | None) -> DistOptController:
+    """The job's controller, given one or not, with ``config`` (the weights prepare_config
+    filled in)."""
+    if controller is None:
+        return DistOptController(config, config_timeout=config_timeout, run_timeout=run_timeout)
+    controller.config = config
+    return controller
 
 
 def simulate(config: Config, executors: Executors, transport: str | Transport = "memory",

@@ -38,6 +38,7 @@ class Runtime:
         self.transport = transport
         self.run_id = run_id or uuid.uuid4().hex
         self.dead_letters: deque[tuple[Envelope, str]] = deque(maxlen=dead_letter_limit)
+        self._dead_recipients: set[str] = set()
         self.actors: dict[str, Actor] = {}
         self._task_group: TaskGroup | None = None
         transport.on_dead_letter = self._on_dead_letter
@@ -79,5 +80,10 @@ class Runtime:
 
     def _on_dead_letter(self, envelope: Envelope, reason: str) -> None:
         self.dead_letters.append((envelope, reason))
-        logger.warning("dead letter %s %r from %r to %r: %s", envelope.kind, envelope.topic,
-                       envelope.sender, envelope.recipient, reason)
+        first = envelope.recipient not in self._dead_recipients
+        self._dead_recipients.add(envelope.recipient)
+        # a lost node leaves a letter per queued message: one line says it
+        logger.log(logging.WARNING if first else logging.DEBUG,
+                   "dead letter %s %r from %r to %r: %s%s", envelope.kind, envelope.topic,
+                   envelope.sender, envelope.recipient, reason,
+                   " (later ones to it are logged at debug level)" if first else "")

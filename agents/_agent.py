@@ -1,16 +1,14 @@
 """The agent side: ``AsyncAgent``, and ``Agent``, its blocking facade for synchronous trainers.
 
-A trainer (any process, often a plain script) connects to its node's agent
-address, presents its ``agent_id``, then loops ``get_task`` / compute /
-``submit_result`` until ``get_task`` raises ``AgentClosed``. The call order is
-checked by the protocol's state table (``_states``). Heartbeats run in
-the link's own task, so a long computation never makes the agent look dead:
-``Agent`` (``_agent_blocking``) runs the event loop in an anyio ``BlockingPortal``
-thread while the trainer computes in its own. A lost connection is retried until the node has
-been silent for ``heartbeat_timeout``; a task resent meanwhile is not handed
-out twice, and the last result is sent again in case it was lost. A node that
-refuses the connection after it was once admitted is gone at once: its listener
-lives as long as its process, so nobody listening means the process ended.
+A trainer connects to its node's agent address, presents its ``agent_id``, then loops
+``get_task`` / compute / ``submit_result`` until ``get_task`` raises ``AgentClosed``,
+as NVFlare's FlareAgent does (its arguments: ``_flare_options``; connecting:
+``_flare_connect``). The call order is checked by the state table (``_states``).
+Heartbeats run in the link's own task, so a long computation never makes the agent
+look dead (``Agent`` runs the event loop in a ``BlockingPortal`` thread). Each side
+judges the other by its own ``heartbeat_timeout``. A lost connection is retried; a
+task resent is not handed out twice, and a result the node has not confirmed is sent
+again. A node that refuses the connection after it admitted the agent is gone at once.
 """
 
 from __future__ import annotations
@@ -18,60 +16,66 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from peerflow.transport import DecodeError, Envelope
+from peerflow.transport import Envelope
 
 from . import _agent_protocol as proto
-from . import _handshake as handshake
-from ._agent_env import ADDRESS_ENV, AGENT_ID_ENV, HEARTBEAT_TIMEOUT_ENV
-from ._agent_link import Link, encode_frame, format_address, parse_address
-from ._agent_protocol import RC, AgentClosed, AgentProtocolError, Task
+from ._agent_link import Link, encode_frame
+from ._agent_protocol import AgentClosed
+from ._flare_connect import connect
+from ._flare_defs import RC, Task, TaskResult
+from ._flare_options import agent_options
 from ._states import AgentCalls, Call, Conversation, Message, Role, State
 
 logger = logging.getLogger("peerflow.agents")
 
-_RETRY = (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, DecodeError,
-          AgentProtocolError)
-
 
 class AsyncAgent:
-    """An external program's link to its node (NVFlare's FlareAgent, async).
+    """An external program's link to its node: NVFlare's FlareAgent, async.
 
     Use ``async with AsyncAgent() as agent:`` or ``start()``/``stop()`` from one task.
     Heavy synchronous work belongs in a thread (or use ``Agent``), not in the loop.
+    All arguments but the first two are keywords.
 
     Args:
-        address: the node's agent address ``"host:port"``; default ``$PEERFLOW_AGENT_ADDRESS``.
+        address: the node's agent address ``"host:port"``; default
+            ``$PEERFLOW_AGENT_ADDRESS``, then ``root_url``.
         agent_id: this agent's id; default ``$PEERFLOW_AGENT_ID``.
-        heartbeat_timeout: how long ``start`` waits for the node (default
-            ``$PEERFLOW_AGENT_HEARTBEAT_TIMEOUT`` or 60 s); once admitted, the node's
-            heartbeat settings apply to both sides.
+        root_url: NVFlare's server URL; used (scheme dropped) only if neither
+            ``address`` nor the environment gives the address, as peerflow has no relay.
+        site_name: the node this agent is for (alias ``flare_site_name``; default
+            ``$PEERFLOW_NODE``); another node that answers is refused.
+        secure_mode: mutual TLS with the site's startup kit in ``workspace_dir``
+            (``trainer_tls_context``); or pass an ``ssl_context``. Neither: the kit in
+            ``$PEERFLOW_AGENT_WORKSPACE`` if set, else plain TCP.
+        heartbeat_interval: seconds between heartbeats (the node's, if shorter).
+        heartbeat_timeout: how long ``start`` waits for the node, and how long the node
+            may be silent (default ``$PEERFLOW_AGENT_HEARTBEAT_TIMEOUT``, else 60 s).
         resend_interval: seconds between connection attempts.
+        max_resends: how many times a failed connection is tried again (None: until
+            ``heartbeat_timeout``).
+        submit_result_timeout: how long ``submit_result`` waits for the node's word.
+        read_interval, pipe, metric_pipe, task_channel_name, metric_channel_name,
+            close_pipe: FlareAgent's; accepted, no effect (one link carries all; logged).
 
     Raises:
-        ValueError: no address or agent id, given or in the environment.
+        ValueError: no address or agent id, given or in the environment, or a bad time.
+        AgentKitError: secure mode, and the workspace holds no valid kit of the site.
     """
 
     def __init__(self, address: str | tuple[str, int] | None = None,
-                 agent_id: str | None = None, *, heartbeat_timeout: float | None = None,
-                 resend_interval: float = 0.2) -> None:
-        address = address or os.environ.get(ADDRESS_ENV)
-        self.agent_id = agent_id or os.environ.get(AGENT_ID_ENV, "")
-        if not address or not self.agent_id:
-            raise ValueError(f"an agent needs its node's address and its id: pass them or set "
-                             f"{ADDRESS_ENV} and {AGENT_ID_ENV}")
-        self.address = parse_address(address)
-        self.heartbeat_timeout = heartbeat_timeout or float(
-            os.environ.get(HEARTBEAT_TIMEOUT_ENV, "60"))
-        self.heartbeat_interval = self.heartbeat_timeout / 4
-        self.resend_interval = resend_interval
+                 agent_id: str | None = None, **options: Any) -> None:
+        self.options = agent_options(address, agent_id, **options)
+        self.address, self.agent_id = self.options.address, self.options.agent_id
+        self.site_name = self.options.site_name
+        self.heartbeat_interval = self.options.heartbeat_interval  # at most the node's
         self.node: str | None = None
+        self.run: str | None = None  # the node's run, once admitted
         self.task: Task | None = None
         self.calls = AgentCalls()
         self._tasks_in: MemoryObjectSendStream[Task] | None = None  # from start() to stop()
@@ -80,7 +84,9 @@ class AsyncAgent:
         self._wire = Conversation(Role.AGENT)  # the link's, fresh for each connection
         self._group: TaskGroup | None = None
         self._seen: str | None = None  # id of the last task received: a resend is not new
-        self._last_result: bytes | None = None  # sent again after a reconnect
+        self._last_result: bytes | None = None  # sent again after a reconnect until accepted
+        self._unaccepted: str | None = None  # id of the task of that result
+        self._accepted: anyio.Event | None = None  # set when it is accepted or the agent closes
 
     # -- the trainer's calls ----------------------------------------------
     async def start(self) -> None:
@@ -128,23 +134,33 @@ class AsyncAgent:
             self._send(self._taken(task))
         return task
 
-    async def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
-        """Send the open task's result; False if the agent closed meanwhile (result dropped).
+    async def submit_result(self, result: TaskResult) -> bool:
+        """Send the open task's result; return whether the node confirmed it has it.
 
+        Waits up to ``submit_result_timeout`` for the node's word. False: the agent
+        closed (the result is dropped), or no word came in time (the result is sent
+        again if the agent reconnects). Either way the task is closed, as in NVFlare.
         A return code other than ``RC.OK`` aborts the run.
 
         Raises:
+            TypeError: ``result`` is not a ``TaskResult``, or its data or meta hold
+                something the codec cannot carry (the task stays open).
             CallStateError: no task is open.
-            TypeError: ``data`` holds something the codec cannot carry (the task stays open).
         """
-        if not self.calls.allows(Call.SUBMIT_RESULT) or self.task is None:
+        if not isinstance(result, TaskResult):
+            raise TypeError(f"submit_result takes a TaskResult(data=..., meta=..., "
+                            f"return_code=...), got {type(result).__name__}")
+        task = self.task
+        if not self.calls.allows(Call.SUBMIT_RESULT) or task is None:
             return False
-        frame = encode_frame(proto.result_message(self.agent_id, self.node or "", self.task,
-                                                  data, rc))
+        frame = encode_frame(proto.result_message(self.agent_id, self.node or "", task, result))
         self.calls.call(Call.SUBMIT_RESULT)
-        self.task, self._last_result = None, frame
+        self.task, self._last_result, self._unaccepted = None, frame, task.task_id
+        accepted = self._accepted = anyio.Event()
         self._send(frame)
-        return True
+        with anyio.move_on_after(self.options.submit_result_timeout):
+            await accepted.wait()
+        return self._unaccepted != task.task_id
 
     async def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         """Send a metric to the node (best effort: dropped while disconnected).
@@ -195,9 +211,10 @@ class AsyncAgent:
             return None if task is None else task.data
         return None
 
-    async def send(self, data: Any, rc: str = RC.OK) -> bool:
+    async def send(self, data: Any, meta: dict[str, Any] | None = None,
+                   return_code: str = RC.OK) -> bool:
         """Send the result of the task ``receive`` returned; see ``submit_result``."""
-        return await self.submit_result(data, rc)
+        return await self.submit_result(TaskResult(data, meta, return_code))
 
     def is_running(self) -> bool:
         """True until the job is over, the node is gone or the agent stopped."""
@@ -224,7 +241,7 @@ class AsyncAgent:
             link.send_frame(self._taken(self.task))  # the trainer works on it: no resend
         try:
             return await link.run(self._on_envelope, self._heartbeat, self.heartbeat_interval,
-                                  self.heartbeat_timeout)
+                                  self.options.heartbeat_timeout)
         finally:
             self._link = None
 
@@ -239,57 +256,43 @@ class AsyncAgent:
             return None
 
     async def _connect(self, since: float, *, once_admitted: bool = False) -> Link:
-        """Connect and be admitted, retrying until ``heartbeat_timeout`` after ``since``.
-
-        With ``once_admitted``, a refused connection ends the retries at once.
-        """
-        deadline = since + self.heartbeat_timeout
-        while True:
-            try:
-                with anyio.fail_after(max(deadline - anyio.current_time(), 0.1)):
-                    return await self._admit(Link(await anyio.connect_tcp(*self.address)))
-            except _RETRY as exc:
-                error = exc
-            if once_admitted and handshake.refused(error):
-                raise AgentClosed(f"nothing listens at {format_address(self.address)} "
-                                  f"any more (its process ended)")
-            if anyio.current_time() + self.resend_interval > deadline:
-                raise AgentClosed(f"no node admitted agent {self.agent_id!r} at "
-                                  f"{format_address(self.address)} within "
-                                  f"{self.heartbeat_timeout:g} s ({error!r})")
-            await anyio.sleep(self.resend_interval)
-
-    async def _admit(self, link: Link) -> Link:
-        self._wire, settings = await handshake.greet(link, self.agent_id, self._seen)
-        self.node = str(settings["node"])
-        self.heartbeat_interval = float(settings["heartbeat_interval"])
-        self.heartbeat_timeout = float(settings["heartbeat_timeout"])
-        return link
+        admission = await connect(self.options, self._seen, self.run, since,
+                                  once_admitted=once_admitted)
+        self._wire, self.node, self.run = admission.wire, admission.node, admission.run
+        self.heartbeat_interval = admission.heartbeat_interval
+        return admission.link
 
     def _on_envelope(self, envelope: Envelope) -> None:
         message = self._wire.receive(envelope)
         if message in (Message.CLOSE, Message.ABORT):
             self._close(f"node {self.node!r}: {envelope.body}")
+        elif message is Message.ACCEPTED and envelope.reply_to == self._unaccepted:
+            self._unaccepted = self._last_result = None
+            assert self._accepted is not None
+            self._accepted.set()
         elif message is Message.TASK:
-            self._send(encode_frame(proto.received(self.agent_id, envelope.sender, envelope.id)))
-            if envelope.id != self._seen:
-                self._seen = envelope.id
+            task = proto.read_task(envelope)
+            self._send(encode_frame(proto.received(self.agent_id, envelope.sender, task.task_id)))
+            if task.task_id != self._seen:
+                self._seen = task.task_id
                 assert self._tasks_in is not None
-                self._tasks_in.send_nowait(Task(envelope.topic, envelope.id, envelope.body))
+                self._tasks_in.send_nowait(task)
 
     def _heartbeat(self) -> Envelope:
         return proto.heartbeat(self.agent_id, self.node or "")
 
     def _taken(self, task: Task) -> bytes:
-        return encode_frame(proto.taken(self.agent_id, self.node or "", task.id))
+        return encode_frame(proto.taken(self.agent_id, self.node or "", task.task_id))
 
     def _send(self, frame: bytes) -> None:
-        if self._link is not None:
-            with contextlib.suppress(anyio.ClosedResourceError):
+        if self._link is not None:  # a link that is ending drops it
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                 self._link.send_frame(frame)
 
     def _close(self, reason: str) -> None:
         self.calls.close(reason)
+        if self._accepted is not None:
+            self._accepted.set()
         if self._tasks_in is not None:
             self._tasks_in.close()
         if self._link is not None:

@@ -25,7 +25,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from peerflow.transport import loop_options
 
 from ._agent import AsyncAgent
-from ._agent_protocol import RC, Task
+from ._flare_defs import RC, Task, TaskResult
 from ._states import Call, State
 
 
@@ -33,7 +33,8 @@ class Agent:
     """The blocking agent for synchronous trainers: ``AsyncAgent`` run in a BlockingPortal.
 
     Same arguments, calls and errors as ``AsyncAgent``, without ``await``; use
-    ``with Agent() as agent:`` or ``start()`` / ``stop()``.
+    ``with Agent() as agent:`` or ``start()`` / ``stop()``. NVFlare's names for it,
+    ``FlareAgent`` and ``FlareAgentWithCellPipe``, are this class.
     """
 
     def __init__(self, address: str | tuple[str, int] | None = None,
@@ -61,9 +62,9 @@ class Agent:
         """See ``AsyncAgent.get_task``."""
         return self._call(Call.GET_TASK, self.agent.get_task, timeout)  # type: ignore[no-any-return]
 
-    def submit_result(self, data: Any, rc: str = RC.OK) -> bool:
+    def submit_result(self, result: TaskResult) -> bool:
         """See ``AsyncAgent.submit_result``."""
-        return bool(self._call(Call.SUBMIT_RESULT, self.agent.submit_result, data, rc))
+        return bool(self._call(Call.SUBMIT_RESULT, self.agent.submit_result, result))
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         """See ``AsyncAgent.log_metric``."""
@@ -75,9 +76,10 @@ class Agent:
             return None
         return self._call(Call.GET_TASK, self.agent.receive, timeout)
 
-    def send(self, data: Any, rc: str = RC.OK) -> bool:
+    def send(self, data: Any, meta: dict[str, Any] | None = None,
+             return_code: str = RC.OK) -> bool:
         """See ``AsyncAgent.send``."""
-        return self.submit_result(data, rc)
+        return self.submit_result(TaskResult(data, meta, return_code))
 
     def is_running(self) -> bool:
         """See ``AsyncAgent.is_running``."""
@@ -112,6 +114,10 @@ class Agent:
             self.agent.calls.allows(call)
             return False  # a result or metric after stop() is dropped
         return self._portal.call(function, *args)
+
+
+FlareAgent = FlareAgentWithCellPipe = Agent
+"""NVFlare's names: a FlareAgent trainer runs with only its imports changed."""
 
 
 @contextlib.contextmanager

@@ -1,6 +1,8 @@
 """One connection of an agent link: envelopes over a byte stream, heartbeats both ways.
 
-Each envelope is one codec frame behind a u32 length prefix (``transport._frames``).
+The link speaks the transport's framing: each envelope is one codec frame behind
+a u32 length prefix, and the first frame each way is the transport's handshake
+(``Hello``, ``Welcome``; see ``_handshake``).
 Sending never awaits: frames queue for a single writer task, so the heartbeat
 task and the caller never write at once, with no lock. ``Link.run`` carries the
 connection until it ends and says why: the peer closed it, a frame was bad, this
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ByteStream
+from anyio.streams.tls import TLSAttribute
 
 from peerflow.transport import (
     DEFAULT_MAX_FRAME,
@@ -119,6 +122,11 @@ class Link:
         self._ended: str | None = None
         self.last_received = anyio.current_time()
 
+    @property
+    def secure(self) -> bool:
+        """Whether the connection is TLS."""
+        return self._stream.extra(TLSAttribute.ssl_object, None) is not None
+
     def send(self, envelope: Envelope) -> None:
         """Queue ``envelope`` for the writer.
 
@@ -144,13 +152,40 @@ class Link:
             return
         self._queue.close()
 
-    async def write_now(self, envelope: Envelope) -> None:
-        """Write one envelope at once; only while ``run`` is not writing (handshakes).
+    async def write_now(self, message: Envelope | bytes) -> None:
+        """Write one envelope (or an encoded frame) at once; only while ``run`` is not
+        writing (handshakes, goodbyes).
 
         Raises:
             anyio.BrokenResourceError: the connection is lost.
         """
-        await self._stream.send(encode_frame(envelope))
+        await self._stream.send(message if isinstance(message, bytes) else encode_frame(message))
+
+    async def write_last(self, *messages: Envelope) -> None:
+        """Write ``messages`` at once, ahead of the queue (the run may be ending); if the
+        writer is busy, queue the last one behind it and finish.
+
+        Raises:
+            anyio.BrokenResourceError: the connection is lost.
+        """
+        try:
+            for message in messages:
+                await self.write_now(message)
+        except anyio.BusyResourceError:
+            self.send(messages[-1])
+            self.finish()
+
+    async def receive_frame(self) -> bytearray | memoryview:
+        """Return the body of the next frame from the peer, not decoded (a handshake's).
+
+        Raises:
+            anyio.EndOfStream: the peer closed the connection.
+            DecodeError: a length prefix is over the link's limit.
+        """
+        while not self._frames:
+            self._frames.extend(self._decoder.feed(await self._stream.receive()))
+        self.last_received = anyio.current_time()
+        return self._frames.popleft()
 
     async def receive(self) -> Envelope:
         """Return the next envelope from the peer.
@@ -159,10 +194,7 @@ class Link:
             anyio.EndOfStream: the peer closed the connection.
             DecodeError: a frame is malformed.
         """
-        while not self._frames:
-            self._frames.extend(self._decoder.feed(await self._stream.receive()))
-        self.last_received = anyio.current_time()
-        return decode(self._frames.popleft())
+        return decode(await self.receive_frame())
 
     async def run(self, on_envelope: Callable[[Envelope], None],
                   heartbeat: Callable[[], Envelope], interval: float, timeout: float) -> str:

@@ -6,12 +6,14 @@ state table of both roles in ``_states``. The links that carry the messages live
 
 Messages on the link, all envelopes (sender: the node id or the agent id)::
 
-    agent -> node   ask "hello" {agent_id, task}        first message of each connection
-    node  -> agent  reply {node, heartbeat_interval, heartbeat_timeout} | error "<why refused>"
-    node  -> agent  ask <task name> <data>, id = task id
+    agent -> node   hello (node: agent id, run, settings {task})  first frame of each
+    node  -> agent  welcome (node, run, settings {heartbeat_interval, heartbeat_timeout})
+                    | refuse "<why>"   (the transport's handshake frames, see ``_handshake``)
+    node  -> agent  ask <task name> {data, meta}, id = task id
     agent -> node   tell "received", reply_to = task id  (the task reached the agent)
     agent -> node   tell "taken", reply_to = task id     (get_task handed it to the trainer)
-    agent -> node   reply {rc, data}, reply_to = task id
+    agent -> node   reply {rc, data, meta}, reply_to = task id
+    node  -> agent  tell "accepted", reply_to = task id  (the node has the result)
     agent -> node   tell "metric" {key, value, step}
     either way      heartbeat
     node  -> agent  tell "close" <reason> (job over) | abort <reason> (run aborted)
@@ -20,19 +22,18 @@ Messages on the link, all envelopes (sender: the node id or the agent id)::
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import Any, Final
 
 from peerflow.actors import ActorError
 from peerflow.transport import Envelope, new_message_id
 
-HELLO: Final = "hello"
+from ._flare_defs import Task, TaskResult
+
 RECEIVED: Final = "received"
 TAKEN: Final = "taken"
+ACCEPTED: Final = "accepted"
 METRIC: Final = "metric"
 CLOSE: Final = "close"
-_WELCOME: Final = {"node", "heartbeat_interval", "heartbeat_timeout"}
 
 
 class AgentError(ActorError):
@@ -67,23 +68,6 @@ class AgentResultError(AgentError):
     """The agent's result does not match what its task asks for (names, shapes, dtypes...)."""
 
 
-class RC(enum.StrEnum):
-    """Return codes of a task result (NVFlare's names and values)."""
-
-    OK = "OK"
-    BAD_TASK_DATA = "BAD_TASK_DATA"
-    EXECUTION_EXCEPTION = "EXECUTION_EXCEPTION"
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """A task handed to the agent: its name, its id and its data."""
-
-    name: str
-    id: str
-    data: Any
-
-
 # -- the messages -----------------------------------------------------------
 def _envelope(kind: str, sender: str, recipient: str, topic: str, body: Any = None, *,
               reply_to: str | None = None, message_id: str | None = None) -> Envelope:
@@ -91,50 +75,23 @@ def _envelope(kind: str, sender: str, recipient: str, topic: str, body: Any = No
                     id=message_id or new_message_id(), reply_to=reply_to)
 
 
-def hello(agent_id: str, task_id: str | None) -> Envelope:
-    """The agent's first message on a connection; ``task_id``: the task it holds, if any."""
-    return _envelope("ask", agent_id, "", HELLO, {"agent_id": agent_id, "task": task_id})
-
-
-def check_hello(envelope: Envelope, node: str, agent_id: str) -> str | None:
-    """Return why a connection's first message is refused, or None if it is a good hello."""
-    body = envelope.body
-    if envelope.kind != "ask" or envelope.topic != HELLO or not isinstance(body, dict):
-        return f"node {node!r} expected a hello, got {envelope.kind} {envelope.topic!r}"
-    if body.get("agent_id") != agent_id:
-        return f"node {node!r} refused agent {body.get('agent_id')!r}: it expects {agent_id!r}"
-    return None
-
-
-def welcome(request: Envelope, node: str, interval: float, timeout: float) -> Envelope:
-    """The node's answer to a good hello."""
-    body = {"node": node, "heartbeat_interval": interval, "heartbeat_timeout": timeout}
-    return _envelope("reply", node, request.sender, HELLO, body, reply_to=request.id)
-
-
-def refusal(request: Envelope, node: str, reason: str) -> Envelope:
-    """The node's answer to a refused hello."""
-    return _envelope("error", node, request.sender, HELLO, reason, reply_to=request.id)
-
-
-def read_welcome(envelope: Envelope) -> dict[str, Any]:
-    """Return ``{node, heartbeat_interval, heartbeat_timeout}`` from the answer to a hello.
-
-    Raises:
-        AgentRefused: the node refused the agent; the message is the node's reason.
-        AgentProtocolError: the answer is not a welcome.
-    """
-    if envelope.kind == "error" and envelope.topic == HELLO:
-        raise AgentRefused(str(envelope.body))
-    body = envelope.body
-    if envelope.kind != "reply" or not isinstance(body, dict) or body.keys() != _WELCOME:
-        raise AgentProtocolError(f"expected a welcome, got {envelope.kind} {envelope.topic!r}")
-    return body
-
-
 def task_message(node: str, agent_id: str, task: Task) -> Envelope:
     """A task for the agent; the envelope's id is the task id."""
-    return _envelope("ask", node, agent_id, task.name, task.data, message_id=task.id)
+    return _envelope("ask", node, agent_id, task.task_name,
+                     {"data": task.data, "meta": task.meta}, message_id=task.task_id)
+
+
+def read_task(envelope: Envelope) -> Task:
+    """Return the task a task message carries.
+
+    Raises:
+        AgentProtocolError: the body is not ``{data, meta}`` with a dict ``meta``.
+    """
+    body = envelope.body
+    if not isinstance(body, dict) or body.keys() != {"data", "meta"} or not isinstance(
+            body["meta"], dict):
+        raise AgentProtocolError(f"a task must be {{data, meta}}, got {body!r:.100}")
+    return Task(envelope.topic, envelope.id, body["data"], body["meta"])
 
 
 def received(agent_id: str, node: str, task_id: str) -> Envelope:
@@ -147,22 +104,29 @@ def taken(agent_id: str, node: str, task_id: str) -> Envelope:
     return _envelope("tell", agent_id, node, TAKEN, reply_to=task_id)
 
 
-def result_message(agent_id: str, node: str, task: Task, data: Any, rc: str) -> Envelope:
+def result_message(agent_id: str, node: str, task: Task, result: TaskResult) -> Envelope:
     """The agent's result of ``task``."""
-    return _envelope("reply", agent_id, node, task.name, {"rc": str(rc), "data": data},
-                     reply_to=task.id)
+    body = {"rc": str(result.return_code), "data": result.data, "meta": result.meta}
+    return _envelope("reply", agent_id, node, task.task_name, body, reply_to=task.task_id)
 
 
-def read_result(envelope: Envelope) -> tuple[str, Any]:
-    """Return ``(rc, data)`` of a result.
+def read_result(envelope: Envelope) -> TaskResult:
+    """Return the result a result message carries.
 
     Raises:
-        AgentProtocolError: the body is not ``{rc, data}``.
+        AgentProtocolError: the body is not ``{rc, data, meta}`` with a str ``rc`` and
+            a dict ``meta``.
     """
     body = envelope.body
-    if not isinstance(body, dict) or not isinstance(body.get("rc"), str) or "data" not in body:
-        raise AgentProtocolError(f"a result must be {{rc, data}}, got {body!r:.100}")
-    return body["rc"], body["data"]
+    if (not isinstance(body, dict) or body.keys() != {"rc", "data", "meta"}
+            or not isinstance(body["rc"], str) or not isinstance(body["meta"], dict)):
+        raise AgentProtocolError(f"a result must be {{rc, data, meta}}, got {body!r:.100}")
+    return TaskResult(body["data"], body["meta"], body["rc"])
+
+
+def accepted(node: str, agent_id: str, task_id: str | None) -> Envelope:
+    """The node's word that it has the result of task ``task_id`` (``submit_result``'s True)."""
+    return _envelope("tell", node, agent_id, ACCEPTED, reply_to=task_id)
 
 
 def metric(agent_id: str, node: str, key: str, value: Any, step: int | None) -> Envelope:

@@ -2,20 +2,24 @@
 
 A task moves through three steps, each an event that is set once: the link
 received it (the agent's "received": no more resends), the trainer took it
-(``get_task`` returned it: "taken"), and its result came ("done"). A failure
-settles the task, which sets all three, so every wait on it ends. ``progress``
+(``get_task`` returned it: "taken"), and its result came ("done"). A failure, or a
+result whose code is not OK, settles the task, which sets all three, so every wait
+on it ends. ``progress``
 says where a task stalled, for the error that names the agent.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from ._agent_protocol import AgentError, Task
+from ._agent_link import LinkSettings
+from ._agent_protocol import AgentError, AgentFailed
+from ._flare_defs import RC, Task, TaskResult
 
 
 @dataclass(slots=True)
@@ -29,7 +33,7 @@ class OpenTask:
     taken: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     taken_at: float | None = None
-    result: Any = None
+    result: Any = None  # a TaskResult once settled without a failure
     failure: AgentError | None = None
 
     def take(self) -> None:
@@ -39,13 +43,40 @@ class OpenTask:
             self.received.set()
             self.taken.set()
 
-    def settle(self, result: Any = None, failure: AgentError | None = None) -> None:
+    def answer(self, result: TaskResult, agent: str) -> None:
+        """Settle with the agent's result, or, if its code is not OK, fail naming ``agent``."""
+        if result.return_code == RC.OK:
+            self.settle(result)
+            return
+        detail = f": {result.data}" if isinstance(result.data, str) and result.data else ""
+        self.settle(failure=AgentFailed(f"{agent} returned {result.return_code} for task "
+                                        f"{self.task.task_name!r}{detail}"))
+
+    def settle(self, result: TaskResult | None = None, failure: AgentError | None = None) -> None:
         """End the task with its result or a failure; the first outcome stays."""
         if not self.done.is_set():
             self.result, self.failure = result, failure
             self.received.set()
             self.taken.set()
             self.done.set()
+
+    async def follow(self, settings: LinkSettings, send: Callable[[], None],
+                     watch: Callable[[], None]) -> str | None:
+        """Send the task, then wait for each step within ``settings``' bounds; return what
+        the agent did not do in time (None: the task is settled). ``watch``: as for ``wait``."""
+        wait = math.inf if settings.task_wait_time is None else settings.task_wait_time
+        read = min(settings.read_timeout, wait)
+        take, done = self.sent_at + read, self.sent_at + wait
+        period = min(settings.heartbeat_interval, settings.heartbeat_timeout / 4)
+        name = self.task.task_name
+        if not await self.deliver(send, take, settings.resend_interval, settings.max_resends,
+                                  watch, period):
+            return f"did not receive task {name!r} after {settings.max_resends} resends"
+        if not await self.wait(self.taken, take, watch, period):
+            return f"did not take task {name!r} within {read:g} s"
+        if not await self.wait(self.done, done, watch, period):
+            return f"gave no result for task {name!r} within {wait:g} s"
+        return None
 
     async def deliver(self, send: Callable[[], None], deadline: float, resend_interval: float,
                       max_resends: int | None, watch: Callable[[], None], period: float) -> bool:

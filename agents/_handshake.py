@@ -1,25 +1,32 @@
-"""Both sides of the agent link's handshake: the agent's hello, the node's welcome or refusal.
+"""Both sides of the agent link's handshake: the transport's ``Hello`` and ``Welcome``.
 
-Also where the node listens, and how the agent tells a refused connection.
+The agent's hello names the agent (``node``: its agent id), the run it was
+admitted to before (None on its first connection: the agent adopts the node's
+run) and, in its settings, the id of the task it holds. The node's welcome names
+the node, its run, and its heartbeat settings; its refusal says why, naming node
+and agent. A reconnecting agent whose node is another run (a new process on the
+same address) is refused. Each side moves a fresh ``Conversation`` of its role
+with the handshake's message, so the handshake follows the same table as the rest.
 
-Each side reads the other's first message through a fresh ``Conversation`` of its
-role, so the handshake moves the same table the rest of the link does.
+Also where the node listens, how the agent dials (over TLS in secure mode; see
+``_agent_tls``), and how the agent tells a refused connection.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 import anyio
 from anyio.abc import SocketStream
 from anyio.streams.stapled import MultiListener
 
-from peerflow.transport import DecodeError, Envelope
+from peerflow.transport import DecodeError, Gate, HandshakeError, Hello, Welcome, admit
 
-from . import _agent_protocol as proto
 from ._agent_link import Link, LinkSettings, format_address
-from ._states import Conversation, Role
+from ._agent_protocol import AgentRefused
+from ._states import Conversation, Message, Role
 
 logger = logging.getLogger("peerflow.agents")
 
@@ -28,53 +35,121 @@ LOST = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
 """What a lost connection raises."""
 
 
-async def greet(link: Link, agent_id: str, task_id: str | None) -> tuple[Conversation,
-                                                                        dict[str, Any]]:
-    """The agent's side: say hello (``task_id``: the task it holds) and read the welcome.
+def hello(agent_id: str, task_id: str | None, run: str | None) -> Hello:
+    """The agent's hello; ``task_id``: the task it holds; ``run``: its run, if admitted once."""
+    return Hello(agent_id, run, settings={"task": task_id})
 
-    Returns the link's conversation and ``{node, heartbeat_interval, heartbeat_timeout}``;
-    the link is closed if anything fails.
+
+def welcome(node: str, run: str, settings: LinkSettings) -> Welcome:
+    """The node's answer to a hello it admits: its heartbeat settings for both sides."""
+    return Welcome(node, run, {"heartbeat_interval": settings.heartbeat_interval,
+                               "heartbeat_timeout": settings.heartbeat_timeout})
+
+
+def check_hello(request: Hello, node: str, agent_id: str, run: str, busy: bool) -> str | None:
+    """Return why a hello is refused, naming node and agent; None if it is admitted."""
+    if request.node != agent_id:
+        return f"node {node!r} refused agent {request.node!r}: it expects {agent_id!r}"
+    gate = Gate(run, None, joiner=lambda _: True, connects=lambda _: True,
+                connected=lambda _: busy, peer="agent")
+    try:
+        admit(request, gate, None)
+    except HandshakeError as exc:
+        return f"node {node!r} refused agent {agent_id!r}: {exc}"
+    return None
+
+
+def read_welcome(body: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """Return ``{node, run, heartbeat_interval, heartbeat_timeout}`` from a hello's answer.
 
     Raises:
-        AgentRefused: the node refused the agent.
-        AgentProtocolError: the answer is not a welcome.
+        AgentRefused: the node refused the agent; the message is the node's reason.
+        HandshakeError: the answer is not a welcome of the agent link.
+    """
+    try:
+        answer = Welcome.parse(body)
+    except HandshakeError as exc:
+        if exc.refusal is not None:
+            raise AgentRefused(exc.refusal) from None
+        raise
+    settings = dict(answer.settings)
+    for name in ("heartbeat_interval", "heartbeat_timeout"):
+        value = settings.get(name)
+        if type(value) not in (int, float) or not value > 0:
+            raise HandshakeError(f"the welcome's {name} must be > 0 seconds, got {value!r}")
+    return {"node": answer.node, "run": answer.run, **settings}
+
+
+async def dial(address: tuple[str, int], context: ssl.SSLContext | None) -> Link:
+    """Connect to the node (over TLS with ``context``, checking that its certificate
+    names the host dialed).
+
+    Raises:
+        AgentRefused: the TLS handshake failed (the node's certificate does not verify).
+        OSError: the connection failed.
+    """
+    try:
+        return Link(await anyio.connect_tcp(*address, ssl_context=context,
+                                            tls_standard_compatible=False))
+    except ssl.SSLError as exc:
+        raise _tls_refusal(address, exc) from exc
+
+
+async def greet(link: Link, agent_id: str, task_id: str | None,
+                run: str | None = None) -> tuple[Conversation, dict[str, Any]]:
+    """The agent's side: say hello (``task_id``: the task it holds) and read the welcome.
+
+    Returns the link's conversation and ``{node, run, heartbeat_interval,
+    heartbeat_timeout}``; the link is closed if anything fails.
+
+    Raises:
+        AgentRefused: the node refused the agent (or its TLS certificate).
+        HandshakeError: the answer is not a welcome.
     """
     wire = Conversation(Role.AGENT)
     try:
-        await link.write_now(proto.hello(agent_id, task_id))
-        answer = await link.receive()
-        settings = proto.read_welcome(answer)
-        wire.receive(answer)
+        await link.write_now(hello(agent_id, task_id, run).frame())
+        try:
+            settings = read_welcome(await link.receive_frame())
+        except AgentRefused:
+            wire.handshake(Message.REFUSAL)
+            raise
+        wire.handshake(Message.WELCOME)
+    except (ssl.SSLError, anyio.EndOfStream) as exc:
+        await _close(link)
+        if not link.secure:
+            raise
+        # Over TLS, a node that ends the connection before its welcome refused our certificate
+        # (the TLS alert saying so is not always delivered).
+        raise _tls_refusal(None, exc) from exc
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await link.aclose()
+        await _close(link)
         raise
     return wire, settings
 
 
-async def answer(link: Link, wire: Conversation, node: str, agent_id: str,
-                 settings: LinkSettings, busy: bool) -> tuple[Envelope | None, str | None]:
+async def answer(link: Link, wire: Conversation, node: str, agent_id: str, run: str,
+                 settings: LinkSettings, busy: bool,
+                 refusal: str | None = None) -> tuple[Hello | None, str | None]:
     """The node's side: read the hello within ``heartbeat_timeout``; welcome or refuse it.
 
     Returns the hello if the agent is admitted, else None and why it was refused (None:
-    no hello came). ``busy``: another agent holds the link.
+    no hello came). ``busy``: another agent holds the link; ``refusal``: why the agent is
+    refused whatever it says (its TLS certificate).
     """
     try:
         with anyio.fail_after(settings.heartbeat_timeout):
-            request = await link.receive()
-        reason = proto.check_hello(request, node, agent_id)
+            request = Hello.parse(await link.receive_frame())
+        reason = (check_hello(request, node, agent_id, run, busy) if refusal is None
+                  else f"node {node!r} refused agent {request.node!r}: {refusal}")
         if reason is None:
-            wire.receive(request)
-        if reason is None and busy:
-            reason = f"agent {agent_id!r} is already connected to node {node!r}"
-        if reason is None:
-            await link.write_now(proto.welcome(request, node, settings.heartbeat_interval,
-                                               settings.heartbeat_timeout))
+            wire.handshake(Message.HELLO)
+            await link.write_now(welcome(node, run, settings).frame())
             return request, None
         logger.warning("%s", reason)
-        await link.write_now(proto.refusal(request, node, reason))
+        await link.write_now(HandshakeError(reason).frame())
         return None, reason
-    except (TimeoutError, DecodeError, *LOST) as exc:
+    except (TimeoutError, DecodeError, HandshakeError, *LOST) as exc:
         logger.warning("node %r dropped a connection without a hello: %r", node, exc)
     return None, None
 
@@ -96,3 +171,16 @@ def refused(error: BaseException) -> bool:
     """True if ``error`` (anyio wraps the attempts' errors) is a refused connection."""
     return isinstance(error, ConnectionRefusedError) or isinstance(
         error.__cause__, ConnectionRefusedError)
+
+
+def _tls_refusal(address: tuple[str, int] | None, exc: Exception) -> AgentRefused:
+    where = "the node" if address is None else f"the node at {format_address(address)}"
+    why = (getattr(exc, "verify_message", None) or getattr(exc, "reason", None)
+           or "the node closed the connection: it refused this trainer's certificate")
+    return AgentRefused(f"TLS with {where} failed: {why} (secure mode needs the site's "
+                        "startup kit from the node's project, for the host dialed)")
+
+
+async def _close(link: Link) -> None:
+    with anyio.CancelScope(shield=True):
+        await link.aclose()

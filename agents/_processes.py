@@ -24,6 +24,7 @@ import anyio
 from anyio.abc import Process, TaskGroup
 
 from ._agent_env import agent_environment
+from ._agent_tls import AgentTls
 from ._task_exchanger import AgentHost
 
 logger = logging.getLogger("peerflow.processes")
@@ -107,21 +108,34 @@ class AgentProcesses:
     Args:
         command: the agent command, a string split like a shell would, or an argv.
         grace: seconds each process may take to leave at the end before it is terminated.
+        tls: secure mode: a folder holding each node's startup kit (the provision output);
+            each agent process finds its kit through ``$PEERFLOW_AGENT_WORKSPACE``.
 
     Raises:
         ValueError: the command is empty or badly quoted.
     """
 
-    def __init__(self, command: str | Sequence[str], *, grace: float = 5.0) -> None:
+    def __init__(self, command: str | Sequence[str], *, grace: float = 5.0,
+                 tls: str | Path | None = None) -> None:
         self.argv = agent_argv(command)
         self.grace = grace
+        self.tls = tls
         self.processes: dict[str, Process] = {}
         self._group: TaskGroup | None = None
 
     def launch(self, node: str, host: AgentHost) -> None:
-        """Start ``node``'s agent process as soon as its agent server listens."""
+        """Start ``node``'s agent process as soon as its agent server listens; ``{site}``
+        and ``{agent_id}`` in the command's arguments become the node's name and agent id.
+
+        Raises:
+            AgentKitError: secure mode, and ``node``'s startup kit is missing or broken.
+        """
         assert self._group is not None, "launch() outside 'async with'"
-        self._group.start_soon(_launch, self.argv, node, host, self.processes)
+        if self.tls is not None:
+            host.agent.secure(AgentTls.load(self.tls, node))
+        argv = [arg.replace("{site}", node).replace("{agent_id}", host.agent.agent_id)
+                for arg in self.argv]
+        self._group.start_soon(_launch, argv, node, host, self.processes)
 
     async def __aenter__(self) -> AgentProcesses:
         self._group = anyio.create_task_group()

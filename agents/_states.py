@@ -18,8 +18,8 @@ from typing import Any, Final
 from peerflow.transport import Envelope
 
 from ._agent_protocol import (
+    ACCEPTED,
     CLOSE,
-    HELLO,
     METRIC,
     RECEIVED,
     TAKEN,
@@ -70,7 +70,8 @@ class Wire(enum.Enum):
 
 
 class Message(enum.Enum):
-    """What arrives on a link, by envelope kind and topic (see ``_agent_protocol``)."""
+    """What arrives on a link: a handshake frame (see ``_handshake``), or an envelope by
+    kind and topic (see ``_agent_protocol``)."""
 
     HELLO = "hello"
     WELCOME = "welcome"
@@ -79,6 +80,7 @@ class Message(enum.Enum):
     RECEIVED = "received"
     TAKEN = "taken"
     RESULT = "result"
+    ACCEPTED = "accepted"
     METRIC = "metric"
     CLOSE = "close"
     ABORT = "abort"
@@ -90,7 +92,7 @@ _ANY_OPEN = {Call.LOG_METRIC: None, Call.STOP: State.CLOSED}  # None: the state 
 _FROM_AGENT: Final = dict.fromkeys((Message.HEARTBEAT, Message.METRIC, Message.RECEIVED,
                                     Message.TAKEN, Message.RESULT), None) | {
     Message.CLOSE: Wire.CLOSED}
-_FROM_NODE: Final = dict.fromkeys((Message.HEARTBEAT, Message.TASK), None) | {
+_FROM_NODE: Final = dict.fromkeys((Message.HEARTBEAT, Message.TASK, Message.ACCEPTED), None) | {
     Message.CLOSE: Wire.CLOSED, Message.ABORT: Wire.CLOSED}
 EVENT_TRIGGERED_TRANSITIONS: Final[dict[Role, dict[Any, dict[Any, Any]]]] = {
     Role.TRAINER: {
@@ -178,10 +180,10 @@ class AgentCalls:
                               f"allowed here: {allowed or 'nothing'}")
 
 
-_BY_KIND_AND_TOPIC: Final = {
-    ("ask", HELLO): Message.HELLO, ("reply", HELLO): Message.WELCOME,
-    ("error", HELLO): Message.REFUSAL, ("tell", RECEIVED): Message.RECEIVED,
+_BY_KIND_AND_TOPIC: Final = {  # the handshake's messages are frames of their own
+    ("tell", RECEIVED): Message.RECEIVED,
     ("tell", TAKEN): Message.TAKEN, ("tell", METRIC): Message.METRIC,
+    ("tell", ACCEPTED): Message.ACCEPTED,
     ("tell", CLOSE): Message.CLOSE, ("abort", CLOSE): Message.ABORT}
 _BY_KIND: Final = {"heartbeat": Message.HEARTBEAT, "ask": Message.TASK, "reply": Message.RESULT}
 
@@ -211,15 +213,25 @@ class Conversation:
             AgentProtocolError: the table has no entry for it here; the state is ERROR.
         """
         message = classify(envelope)
+        self._move(message, f"{envelope.kind} {envelope.topic!r}")
+        assert message is not None
+        return message
+
+    def handshake(self, message: Message) -> None:
+        """Move along the table for a handshake frame (``HELLO``, ``WELCOME``, ``REFUSAL``).
+
+        Raises:
+            AgentProtocolError: the table has no entry for it here; the state is ERROR.
+        """
+        self._move(message, f"a {message.value}")
+
+    def _move(self, message: Message | None, what: str) -> None:
         try:
             after = EVENT_TRIGGERED_TRANSITIONS[self.role][self.state][message]
         except KeyError:
             peer = "agent" if self.role is Role.NODE else "node"
-            error = AgentProtocolError(f"{peer} sent {envelope.kind} {envelope.topic!r} "
-                                       f"{self.state.value}")
+            error = AgentProtocolError(f"{peer} sent {what} {self.state.value}")
             self.state = Wire.ERROR
             raise error from None
         if after is not None:
             self.state = after
-        assert message is not None
-        return message

@@ -21,6 +21,7 @@ from peerflow.transport import Envelope
 
 from ._agent_link import LinkSettings
 from ._agent_server import AgentServer
+from ._agent_tls import AgentTls
 
 
 class AgentHost(SyncAlgorithmExecutor):
@@ -34,7 +35,7 @@ class AgentHost(SyncAlgorithmExecutor):
 
     async def run_background(self, task_group: TaskGroup) -> None:
         """Serve the agent for as long as this actor runs; started once it listens."""
-        await task_group.start(self.agent.serve, self.name)
+        await task_group.start(self.agent.serve, self.name, self.runtime.run_id)
 
     def wait_state(self) -> WaitState:
         """As a node's, but a node that waits on no neighbour and whose agent holds a
@@ -76,6 +77,9 @@ class TaskExchanger(AgentHost):
         resend_interval: seconds between sends of a task not yet received.
         max_resends: how many times a task is sent again (None: no limit).
         sync_timeout: seconds to wait for neighbours' values in ``exchange``.
+        tls: secure mode: the site's ``AgentTls``, e.g. ``AgentTls.load(kits, "site-1")``
+            (``kits``: the provision output, the site's folder or its startup folder);
+            None: plain TCP.
 
     Raises:
         ValueError: a bad address, an empty agent_id or a non-positive time.
@@ -85,11 +89,11 @@ class TaskExchanger(AgentHost):
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 60.0,
                  peer_read_timeout: float | None = None, task_wait_time: float | None = None,
                  resend_interval: float = 2.0, max_resends: int | None = None,
-                 sync_timeout: float = 10.0) -> None:
+                 sync_timeout: float = 10.0, tls: AgentTls | None = None) -> None:
         super().__init__(sync_timeout=sync_timeout)
         settings = LinkSettings(heartbeat_interval, heartbeat_timeout, peer_read_timeout,
                                 task_wait_time, resend_interval, max_resends)
-        self.agent = AgentServer(agent_id, listen, settings)
+        self.agent = AgentServer(agent_id, listen, settings, tls=tls)
         self._task_name = "run"
 
     async def handle(self, envelope: Envelope) -> Any:

@@ -1,4 +1,5 @@
-"""peerflow.algorithms: consensus and learning algorithms, topologies and mixing weights."""
+"""peerflow.algorithms: consensus and learning algorithms, federated averaging, topologies
+and mixing weights."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._consensus import ConsensusExecutor
+from ._fedavg import (
+    TRAIN_TASK,
+    ResultError,
+    RoundRecord,
+    ScatterAndGather,
+    aggregate,
+    as_weights,
+    sites_config,
+)
+from ._fedavg_sites import AgentTrainer, Trainer, TrainerExecutor, TrainerFailed, TrainOutput
 from ._loop import (
     NO_OBJECTIVE,
     Algorithm,
@@ -56,12 +67,19 @@ from ._topology import (
     ring,
     star,
 )
-from ._tunables import GTAdamTunables, NonNegative, SubgradientPushTunables, Tunables
+from ._tunables import (
+    FedAvgTunables,
+    GTAdamTunables,
+    NonNegative,
+    SubgradientPushTunables,
+    Tunables,
+)
 
 # The names below need torch (about 2 s to import): they load on first use (PEP 562),
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
                   "SubgradientPushExecutor", "dataset_loss"),
@@ -75,6 +93,7 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
         DGDExecutor,
@@ -125,12 +144,14 @@ __all__ = [
     "AGENT_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
     "AgentLearning",
+    "AgentTrainer",
     "Algorithm",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
     "GTADAMExecutor",
     "GTAdamExecutor",
+    "FedAvgTunables",
     "GTAdamTunables",
     "GTExecutor",
     "LEARNING_EXECUTORS",
@@ -142,17 +163,28 @@ __all__ = [
     "Objective",
     "PROBLEMS",
     "Problem",
+    "ProblemTrainer",
     "PushDIGingExecutor",
     "PushSumExecutor",
+    "ResultError",
+    "RoundRecord",
     "Scaling",
+    "ScatterAndGather",
     "StepExecutor",
     "SubgradientPushExecutor",
     "SubgradientPushTunables",
     "TOPOLOGIES",
+    "TRAIN_TASK",
     "TopologyReport",
+    "TrainOutput",
+    "Trainer",
+    "TrainerExecutor",
+    "TrainerFailed",
     "Tunables",
     "accuracy",
     "adam_scaling",
+    "aggregate",
+    "as_weights",
     "blobs",
     "column_stochastic",
     "complete",
@@ -167,6 +199,7 @@ __all__ = [
     "extra",
     "extra_reference",
     "flatten",
+    "global_metrics",
     "graph_of",
     "grid",
     "grid_shape",
@@ -182,6 +215,7 @@ __all__ = [
     "mixing_matrix",
     "network_from_graph",
     "path",
+    "problem_weights",
     "push_diging",
     "push_diging_reference",
     "push_mix",
@@ -194,6 +228,7 @@ __all__ = [
     "ring",
     "row_mixing",
     "second_largest_eigenvalue_modulus",
+    "sites_config",
     "sparse_mixing_matrix",
     "spectral_gap",
     "star",

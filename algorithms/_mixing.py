@@ -163,6 +163,7 @@ def consensus_rate(matrix: Matrix) -> float:
 class TopologyReport:
     """Summary of a network's graph and mixing matrix (``peerflow topology``).
 
+    ``edges`` counts links: an undirected one once (not as two arcs), a directed arc once.
     ``slem`` and ``spectral_gap`` are nan when the iterative eigen-solver did not converge.
     """
 
@@ -191,10 +192,12 @@ def describe(network: Network, matrix: sp.sparray | None = None) -> TopologyRepo
         matrix, _ = sparse_mixing_matrix(network)
     slem = second_largest_eigenvalue_modulus(matrix)
     components, _ = connected_components(matrix, directed=True, connection="strong")
+    directed = not is_symmetric(network)
+    arcs = sum(len(node.neighbors) for node in network.nodes)
     return TopologyReport(
         nodes=len(network.nodes),
-        edges=sum(len(node.neighbors) for node in network.nodes),
-        directed=not is_symmetric(network),
+        edges=arcs if directed else arcs // 2,
+        directed=directed,
         row_stochastic=is_row_stochastic(matrix),
         column_stochastic=is_column_stochastic(matrix),
         doubly_stochastic=is_doubly_stochastic(matrix),

@@ -1,9 +1,12 @@
 """Built-in problems for the CLI, tests and benchmarks, generated locally and seeded.
 
-- ``two_moons``: NVFlare's example (6 nodes, 320 samples and batches of 32 per node,
-  an MLP 2-32-32-2, cross-entropy), data drawn like scikit-learn's ``make_moons``.
+- ``two_moons``: two moons after NVFlare's example, smaller and faster (6 nodes, 320
+  samples and batches of 32 per node, an MLP 2-32-32-2, cross-entropy), data drawn
+  like scikit-learn's ``make_moons`` without needing it.
 - ``least_squares``: a heterogeneous linear regression in float64, full-batch, whose
   optimum (of the mean of the local losses) is known in closed form.
+- ``nvflare-two-moons``: NVFlare's own two-moons GT example, draw for draw
+  (``_nvflare_moons``; needs scikit-learn).
 - ``blobs``: Gaussian blobs split unevenly (sizes and labels skewed per node),
   softmax regression; every node's epoch is 8 batches, of sizes in proportion.
 
@@ -49,6 +52,9 @@ class Problem:
     optimum: np.ndarray | None = None
     gradients: Callable[[np.ndarray], np.ndarray] | None = None
     objective: Callable[[np.ndarray], float] | None = None
+    node_parts: Callable[[Problem, int], dict[str, Any]] | None = None
+    """Builds a node's executor arguments itself, instead of ``node_kwargs``'s recipe
+    (a problem that replays another framework's random draws)."""
 
     @property
     def nodes(self) -> int:
@@ -64,6 +70,8 @@ class Problem:
 
     def node_kwargs(self, node: int) -> dict[str, Any]:
         """model, loss, train_dataloader and test_dataloader for an executor of ``node``."""
+        if self.node_parts is not None:
+            return self.node_parts(self, node)
         size = self.batch_size[node] if isinstance(self.batch_size, tuple) else self.batch_size
         return {"model": self.node_model(node), "loss": self.loss(),
                 "train_dataloader": loader(self.train[node], size, seed=self.seed * 1000 + node),
@@ -138,7 +146,7 @@ def mlp(widths: tuple[int, ...] = (2, 32, 32, 2)) -> nn.Module:
 
 def two_moons(nodes: int = 6, seed: int = 0, *, samples: int = 320, batch_size: int = 32,
               test_samples: int = 1000, noise: float = 0.1) -> Problem:
-    """NVFlare's two-moons example: node i draws its data from seed (seed, i)."""
+    """Two moons after NVFlare's example: node i draws its data from seed (seed, i)."""
     train = tuple(make_moons(samples, noise, _rng(seed, i)) for i in range(nodes))
     test = make_moons(test_samples, noise, _rng(seed, -1))
     return Problem("two-moons", mlp, nn.CrossEntropyLoss, train, test, batch_size,
@@ -189,8 +197,20 @@ def blobs(nodes: int = 6, seed: int = 0, *, classes: int = 3, test_samples: int 
                    batch_sizes, stepsize=0.05, iterations=500, seed=seed, classification=True)
 
 
+def nvflare_two_moons(nodes: int = 6, seed: int = 0) -> Problem:
+    """NVFlare's own two-moons example, draw for draw (``_nvflare_moons``).
+
+    Raises:
+        ImportError: scikit-learn, which draws its data, is not installed.
+    """
+    from ._nvflare_moons import nvflare_two_moons as build  # imports scikit-learn
+
+    return build(nodes, seed)
+
+
 PROBLEMS: dict[str, Callable[..., Problem]] = {
     "two-moons": two_moons, "least-squares": least_squares, "blobs": blobs,
+    "nvflare-two-moons": nvflare_two_moons,
 }
 """Built-in problems by name; each is called as ``builder(nodes, seed)``."""
 

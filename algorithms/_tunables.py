@@ -1,8 +1,9 @@
-"""Each learning algorithm's tunables: its ``extra`` keys with their types and defaults.
+"""Each learning algorithm's (and fedavg's) tunables: its ``extra`` keys with their
+types and defaults.
 
 One frozen struct per algorithm, defined once here and read by the step factories
-(``_steps``), their executors (``_learning``), the matrix forms (``_reference``)
-and the job registry; msgspec checks a run's values against it (types, >= 0,
+(``_steps``), their executors (``_learning``), the matrix forms (``_reference``),
+fedavg's job and the job registry; msgspec checks a run's values against it (types, >= 0,
 finite, no unknown key). No torch here, so the matrix forms and job files stay
 torch-free.
 """
@@ -15,10 +16,13 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
-__all__ = ["ADAM_CLIP", "GTAdamTunables", "NonNegative", "SubgradientPushTunables", "Tunables"]
+__all__ = ["ADAM_CLIP", "FedAvgTunables", "GTAdamTunables", "NonNegative",
+           "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """A finite number >= 0."""
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+"""A count of one or more."""
 
 ADAM_CLIP = 1e6
 """GTAdam's bound G on the second moment (NVFlare's ``self.G``)."""
@@ -59,3 +63,14 @@ class SubgradientPushTunables(Tunables, kw_only=True):
     """Subgradient-push's step decay a(t) = a / (t+1)^power (0: a constant step)."""
 
     power: NonNegative = 0.0
+
+
+class FedAvgTunables(Tunables, kw_only=True):
+    """Federated averaging's rounds (NVFlare's ScatterAndGather defaults for the first
+    two) and its in-process sites' local training."""
+
+    min_clients: AtLeastOne = 1
+    wait_time_after_min_received: NonNegative = 10.0
+    train_timeout: NonNegative = 0.0
+    """Seconds a site may take per round (0: no bound)."""
+    local_epochs: AtLeastOne = 5

@@ -12,20 +12,30 @@ from .latency import AIM_RATIO, Row
 
 @contextmanager
 def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = False,
-           logy: bool = False, size: tuple[float, float] = (8, 5)) -> Iterator[Any]:
-    """Yield the axes of a new figure; on exit label it and save it to ``path``."""
+           logy: bool = False, from_zero: bool = False,
+           size: tuple[float, float] = (8, 5)) -> Iterator[Any]:
+    """Yield the axes of a new figure; on exit label it and save it to ``path``.
+
+    Log axes are labelled with plain numbers (10, 100, 1000, not 6x10^0);
+    ``from_zero`` starts the y axis at 0, so a flat line does not look like a jump.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, axes = plt.subplots(figsize=size)
     yield axes
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if logx:
-        axes.set_xscale("log")
-    if logy:
-        axes.set_yscale("log")
+    for log, axis, scale in ((logx, axes.xaxis, axes.set_xscale),
+                             (logy, axes.yaxis, axes.set_yscale)):
+        if log:
+            scale("log")
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+    if from_zero:
+        axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize="small")
@@ -80,5 +90,5 @@ def flat_plot(flat: Mapping[str, Any], out: Path) -> None:
     if not samples:
         return
     with figure(out / "memory_flat.png", "10-node ring: resident memory over the run",
-                "iterations done", "RSS (MB)") as ax:
+                "iterations done", "RSS (MB)", from_zero=True) as ax:
         lines(ax, {"peerflow": ([s[0] for s in samples], [s[1] for s in samples])})

@@ -143,16 +143,19 @@ def _scale_rows(section: dict[str, Any]) -> list[SummaryRow]:
 
 
 def _nvflare_rows(section: dict[str, Any]) -> list[SummaryRow]:
-    from .nvflare import nvflare_wall, speedup
+    from .nvflare import nvflare_figures, ratios
 
     rows = []
-    for entry in section["jobs"].values():
-        wall, source = nvflare_wall(entry)
+    for job, entry in section["jobs"].items():
+        theirs, source = nvflare_figures(entry)
         for transport, ours in entry["peerflow"].items():
-            ratio, basis = speedup(entry, ours)
-            rows.append((f"NVFlare's job: {entry['recorded']['job']} ({transport}), wall s",
-                         f"{ours['wall_s']:.3g}", f"NVFlare {wall:.3g} ({source.split(';')[0]})",
-                         f"{ratio:.0f}x faster ({basis})", ""))
+            wall, memory = ratios(entry, ours)
+            rows.append((f"NVFlare's {job} job ({entry['nodes']} nodes, {entry['iterations']} "
+                         f"iterations), peerflow {transport}: whole command wall s, peak MB",
+                         f"{ours.get('wall_s', float('nan')):.3g} s, "
+                         f"{ours.get('peak_rss_mb', float('nan')):.0f} MB",
+                         f"NVFlare {theirs['wall_s']:.3g} s, {theirs['peak_rss_mb']:.0f} MB "
+                         f"({source})", f"{wall} faster, {memory} less memory", ""))
     return rows
 
 

@@ -9,6 +9,7 @@ folder. Anywhere else the command says so in one line.
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +33,11 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: under two minutes.")]
     = False,
     nvflare_python: Annotated[str | None, typer.Option(
-        "--nvflare-python", help="A Python with NVFlare installed: run its jobs live.")] = None,
+        "--nvflare-python", help="A Python with NVFlare installed (its own venv): run its "
+        "jobs live beside peerflow's; without it NVFlare's figures are recorded ones.")] = None,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help=f"Run only this section (repeatable): {', '.join(SECTIONS)}.")] = None,
+        "--only", metavar="SECTION",
+        help=f"Run only this section (repeatable): {', '.join(SECTIONS)}.")] = None,
     readme: Annotated[Path | None, typer.Option(
         "--readme", help="Rewrite this README's performance section from the report.")] = None,
 ) -> None:
@@ -43,6 +46,10 @@ def bench(
     if unknown:
         raise CliInputError(f"--only {unknown[0]!r} is not a section; choose from "
                             f"{', '.join(SECTIONS)}")
+    if nvflare_python is not None and shutil.which(nvflare_python) is None:
+        raise CliInputError(f"--nvflare-python {nvflare_python!r} is not an executable Python; "
+                            "give the python of a venv with nvflare installed (README: "
+                            "NVFlare side by side)")
     out_dir = render.prepare_out(out)
     assert out_dir is not None
     load_benchmarks().bench(out_dir, quick=quick, nvflare_python=nvflare_python,

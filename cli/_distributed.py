@@ -56,10 +56,16 @@ from peerflow.transport import (
 )
 
 from . import _render as render
-from ._agents import AgentCommand, agent_lines, serve_with_agent
+from ._agents import (
+    AgentCommand,
+    AgentTlsKits,
+    agent_lines,
+    check_agent_tls,
+    serve_with_agent,
+)
 from ._errors import CliInputError
-from ._interrupt import Interrupted, run_async
-from ._jobs import Job, build_executors, load_job, report_job
+from ._interrupt import EXIT_CODE, Interrupted, run_async
+from ._jobs import Job, build_controller, build_executors, load_job, report_job
 from ._options import Force
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
@@ -90,6 +96,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                force: Force = False) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
+    workflow = build_controller(job)
     out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
@@ -104,11 +111,12 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
         try:
             result = _run_async(lambda: serve_controller(
                 job.config, job.spec(), transport, join_timeout=join_timeout,
-                on_listening=listening))
+                on_listening=listening, controller=workflow))
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
                                       job.config, {}, out_dir)
-    report_job(result, job, out_dir)
+            raise typer.Exit(EXIT_CODE) from None
+    report_job(result, job, out_dir, workflow)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)
@@ -120,15 +128,17 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
              "--controller", help="HOST:PORT of the controller.")],
          listen: Listen = "127.0.0.1:0", tls: Tls = None,
          join_timeout: JoinTimeout = 60.0, agent_command: AgentCommand = None,
-         secret_file: SecretFile = None) -> None:
+         agent_tls: AgentTlsKits = None, secret_file: SecretFile = None) -> None:
     """Join a controller's run as one node; exit 0 when the job completes."""
     _check_address(controller_address, "--controller")
+    check_agent_tls(agent_tls, agent_command, name)
     transport = _transport(listen, name, tls, secret_file, join_timeout,
                            connect_timeout=join_timeout)
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
-        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build)
+        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build,
+                                                      tls=agent_tls)
                              if agent_command else serve(build))
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
@@ -153,7 +163,8 @@ def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running c
            tls: Tls = None,
            name: Annotated[str, typer.Option("--name", help="Admin name (TLS: as in its "
                                              "certificate).")] = ADMIN,
-           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0,
+           timeout: Annotated[float, typer.Option(
+               "--timeout", min=0.1, help="Seconds to wait for the controller's answer.")] = 10.0,
            secret_file: SecretFile = None) -> None:
     """List a running controller's nodes, their connections and iterations."""
     _check_address(address, "address")

@@ -10,12 +10,15 @@ silent exit), so the ``finally`` blocks run: no child process outlives the comma
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 
@@ -87,6 +90,19 @@ async def _watch(scope: anyio.CancelScope, received: list[str],
                 on_signal()
             scope.cancel()
             return
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit now with ``code``, without freeing the run's objects one by one.
+
+    For an interrupted in-process run, once its summary is written: at 10,000 nodes,
+    tearing down their state took longer than stopping them. Logging and standard
+    streams are flushed first; the command has stopped every process it started.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 from anyio.abc import Process
 
-from peerflow.agents import start, stop_all, wait_exit
+from peerflow.agents import exit_reason, start, stop_all, wait_exit
 from peerflow.transport import Project, provision
 
 from ._distributed import SECRET_ENV
@@ -77,7 +77,8 @@ async def _wait_nodes(nodes: list[Process], logs: dict[str, Path]) -> None:
         code = await wait_exit(child, NODE_GRACE)
         if code != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            typer.echo(f"node {name!r} exited with {code}: " + " | ".join(tail), err=True)
+            said = f": {' | '.join(tail)}" if tail else " (it wrote nothing)"
+            typer.echo(f"node {name!r}: {exit_reason(code)}{said}", err=True)
 
 
 def _opt(flag: str, value: Path | None) -> list[str]:

@@ -17,6 +17,9 @@ Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random d
 Iterations = Annotated[int, typer.Option("--iterations", "-i", min=0, help="Iterations to run.")]
 NetworkFile = Annotated[Path | None, typer.Option(
     "--network", help="NVFlare-shaped network JSON; overrides --topology and --nodes.")]
+InitialValues = Annotated[Path | None, typer.Option(
+    "--initial-values", help="JSON map node -> initial value (a number, or a list of numbers "
+    "for vectors), one per node; default: uniform in [0, 1) from --seed.")]
 TransportName = Annotated[str, typer.Option(
     "--transport", help="memory, tcp or tls: over tcp/tls every node (and the controller) "
     "has its own loopback listener; tls with a throwaway project CA.")]
@@ -33,16 +36,17 @@ AllowDisconnected = Annotated[bool, typer.Option(
     "--allow-disconnected", help="Run a network that is not (strongly) connected; it cannot "
     "reach consensus, so it is refused without this.")]
 ProblemName = Annotated[str, typer.Option(
-    "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded).")]
+    "--problem", "-p", help="two-moons, least-squares or blobs (generated locally, seeded), "
+    "or nvflare-two-moons (NVFlare's example, draw for draw; needs peerflow[nvflare]).")]
 Stepsize = Annotated[float | None, typer.Option(
     "--stepsize", "-a", min=0.0, help="Step size (default: the problem's).")]
 LearningIterations = Annotated[int | None, typer.Option(
     "--iterations", "-i", min=0, help="Iterations to run (default: the problem's).")]
 ExtraParams = Annotated[list[str] | None, typer.Option(
-    "--set", help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
+    "--set", metavar="KEY=NUMBER",
+    help="Extra algorithm parameter KEY=NUMBER, e.g. --set beta1=0.95; repeatable.")]
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the network as JSON here.")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Write into a non-empty --out: its summary.json and *.png are removed "
-    "first (other files are kept).")]
+    "--force", help="Write into a non-empty --out: its summary.json, *.png and "
+    "global_weights.npz are removed first (other files are kept).")]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -17,8 +16,6 @@ from rich.table import Table
 
 from peerflow.actors import Config, RunResult
 from peerflow.jobs import claim_out, prepare_out, write_json
-
-from ._interrupt import EXIT_CODE
 
 __all__ = ["claim_out", "console", "prepare_out", "print_table", "progress_bar",
            "report_interrupted"]
@@ -58,8 +55,8 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 
 def report_interrupted(algorithm: str, result: RunResult, config: Config,
-                       reached: Mapping[str, int | None], out: Path | None) -> NoReturn:
-    """Write an interrupted run's summary.json (no plots), say so in one line, exit 130."""
+                       reached: Mapping[str, int | None], out: Path | None) -> None:
+    """Write an interrupted run's summary.json (no plots) and say so in one line."""
     where = ""
     if out is not None:
         write_json(out / "summary.json", {"algorithm": algorithm, **result.to_dict(),
@@ -69,4 +66,3 @@ def report_interrupted(algorithm: str, result: RunResult, config: Config,
     at = "" if result.iteration is None else (
         f" at iteration {result.iteration} of {config.extra.get('iterations')}")
     typer.echo(f"peerflow: {result.reason}{at}{where}", err=True)
-    raise typer.Exit(EXIT_CODE)

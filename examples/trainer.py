@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from peerflow.agents import Agent, AgentClosed, Task
+from peerflow.agents import Agent, AgentClosed, Task, TaskResult
 from peerflow.algorithms import PROBLEMS, accuracy, dataset_loss
 
 
@@ -34,9 +34,9 @@ class Trainer:
     """One node's model and data; answers the node's tasks."""
 
     def answer(self, task: Task) -> Any:
-        if task.name == "init":
+        if task.task_name == "init":
             return self.init(**task.data)
-        if task.name == "local_step":
+        if task.task_name == "local_step":
             return self.gradient(task.data["params"])
         return self.evaluate(task.data["params"])
 
@@ -80,7 +80,7 @@ def main() -> None:
                 task = agent.get_task()
             except AgentClosed:  # the job is over (or the node is gone)
                 break
-            agent.submit_result(trainer.answer(task))
+            agent.submit_result(TaskResult(data=trainer.answer(task)))
 
 
 if __name__ == "__main__":

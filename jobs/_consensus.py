@@ -1,10 +1,14 @@
-"""Consensus jobs: average random values over a network; their metrics and plots."""
+"""Consensus jobs: average values (random, or given per node) over a network; their
+metrics and plots."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +21,7 @@ from peerflow.algorithms import (
     sparse_mixing_matrix,
 )
 
+from ._errors import JobError, parse_file
 from ._output import plot_lines, write_json
 from ._table import Table
 
@@ -30,14 +35,61 @@ one iteration) takes time in proportion to their number: about this much per nod
 a machine as loaded as a busy CI runner."""
 
 
-def consensus_executors(network: Network, seed: int, sync_timeout: float
+def consensus_executors(network: Network, seed: int, sync_timeout: float,
+                        initial_values: Mapping[str, Any] | None = None
                         ) -> dict[str, ConsensusExecutor]:
-    """One executor per node, initial values uniform in [0, 1) from ``seed``; the sync
-    timeout raised for many nodes (``in_process_timeout``)."""
-    x0 = np.random.default_rng(seed).uniform(size=len(network.nodes))
+    """One executor per node, the sync timeout raised for many nodes
+    (``in_process_timeout``); initial values from ``initial_values`` (node -> number
+    or array, see ``load_initial_values``) or else uniform in [0, 1) from ``seed``."""
+    if initial_values is None:
+        draws = np.random.default_rng(seed).uniform(size=len(network.nodes))
+        initial_values = {node: float(x) for node, x in zip(network.node_ids, draws,
+                                                             strict=True)}
     timeout = in_process_timeout(sync_timeout, len(network.nodes))
-    return {node: ConsensusExecutor(float(x), sync_timeout=timeout)
-            for node, x in zip(network.node_ids, x0, strict=True)}
+    return {node: ConsensusExecutor(initial_values[node], sync_timeout=timeout)
+            for node in network.node_ids}
+
+
+def load_initial_values(path: Path, network: Network) -> dict[str, Any]:
+    """Read a JSON map node -> initial value (a number, or a list of numbers for a
+    vector) with one entry per node of ``network``. Numbers stay as written (an int
+    stays an int, as NVFlare's ``ConsensusExecutor`` keeps it); lists become float64
+    arrays, all of one shape.
+
+    Raises:
+        JobError: the file is unreadable or not JSON, a node is missing or unknown,
+            or a value is not a number or a list of numbers of the common shape.
+    """
+    where = f"initial values file {str(path)!r}"
+    data = parse_file(path, "initial values file", json.loads, json.JSONDecodeError, "JSON")
+    if not isinstance(data, dict):
+        raise JobError(f"{where} must hold a JSON object node -> value, got "
+                       f"{type(data).__name__}")
+    missing = [node for node in network.node_ids if node not in data]
+    unknown = sorted(set(data) - set(network.node_ids))
+    if missing or unknown:
+        raise JobError(f"{where} does not match the network: no value for {missing[:5]}, "
+                       f"values for unknown nodes {unknown[:5]}")
+    values = {node: _initial_value(data[node], f"{where}: {node!r}")
+              for node in network.node_ids}
+    shapes = {np.shape(value) for value in values.values()}
+    if len(shapes) > 1:
+        raise JobError(f"{where}: values must all have one shape, got {sorted(shapes)}")
+    return values
+
+
+def _initial_value(value: Any, where: str) -> Any:
+    if _finite_number(value):
+        return value
+    if isinstance(value, list) and value and all(_finite_number(v) for v in value):
+        return np.asarray(value, dtype=np.float64)
+    raise JobError(f"{where} must be a finite number or a non-empty list of finite "
+                   f"numbers, got {value!r}")
+
+
+def _finite_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def in_process_timeout(timeout: float, nodes: int) -> float:
@@ -50,8 +102,9 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
                       iterations: int) -> tuple[dict[str, float | None], list[str]]:
     """Final spread, distance to the true average, the spectral-gap prediction, and notes
     on the figures that could not be given (None)."""
-    x0 = np.array([ex.initial_value for ex in executors.values()])
-    final = np.array([ex.current_value for ex in executors.values()])
+    x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
+    final = np.array([ex.current_value for ex in executors.values()], dtype=float)
+    average = x0.mean(axis=0)
     w, _ = sparse_mixing_matrix(network)
     report = describe(network, w)
     notes = []
@@ -60,17 +113,20 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
         slem = None
         notes.append(f"slem, spectral gap and bound not computed: ARPACK did not converge in "
                      f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)")
+    if average.ndim:
+        notes.append(f"true average not shown: the values are vectors of {average.size} "
+                     "entries (spreads and distances are the largest over the entries)")
     bound = None
     if slem is not None and report.doubly_stochastic:
-        bound = float(slem ** iterations * np.linalg.norm(x0 - x0.mean()))
+        bound = float(slem ** iterations * np.linalg.norm(x0 - average))
     elif not report.doubly_stochastic:
         notes.append("no distance bound: W is not doubly stochastic, so x converges to a "
                      "weighted average, not the true average")
     metrics: dict[str, float | None] = {
-        "initial_spread": float(np.ptp(x0)),
-        "final_spread": float(np.ptp(final)),
-        "true_average": float(x0.mean()),
-        "distance_to_average": float(np.max(np.abs(final - x0.mean()))),
+        "initial_spread": float(np.max(np.ptp(x0, axis=0))),
+        "final_spread": float(np.max(np.ptp(final, axis=0))),
+        "true_average": float(average) if average.ndim == 0 else None,
+        "distance_to_average": float(np.max(np.abs(final - average))),
         "slem": slem,
         "spectral_gap": None if slem is None else 1.0 - slem,
         "predicted_distance_bound": bound,

@@ -3,17 +3,22 @@
 ``JOB.toml``::
 
     algorithm = "gt"       # consensus, push-sum, dgd, gt, gtadam, extra,
-                           # subgradient-push or push-diging
-    iterations = 60        # (consensus, push-sum: 50; learning: the problem's if not given)
+                           # subgradient-push, push-diging or fedavg
+    iterations = 60        # (consensus, push-sum: 50; learning: the problem's if not given;
+                           # fedavg: num_rounds, 5)
     seed = 0               # data, models, initial values (and a random topology)
     sync_timeout = 10.0
     problem = "two-moons"  # learning only: two-moons, least-squares or blobs
-    stepsize = 0.01        # learning only (the problem's if not given)
+    stepsize = 0.01        # learning only (the problem's if not given; fedavg: 0.1)
     torch_threads = 1      # learning only: torch threads per process
+    initial_weights = "w.npz"  # fedavg only: the initial global model (.npz, or JSON
+                           # {name: nested list}), relative to this file
 
     [extra]                # learning only: the algorithm's tunables (its registry entry's
     beta1 = 0.9            # ``tunables()``: gtadam's beta1, beta2, epsilon; subgradient-push's
-                           # power); finite numbers >= 0
+                           # power; fedavg's min_clients, wait_time_after_min_received,
+                           # train_timeout, local_epochs); finite numbers >= 0
+                           # (fedavg's min_clients and local_epochs: integers >= 1)
 
     [network]              # a built-in topology ...
     topology = "random"
@@ -21,7 +26,8 @@
     # file = "network.json"   ... or an NVFlare network JSON, relative to this file
     # allow_disconnected = true   run a network that is not (strongly) connected
 
-msgspec checks a file against ``JobFile`` (or ``LearningJobFile``): types, bounds
+msgspec checks a file against ``JobFile`` (``LearningJobFile``, ``WorkflowJobFile``):
+types, bounds
 and keys, an unknown one refused naming those allowed; ``Job`` is what the file
 resolves to (the network built, absent keys defaulted), written back by
 ``Job.to_toml`` (tomli-w).
@@ -68,8 +74,9 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a run does: an algorithm, its parameters and the network.
 
     ``problem``, ``stepsize``, ``extra`` (the keys given, checked by the registry's
-    ``check_extra``) and ``torch_threads`` are for learning algorithms (``problem``
-    is None for the others).
+    ``check_extra``) and ``torch_threads`` are for learning algorithms and workflows
+    (``problem`` is None for the others); ``initial_weights`` (an absolute path) for
+    a workflow.
     """
 
     algorithm: str
@@ -79,27 +86,33 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     network: Network
     problem: str | None = None
     stepsize: NonNegative | None = None
-    extra: dict[str, float] = {}
+    extra: dict[str, int | float] = {}
     torch_threads: Positive = 1
     allow_disconnected: bool = False
+    initial_weights: str | None = None
 
     @classmethod
     def learning(cls, algorithm: str, network: Network, problem: str, seed: int,
                  sync_timeout: float, *, iterations: int | None = None,
                  stepsize: float | None = None, extra: Mapping[str, float] | None = None,
-                 torch_threads: int = 1, allow_disconnected: bool = False) -> Job:
-        """A learning job: iterations and step size the problem's unless given, ``extra``
-        checked by the registry (``check_extra``).
+                 torch_threads: int = 1, allow_disconnected: bool = False,
+                 initial_weights: str | None = None) -> Job:
+        """A learning job (or a workflow's): iterations and step size the algorithm's
+        ``job_defaults``, else the problem's, unless given; ``extra`` checked by the
+        registry (``check_extra``).
 
         Raises:
             JobError: an unknown problem, or an ``extra`` key the algorithm does not read.
         """
+        spec = ALGORITHMS[algorithm]
         task = learning.build_problem(problem, len(network.nodes), seed)
-        return cls(algorithm, task.iterations if iterations is None else iterations, seed,
-                   sync_timeout, network, problem=task.name,
-                   stepsize=task.stepsize if stepsize is None else stepsize,
-                   extra=ALGORITHMS[algorithm].check_extra(extra or {}, "[extra]"),
-                   torch_threads=torch_threads, allow_disconnected=allow_disconnected)
+        defaults = {"iterations": task.iterations, "stepsize": task.stepsize,
+                    **(spec.job_defaults or {})}
+        return cls(algorithm, defaults["iterations"] if iterations is None else iterations,
+                   seed, sync_timeout, network, problem=task.name,
+                   stepsize=defaults["stepsize"] if stepsize is None else stepsize,
+                   extra=spec.check_extra(extra or {}, "[extra]"), torch_threads=torch_threads,
+                   allow_disconnected=allow_disconnected, initial_weights=initial_weights)
 
     @property
     def config(self) -> Config:
@@ -138,7 +151,7 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         It reads back (``load_job``) to an equal job.
         """
         network_file.write_text(json.dumps(self.network.to_dict()))
-        schema = JobFile if self.problem is None else LearningJobFile
+        schema = _schema(self.algorithm)
         table: dict[str, Any] = {"file": str(network_file)}
         if self.allow_disconnected:
             table["allow_disconnected"] = True
@@ -175,6 +188,12 @@ class LearningJobFile(JobFile):
     extra: dict[str, Any] = {}
 
 
+class WorkflowJobFile(LearningJobFile):
+    """A workflow's job file (fedavg): a learning one with the initial global model."""
+
+    initial_weights: str | UnsetType = UNSET
+
+
 def load_job(path: Path) -> Job:
     """Read and check a job file.
 
@@ -188,7 +207,7 @@ def load_job(path: Path) -> Job:
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise JobError(f"{where}: algorithm must be one of {sorted(ALGORITHMS)}, "
                        f"got {algorithm!r}")
-    schema = LearningJobFile if ALGORITHMS[algorithm].learning else JobFile
+    schema = _schema(algorithm)
     try:
         file = msgspec.convert(data, schema)
     except msgspec.ValidationError as exc:
@@ -197,6 +216,13 @@ def load_job(path: Path) -> Job:
         return _resolve(file, path.parent)
     except JobError as exc:
         raise JobError(f"{where}: {exc}") from None
+
+
+def _schema(algorithm: str) -> type[JobFile]:
+    """What a job file of ``algorithm`` may hold."""
+    spec = ALGORITHMS[algorithm]
+    return (WorkflowJobFile if spec.controller else LearningJobFile if spec.trains
+            else JobFile)
 
 
 def _resolve(file: JobFile, folder: Path) -> Job:
@@ -209,11 +235,13 @@ def _resolve(file: JobFile, folder: Path) -> Job:
                             allow_disconnected=table.allow_disconnected)
     iterations = None if file.iterations is UNSET else file.iterations
     if isinstance(file, LearningJobFile):
+        weights = getattr(file, "initial_weights", UNSET)
         return Job.learning(file.algorithm, network, file.problem, file.seed, file.sync_timeout,
                             iterations=iterations, extra=file.extra,
                             stepsize=None if file.stepsize is UNSET else file.stepsize,
                             torch_threads=file.torch_threads,
-                            allow_disconnected=table.allow_disconnected)
+                            allow_disconnected=table.allow_disconnected,
+                            initial_weights=None if weights is UNSET else str(folder / weights))
     return Job(file.algorithm, CONSENSUS_ITERATIONS if iterations is None else iterations,
                file.seed, file.sync_timeout, network,
                allow_disconnected=table.allow_disconnected)

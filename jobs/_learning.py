@@ -31,12 +31,15 @@ def build_problem(name: str, nodes: int, seed: int) -> Problem:
     """The built-in problem called ``name`` for ``nodes`` nodes.
 
     Raises:
-        JobError: no such problem.
+        JobError: no such problem, or it needs a package that is not installed.
     """
     if name not in algorithms.PROBLEMS:
         raise JobError(f"unknown problem {name!r}; choose one of "
                        f"{sorted(algorithms.PROBLEMS)}")
-    return algorithms.PROBLEMS[name](nodes, seed)
+    try:
+        return algorithms.PROBLEMS[name](nodes, seed)
+    except ImportError as exc:
+        raise JobError(str(exc)) from exc
 
 
 def learning_executors(algorithm: str, task: Problem, network: Network, sync_timeout: float,

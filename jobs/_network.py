@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from peerflow.actors import (
     Config,
@@ -79,12 +79,15 @@ def check_network(network: Network, *, algorithm: str | None = None,
 
 
 def load_network(path: Path) -> Network:
-    """Read a network from JSON: ``{"nodes": [...]}`` or a whole ``{"network": ...}`` config.
+    """Read a network from JSON: ``{"nodes": [...]}``, a whole ``{"network": ...}`` config,
+    or the ``config_fed_server.json`` of an exported NVFlare P2P job (its controller's
+    ``config`` argument).
 
     Raises:
         JobError: the file is missing, not JSON, not a valid network, or too large.
     """
-    data = parse_file(path, "network file", json.loads, json.JSONDecodeError, "JSON")
+    data = _controller_config(parse_file(path, "network file", json.loads,
+                                         json.JSONDecodeError, "JSON"))
     section = data.get("network", data) if isinstance(data, dict) else None
     nodes = section.get("nodes") if isinstance(section, dict) else None
     if isinstance(nodes, list) and len(nodes) > MAX_NODES:
@@ -96,6 +99,20 @@ def load_network(path: Path) -> Network:
         return Network.from_dict(data)
     except ConfigError as exc:
         raise JobError(f"network file {str(path)!r}: {exc}") from exc
+
+
+def _controller_config(data: Any) -> Any:
+    """The ``config`` argument of the first workflow that has one, in NVFlare's job
+    config shape (``{"workflows": [{"args": {"config": {"args": {...}}}}]}``); else
+    ``data`` unchanged."""
+    if not isinstance(data, dict) or not isinstance(data.get("workflows"), list):
+        return data
+    for workflow in data["workflows"]:
+        args = workflow.get("args") if isinstance(workflow, dict) else None
+        config = args.get("config") if isinstance(args, dict) else None
+        if isinstance(config, dict):
+            return config.get("args", config)
+    return data
 
 
 def _built_in(topology: str, nodes: int, seed: int) -> Network:

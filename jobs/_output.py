@@ -15,8 +15,9 @@ import numpy as np
 from ._errors import JobError
 
 INDENT_LIMIT = 1_000_000
-RESULT_FILES = ("summary.json", "*.png")
-"""What a run writes in --out; ``--force`` removes these first, so none is left stale."""
+RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json")
+"""What a run (or `peerflow topology`) writes in --out; ``--force`` removes these first,
+so none is left stale."""
 
 
 def prepare_out(out: Path | None) -> Path | None:

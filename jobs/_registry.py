@@ -16,11 +16,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from peerflow import algorithms
-from peerflow.actors import RunResult
+from peerflow.actors import CONTROLLER_NAME, DistOptController, RunResult
 
 from . import _learning as learning
 from ._consensus import consensus_executors, report_consensus
 from ._errors import JobError, invalid
+from ._fedavg import (
+    FEDAVG_DEFAULTS,
+    fedavg_controller,
+    fedavg_executors,
+    report_fedavg,
+)
 from ._table import Table
 
 if TYPE_CHECKING:
@@ -45,13 +51,26 @@ class AlgorithmSpec:
     learning: bool = False
     target: str | None = None
     """What the algorithm reaches only with a doubly stochastic W (else None)."""
+    controller: Callable[[Job], DistOptController] | None = None
+    """A workflow's own controller (fedavg's ScatterAndGather); it reads the learning
+    fields, its ``extra`` keys are ``extra`` and ``report`` gets it as the actor named
+    ``CONTROLLER_NAME``."""
+    extra: type[algorithms.Tunables] | None = None
+    """A workflow's ``extra`` keys (a learning algorithm's are its executor's)."""
+    job_defaults: Mapping[str, float] | None = None
+    """Defaults of ``iterations`` and ``stepsize`` other than the problem's."""
+
+    @property
+    def trains(self) -> bool:
+        """Whether a job of it reads problem, stepsize, torch_threads and extra."""
+        return self.learning or self.controller is not None
 
     def tunables(self) -> type[algorithms.Tunables]:
         """The struct of the ``extra`` keys the algorithm reads, with their types and
         defaults (``msgspec.structs.fields``); a learning one imports torch."""
-        if not self.learning:
-            return algorithms.Tunables
-        return algorithms.LEARNING_EXECUTORS[self.name].tunables
+        if self.learning:
+            return algorithms.LEARNING_EXECUTORS[self.name].tunables
+        return self.extra or algorithms.Tunables
 
     def extra_keys(self) -> tuple[str, ...]:
         """The ``extra`` keys the algorithm reads."""
@@ -61,7 +80,7 @@ class AlgorithmSpec:
         """The algorithm's own ``extra`` keys with their defaults."""
         return self.tunables().defaults()
 
-    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, float]:
+    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, int | float]:
         """``extra`` checked against ``tunables``: only the keys it gives, as numbers.
 
         Raises:
@@ -118,11 +137,26 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
+    AlgorithmSpec(
+        "fedavg", "Federated averaging (NVFlare's ScatterAndGather): each round, task "
+        "\"train\" to every site, then the average of the results weighted by their "
+        "NUM_STEPS_CURRENT_ROUND.",
+        build=fedavg_executors, agents=partial(fedavg_executors, agents=True),
+        report=lambda result, job, actors, out: report_fedavg(
+            result, job, actors[CONTROLLER_NAME], out),
+        controller=fedavg_controller, extra=algorithms.FedAvgTunables,
+        job_defaults=FEDAVG_DEFAULTS),
 )}
 """Every algorithm by its command and job-file name."""
 
 LEARNING = tuple(name for name, spec in ALGORITHMS.items() if spec.learning)
 """The learning algorithms' names (the keys of ``peerflow.algorithms.LEARNING_EXECUTORS``)."""
+
+
+def build_controller(job: Job) -> DistOptController | None:
+    """The job's own controller if its algorithm is a workflow (else None: the default)."""
+    spec = ALGORITHMS[job.algorithm]
+    return None if spec.controller is None else spec.controller(job)
 
 
 def build_executors(job: Job, *, agents: bool = False) -> dict[str, Any]:
@@ -132,11 +166,14 @@ def build_executors(job: Job, *, agents: bool = False) -> dict[str, Any]:
     return (spec.agents if agents and spec.agents else spec.build)(job)
 
 
-def report_job(result: RunResult, job: Job, out: Path | None) -> Table:
+def report_job(result: RunResult, job: Job, out: Path | None,
+               controller: DistOptController | None = None) -> Table:
     """Write (``summary.json`` in ``out``) what the simulator would for this job, from
-    executors built as the nodes built theirs and restored from their results; the
-    summary table."""
+    executors built as the nodes built theirs and restored from their results (a
+    workflow: from its ``controller``); the summary table."""
     spec = ALGORITHMS[job.algorithm]
+    if spec.controller is not None:
+        return spec.report(result, job, {CONTROLLER_NAME: controller}, out)
     executors = spec.build(job)
     if result.ok:
         for node, executor in executors.items():
@@ -144,7 +181,7 @@ def report_job(result: RunResult, job: Job, out: Path | None) -> Table:
     return spec.report(result, job, executors, out)
 
 
-def parse_extra(algorithm: str, items: list[str]) -> dict[str, float]:
+def parse_extra(algorithm: str, items: list[str]) -> dict[str, int | float]:
     """``["beta1=0.95", ...]`` (``--set``) as ``{"beta1": 0.95}``, keys checked.
 
     Raises:

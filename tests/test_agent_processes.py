@@ -29,7 +29,14 @@ from peerflow.actors import (
     TaskFailed,
     local_configs,
 )
-from peerflow.agents import AgentClosed, AgentProcesses, AsyncAgent, LinkSettings, TaskExchanger
+from peerflow.agents import (
+    AgentClosed,
+    AgentProcesses,
+    AsyncAgent,
+    LinkSettings,
+    TaskExchanger,
+    TaskResult,
+)
 from peerflow.algorithms import (
     AGENT_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
@@ -47,7 +54,7 @@ MARGIN = 2.0
 
 TRAINER = textwrap.dedent("""
     import os, signal, sys, time
-    from peerflow.agents import RC, Agent, AgentClosed
+    from peerflow.agents import RC, Agent, AgentClosed, TaskResult
 
     mode = sys.argv[1]
     with Agent() as agent:
@@ -66,7 +73,7 @@ TRAINER = textwrap.dedent("""
             while time.perf_counter() < end:  # pure Python: holds the GIL most of the time
                 sum(range(1000))
             rc = RC.EXECUTION_EXCEPTION if mode == "fail" else RC.OK
-            agent.submit_result({"data": task.data, "pid": os.getpid()}, rc)
+            agent.submit_result(TaskResult({"data": task.data, "pid": os.getpid()}, return_code=rc))
 """)
 
 NODE = textwrap.dedent("""
@@ -237,10 +244,10 @@ async def test_a_killed_node_closes_its_agent_at_once(tmp_path: Path) -> None:
             host, port = (await read_line(process)).split()
             async with AsyncAgent(f"{host}:{port}", "trainer", heartbeat_timeout=30) as agent:
                 task = await agent.get_task()
-                assert task is not None and task.name == "run"
+                assert task is not None and task.task_name == "run"
                 process.kill()
                 killed = anyio.current_time()
-                await agent.submit_result("too late")
+                await agent.submit_result(TaskResult("too late"))
                 with pytest.raises(AgentClosed, match="node 'site-1' is gone: the connection "
                                    "was lost; nothing listens at .* any more"):
                     await agent.get_task()
@@ -361,7 +368,7 @@ async def test_every_algorithm_gives_the_in_process_losses_with_in_process_agent
                     task = await agent.get_task()
                 except AgentClosed:
                     return
-                await agent.submit_result(trainer.answer(task))
+                await agent.submit_result(TaskResult(trainer.answer(task)))
 
     config, local, agents = learning_job(algorithm)
     with anyio.fail_after(60):

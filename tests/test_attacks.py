@@ -32,15 +32,16 @@ from peerflow.actors._cluster import query_status, serve_controller, serve_node
 from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, ring
 from peerflow.transport import (
     Envelope,
+    Hello,
     Project,
     TcpTransport,
     TlsConfig,
     TransportError,
+    Welcome,
     new_message_id,
     provision,
     split_address,
 )
-from peerflow.transport._handshake import hello, parse_answer
 
 NODES = ("site-1", "site-2", "site-3", "site-4")  # a ring: site-1 and site-3 are not neighbours
 ADMINS = ("admin", "admin-2", "admin-3", "admin-4", "admin-5")
@@ -129,10 +130,11 @@ async def handshake(kind: str, kits: Path, name: str, address: str,
     else:
         stream = await anyio.connect_tcp(host, port)
     try:
-        await stream.send(hello(name, None, None, secret if kind == "tcp" else None))
+        await stream.send(Hello(name, None, None, secret if kind == "tcp" else None).frame())
         reader = BufferedByteReceiveStream(stream)
         size = struct.unpack("<I", await reader.receive_exactly(4))[0]
-        return stream, parse_answer(await reader.receive_exactly(size))
+        welcome = Welcome.parse(await reader.receive_exactly(size))
+        return stream, (welcome.node, welcome.run)
     except BaseException:
         await stream.aclose()
         raise

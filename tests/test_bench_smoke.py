@@ -45,7 +45,7 @@ def test_the_suite_writes_json_report_and_plots(tmp_path: Path, in_process: None
     live = saved["sections"]["nvflare"]["jobs"]["consensus"]["live"]
     assert live["ok"] is False and "nvflare" in live["error"]  # no NVFlare here: recorded figures
     text = (tmp_path / "REPORT.md").read_text()
-    assert "## Summary" in text and "bare asyncio" in text and "recorded" in text
+    assert "## Summary" in text and "bare asyncio" in text and "RECORDED" in text
     for plot in ("latency_node_count", "latency_payload", "latency_ratios", "memory_flat",
                  "consensus_error"):
         assert (tmp_path / f"{plot}.png").stat().st_size > 0

@@ -17,6 +17,9 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.actors.__all__) >= {"Actor", "Controller", "DistOptController",
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
+    assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
+                                            "TaskResult", "RC", "MetaKey", "AgentClosed",
+                                            "CallStateError", "AgentServer", "TaskExchanger"}
 
 
 def test_every_exported_name_exists() -> None:
@@ -54,7 +57,7 @@ def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
 def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> None:
     out = without_torch("import peerflow.jobs as j\n"
                         "print(all(hasattr(j, name) for name in j.__all__), len(j.ALGORITHMS))")
-    assert out.split() == ["True", "8"]
+    assert out.split() == ["True", "9"]
 
 
 def test_the_torch_using_names_load_on_first_use() -> None:
@@ -90,3 +93,10 @@ def test_a_run_result_repr_counts_the_node_results_instead_of_printing_them() ->
     text = repr(result)
     assert text.startswith("RunResult(status='completed', reason=None")
     assert "results=<1000 nodes>" in text and "'total': 1.5" in text and len(text) < 300
+
+
+def test_the_agent_link_and_its_handshake_are_public() -> None:
+    assert set(peerflow.agents.__all__) >= {"AgentKitError", "AgentTls", "trainer_tls_context"}
+    assert set(peerflow.transport.__all__) >= {"Hello", "Welcome", "Gate", "admit",
+                                               "HandshakeError", "StartupKit",
+                                               "certificate_subject"}

@@ -7,10 +7,12 @@ from ._codec import DEFAULT_MAX_FRAME, decode, encode, encode_bytes, frame_size
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind, new_message_id
 from ._frames import FrameDecoder, framed
 from ._guard import Guard, OverLimit
-from ._handshake import HandshakeError
+from ._handshake import MAX_HANDSHAKE, Gate, HandshakeError, Hello, Welcome, admit
 from ._loop import loop_options, run_loop
-from ._provision import Project, ProvisionError, load_project, project_from_dict, provision
+from ._project import Project, ProvisionError, load_project, project_from_dict
+from ._provision import provision
 from ._select import Address, create_transport, parse_address
+from ._startup import STARTUP_FOLDER, StartupKit
 from .abc import (
     DeadLetter,
     DecodeError,
@@ -24,11 +26,19 @@ from .abc import (
 from .emulated import EmulatedTransport, Link, LinkStats
 from .memory import MemoryTransport
 from .tcp import FrameTooLarge, PeerCongested, TcpTransport
-from .tls import TlsConfig, TlsConfigError
+from .tls import (
+    AGENT_SERVER_ROLE,
+    TRAINER_ROLE,
+    TlsConfig,
+    TlsConfigError,
+    certificate_subject,
+)
 
 __all__ = [
+    "AGENT_SERVER_ROLE",
     "DEFAULT_MAX_FRAME",
     "KINDS",
+    "MAX_HANDSHAKE",
     "PROTOCOL_VERSION",
     "Address",
     "DeadLetter",
@@ -39,7 +49,9 @@ __all__ = [
     "FrameDecoder",
     "FrameTooLarge",
     "Guard",
+    "Gate",
     "HandshakeError",
+    "Hello",
     "Kind",
     "Link",
     "LinkStats",
@@ -50,12 +62,18 @@ __all__ = [
     "PeerLost",
     "Project",
     "ProvisionError",
+    "STARTUP_FOLDER",
+    "StartupKit",
+    "TRAINER_ROLE",
     "TcpTransport",
     "TlsConfig",
     "TlsConfigError",
     "Transport",
     "TransportError",
     "UnknownEndpoint",
+    "Welcome",
+    "admit",
+    "certificate_subject",
     "create_transport",
     "decode",
     "encode",

@@ -138,15 +138,15 @@ class Acceptor:
 
     async def _admit(self, conn: FrameProtocol) -> tuple[hs.Hello, str]:
         """Read the dialer's hello; answer welcome or refuse (then raise)."""
-        hello = hs.parse_hello(await read_handshake(conn))
+        hello = hs.Hello.parse(await read_handshake(conn))
         gate = hs.Gate(self.host.run_id, self.settings.secret, self.settings.joiner,
                        self.host.guard.connects, self._connected)
         try:
             run = hs.admit(hello, gate, conn.peer_identity())
         except hs.HandshakeError as exc:
-            conn.write([hs.refuse(str(exc), retry=exc.retry)])
+            conn.write([exc.frame()])
             raise
-        conn.write([hs.welcome(self.host.name, run)])
+        conn.write([hs.Welcome(self.host.name, run).frame()])
         return hello, run
 
     def _connected(self, name: str) -> bool:

@@ -70,7 +70,11 @@ class Connector(Acceptor):
         if state.link is None and state.route is None:
             raise TransportError(f"no route to {peer!r}")
         self.ensure_dialing(state)
-        await self.changes.until(lambda: state.link is not None or state.lost is not None)
+        state.awaited += 1
+        try:
+            await self.changes.until(lambda: state.link is not None or state.lost is not None)
+        finally:
+            state.awaited -= 1
         if state.link is None:
             raise TransportError(f"cannot connect to {peer!r}: {state.lost}")
 
@@ -119,15 +123,15 @@ class Connector(Acceptor):
             conn = self._track(await dial(*split_address(peer.route), self.settings.client_context,
                                           self.settings.limits))
             try:
-                conn.write([hs.hello(self.host.name, self.host.run_id, self.host.address,
-                                     self.settings.secret)])
-                node, run = hs.parse_answer(await read_handshake(conn))
-                self._check_answer(peer.name, node, run, conn.peer_identity())
+                conn.write([hs.Hello(self.host.name, self.host.run_id, self.host.address,
+                                     self.settings.secret).frame()])
+                welcome = hs.Welcome.parse(await read_handshake(conn))
+                self._check_answer(peer.name, welcome.node, welcome.run, conn.peer_identity())
             except BaseException:
                 conn.abort()
                 raise
-        self.host.run_id = run
-        return Link(conn, peer.name, run, dialer=self.host.name)
+        self.host.run_id = welcome.run
+        return Link(conn, peer.name, welcome.run, dialer=self.host.name)
 
     def _check_answer(self, expected: str, node: str, run: str, identity: str | None) -> None:
         if node != expected or (identity is not None and identity != node):
@@ -180,10 +184,14 @@ class Connector(Acceptor):
             return
         peer.lost = reason
         self.changes.notify()
-        logger.warning("%s: lost peer %r: %s", self.host.name, peer.name, reason)
+        handled = peer.watched and self.host.on_peer_lost is not None
+        # whoever is told (a connect that raises, a node that panics naming the peer)
+        # says it; a second line is noise
+        logger.log(logging.INFO if handled or peer.awaited else logging.WARNING,
+                   "%s: lost peer %r: %s", self.host.name, peer.name, reason)
         for envelope in peer.drop_queue():
             self.host.dead_letter(envelope, f"peer {peer.name!r} is lost: {reason}")
-        if peer.watched and self.host.on_peer_lost is not None:
+        if handled:
             self.host.on_peer_lost(peer.name, reason)
 
 

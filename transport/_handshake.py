@@ -1,14 +1,19 @@
 """The connection handshake, sans-IO: who is on the other end, and in which run.
 
-The dialer writes one ``hello`` frame and waits; the acceptor answers with one
-``welcome`` or ``refuse`` frame. Only then do envelope frames flow, so neither
-side ever reads past the handshake. Handshake frames use the same u32 length
-prefix as envelopes but are small msgpack maps, at most ``MAX_HANDSHAKE`` bytes::
+The dialer writes one hello frame and waits; the acceptor answers with one
+welcome or refuse frame. Only then do envelope frames flow, so neither side ever
+reads past the handshake. Handshake frames use the same u32 length prefix as
+envelopes but are small msgpack maps, at most ``MAX_HANDSHAKE`` bytes::
 
     hello:   {"peerflow": "hello",   "version": 1, "node": str, "run": str | None,
-              "listen": str | None, "secret": str | None}
-    welcome: {"peerflow": "welcome", "version": 1, "node": str, "run": str}
+              "listen": str | None, "secret": str | None, "settings": {str: scalar}}
+    welcome: {"peerflow": "welcome", "version": 1, "node": str, "run": str,
+              "settings": {str: scalar}}
     refuse:  {"peerflow": "refuse",  "version": 1, "reason": str, "retry": bool}
+
+``settings`` is what a protocol built on this handshake adds (the agent link
+carries its agent's task and its heartbeat settings there): at most
+``MAX_SETTINGS`` entries, each a short name and a str, int, float, bool or None.
 
 A hello whose run is None comes from a process that has not joined a run yet
 (a node registering with its controller, or an admin client); only an acceptor
@@ -24,8 +29,8 @@ one connection per name: a second one while the first is up is refused (with
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgpack
@@ -36,8 +41,14 @@ from .abc import TransportError
 
 MAX_HANDSHAKE: Final = 4096
 """Largest handshake frame body accepted, in bytes."""
+MAX_SETTINGS: Final = 12
+"""Most entries a hello's or welcome's ``settings`` may hold."""
 
 _MAX_NAME: Final = 256
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+Settings = Mapping[str, str | int | float | bool | None]
+"""The extra map a hello or welcome carries for the protocol built on the handshake."""
 
 
 class HandshakeError(TransportError):
@@ -45,40 +56,97 @@ class HandshakeError(TransportError):
 
     Attributes:
         retry: whether dialing again later may succeed (e.g. the peer has not joined yet).
+        refusal: the peer's reason, when the peer refused (None: failed on this side).
     """
 
-    def __init__(self, message: str, *, retry: bool = False) -> None:
+    def __init__(self, message: str, *, retry: bool = False,
+                 refusal: str | None = None) -> None:
         super().__init__(message)
-        self.retry = retry
+        self.retry, self.refusal = retry, refusal
+
+    def frame(self) -> bytes:
+        """This refusal as a refuse frame, for the dialer."""
+        return _pack({"peerflow": "refuse", "reason": str(self), "retry": self.retry})
 
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """What a dialer says about itself."""
+    """What a dialer says about itself: its name, its run (None: joining), where it
+    listens, the run's join secret, and the settings of the protocol on top."""
 
     node: str
     run: str | None
     listen: str | None = None
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    settings: Settings = field(default_factory=dict)
+
+    def frame(self) -> bytes:
+        """This hello as a length-prefixed frame.
+
+        Raises:
+            HandshakeError: a name or a setting is not one the handshake carries.
+        """
+        _check_settings(self.settings)
+        return _pack({"peerflow": "hello", "node": self.node, "run": self.run,
+                      "listen": self.listen, "secret": self.secret,
+                      "settings": dict(self.settings)})
+
+    @classmethod
+    def parse(cls, body: bytes | bytearray | memoryview) -> Hello:
+        """Read a dialer's hello frame body.
+
+        Raises:
+            HandshakeError: the frame is not a well-formed hello of this protocol version.
+        """
+        fields = _unpack(body, "hello")
+        node, run, listen = fields.get("node"), fields.get("run"), fields.get("listen")
+        secret = fields.get("secret")
+        _check_name(node, "node")
+        if run is not None:
+            _check_name(run, "run")
+        if listen is not None and (type(listen) is not str or len(listen) > _MAX_NAME):
+            raise HandshakeError(f"hello field 'listen' expected an address, got {listen!r:.80}")
+        if secret is not None:
+            _check_name(secret, "secret")
+        return cls(node, run, listen, secret, _check_settings(fields.get("settings", {})))
 
 
-def pack(message: dict[str, Any]) -> bytes:
-    """Return a handshake message as a length-prefixed frame."""
-    body = msgpack.packb({"version": PROTOCOL_VERSION, **message}, use_bin_type=True)
-    return frame_prefix(len(body)) + body
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The acceptor's answer to a hello it admits: its name, the run the connection is
+    bound to, and the settings of the protocol on top."""
 
+    node: str
+    run: str
+    settings: Settings = field(default_factory=dict)
 
-def hello(node: str, run: str | None, listen: str | None, secret: str | None = None) -> bytes:
-    return pack({"peerflow": "hello", "node": node, "run": run, "listen": listen,
-                 "secret": secret})
+    def frame(self) -> bytes:
+        """This welcome as a length-prefixed frame.
 
+        Raises:
+            HandshakeError: a setting is not one the handshake carries.
+        """
+        _check_settings(self.settings)
+        return _pack({"peerflow": "welcome", "node": self.node, "run": self.run,
+                      "settings": dict(self.settings)})
 
-def welcome(node: str, run: str) -> bytes:
-    return pack({"peerflow": "welcome", "node": node, "run": run})
+    @classmethod
+    def parse(cls, body: bytes | bytearray | memoryview) -> Welcome:
+        """Read the acceptor's answer to a hello.
 
-
-def refuse(reason: str, *, retry: bool = False) -> bytes:
-    return pack({"peerflow": "refuse", "reason": reason, "retry": retry})
+        Raises:
+            HandshakeError: the peer refused (``retry`` tells whether to try again later)
+                or the answer is malformed.
+        """
+        fields = _unpack(body, "welcome", "refuse")
+        if fields["peerflow"] == "refuse":
+            reason = f"{fields.get('reason')!s:.300}"
+            raise HandshakeError(f"refused by peer: {reason}", retry=fields.get("retry") is True,
+                                 refusal=reason)
+        node, run = fields.get("node"), fields.get("run")
+        _check_name(node, "node")
+        _check_name(run, "run")
+        return cls(node, run, _check_settings(fields.get("settings", {})))
 
 
 def check_size(size: int) -> None:
@@ -92,43 +160,6 @@ def check_size(size: int) -> None:
                              f"{MAX_HANDSHAKE} bytes")
 
 
-def parse_hello(body: bytes | bytearray) -> Hello:
-    """Read a dialer's hello.
-
-    Raises:
-        HandshakeError: the frame is not a well-formed hello of this protocol version.
-    """
-    fields = _unpack(body, "hello")
-    node, run, listen = fields.get("node"), fields.get("run"), fields.get("listen")
-    secret = fields.get("secret")
-    _check_name(node, "node")
-    if run is not None:
-        _check_name(run, "run")
-    if listen is not None and (type(listen) is not str or len(listen) > _MAX_NAME):
-        raise HandshakeError(f"hello field 'listen' expected an address, got {listen!r:.80}")
-    if secret is not None:
-        _check_name(secret, "secret")
-    return Hello(node, run, listen, secret)
-
-
-def parse_answer(body: bytes | bytearray) -> tuple[str, str]:
-    """Read the acceptor's answer; return its (node, run).
-
-    Raises:
-        HandshakeError: the peer refused (``retry`` tells whether to try again later)
-            or the answer is malformed.
-    """
-    fields = _unpack(body, "welcome", "refuse")
-    if fields["peerflow"] == "refuse":
-        reason = fields.get("reason")
-        raise HandshakeError(f"refused by peer: {reason!s:.200}",
-                             retry=fields.get("retry") is True)
-    node, run = fields.get("node"), fields.get("run")
-    _check_name(node, "node")
-    _check_name(run, "run")
-    return node, run
-
-
 @dataclass(frozen=True, slots=True)
 class Gate:
     """What an acceptor checks a hello against.
@@ -139,6 +170,7 @@ class Gate:
         joiner: whether a dialer of this name may join without knowing the run.
         connects: whether a dialer of this name may connect at all.
         connected: whether a connection under this name is up already.
+        peer: what a dialer is called in refusals ("node", "agent"...).
     """
 
     run: str | None
@@ -146,6 +178,7 @@ class Gate:
     joiner: Callable[[str], bool]
     connects: Callable[[str], bool]
     connected: Callable[[str], bool]
+    peer: str = "node"
 
 
 def admit(hello: Hello, gate: Gate, identity: str | None) -> str:
@@ -154,33 +187,40 @@ def admit(hello: Hello, gate: Gate, identity: str | None) -> str:
     Args:
         hello: what the dialer said.
         gate: what this side admits.
-        identity: the name in the dialer's TLS certificate (None without TLS).
+        identity: the name in the dialer's TLS certificate (None: not checked here).
 
     Raises:
         HandshakeError: the hello names another identity or run, lacks the secret, names
             someone who may not connect, or someone already connected (``retry``).
     """
+    who = f"{gate.peer} {hello.node!r}"
     if identity is not None and hello.node != identity:
-        raise HandshakeError(f"hello names node {hello.node!r} but the certificate names "
-                             f"{identity!r}")
+        raise HandshakeError(f"hello names {who} but the certificate names {identity!r}")
     if gate.secret is not None and not hmac.compare_digest(
             (hello.secret or "").encode(), gate.secret.encode()):
-        raise HandshakeError(f"node {hello.node!r} did not give this run's join secret")
+        raise HandshakeError(f"{who} did not give this run's join secret")
     if not gate.connects(hello.node):
-        raise HandshakeError(f"node {hello.node!r} may not connect here")
+        raise HandshakeError(f"{who} may not connect here")
     if gate.run is None:
         raise HandshakeError("this node has not joined a run yet", retry=True)
     if hello.run is None and not gate.joiner(hello.node):
-        raise HandshakeError(f"node {hello.node!r} may not join run {gate.run!r}")
+        raise HandshakeError(f"{who} may not join run {gate.run!r}")
     if hello.run is not None and hello.run != gate.run:
         raise HandshakeError(f"connection for run {hello.run!r} refused: this is run "
                              f"{gate.run!r}")
     if gate.connected(hello.node):
-        raise HandshakeError(f"node {hello.node!r} is connected already", retry=True)
+        raise HandshakeError(f"{who} is connected already", retry=True)
     return gate.run
 
 
-def _unpack(body: bytes | bytearray, *kinds: str) -> dict[str, Any]:
+def _pack(message: dict[str, Any]) -> bytes:
+    body = msgpack.packb({"version": PROTOCOL_VERSION, **message}, use_bin_type=True)
+    check_size(len(body))
+    return frame_prefix(len(body)) + body
+
+
+def _unpack(body: bytes | bytearray | memoryview, *kinds: str) -> dict[str, Any]:
+    check_size(len(body))
     try:
         fields = msgpack.unpackb(body, raw=False, max_str_len=MAX_HANDSHAKE,
                                  max_bin_len=0, max_array_len=0, max_map_len=16)
@@ -195,7 +235,19 @@ def _unpack(body: bytes | bytearray, *kinds: str) -> dict[str, Any]:
     return fields
 
 
-def _check_name(value: object, field: str) -> None:
+def _check_name(value: object, what: str) -> None:
     if type(value) is not str or not value or len(value) > _MAX_NAME:
-        raise HandshakeError(f"handshake field {field!r} expected a non-empty name, got "
+        raise HandshakeError(f"handshake field {what!r} expected a non-empty name, got "
                              f"{value!r:.80}")
+
+
+def _check_settings(settings: object) -> Settings:
+    if not isinstance(settings, Mapping) or len(settings) > MAX_SETTINGS:
+        raise HandshakeError(f"handshake settings expected a map of at most {MAX_SETTINGS} "
+                             f"entries, got {settings!r:.80}")
+    for key, value in settings.items():
+        _check_name(key, "settings key")
+        if not isinstance(value, _SCALARS) or (type(value) is str and len(value) > _MAX_NAME):
+            raise HandshakeError(f"handshake setting {key!r} expected a str, number, bool or "
+                                 f"None, got {value!r:.80}")
+    return settings

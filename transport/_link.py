@@ -83,12 +83,14 @@ class Peer:
         name: the peer's name (the part of an endpoint name before any "/").
         route: its listening address, if known.
         watched: losing it matters (``on_peer_lost`` is called).
+        awaited: how many ``connect`` calls wait for it (they raise if it is lost).
         lost: why it was given up, once it was.
     """
 
     name: str
     route: str | None = None
     watched: bool = False
+    awaited: int = 0
     lost: str | None = None
     link: Link | None = None
     links: set[Link] = field(default_factory=set)

@@ -35,7 +35,9 @@ import anyio
 from ._address import format_sockaddr
 from ._frames import Body, Buffer, FrameDecoder
 from ._guard import OverLimit, ReadLimits
+from ._handshake import HandshakeError
 from .abc import DecodeError
+from .tls import AGENT_ROLES, certificate_subject
 
 OnFrame = Callable[[Body], None]
 
@@ -202,13 +204,17 @@ class FrameProtocol(asyncio.BufferedProtocol):
         return self.transport.get_write_buffer_size() if self.transport else 0
 
     def peer_identity(self) -> str | None:
-        """The common name of the peer's verified TLS certificate, if any."""
+        """The common name of the peer's verified TLS certificate, if any.
+
+        Raises:
+            HandshakeError: the certificate is one of an agent link (a trainer's, say).
+        """
         cert = self.transport.get_extra_info("peercert") if self.tls and self.transport else None
-        for rdn in (cert or {}).get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    return str(value)
-        return None
+        name, role = certificate_subject(cert)
+        if role in AGENT_ROLES:
+            raise HandshakeError(f"a certificate of role {role!r} ({name!r}) is for an agent "
+                                 "link, not for joining a run")
+        return name
 
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:

@@ -14,81 +14,40 @@ routes between them, bound to the run ``RUN``). A check raises
     await check_transport(open_net)
 
 A ``NetworkTransport`` (one per name, with routes) also passes ``NETWORK_CHECKS``:
-``check_transport(open_net, network=True)``.
+``check_transport(open_net, network=True)``; given ``open_clogged`` (trio's
+clogged stream maker, for a net), it passes ``CLOGGED_CHECKS`` too.
 
 Whatever an algorithm may rely on is checked here once for all transports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 import anyio
 import numpy as np
 
 from ._address import split_address
-from ._envelope import Envelope, new_message_id
+from ._check_tools import (
+    CLOG_BURST,
+    RUN,
+    ClogNet,
+    Inbox,
+    OpenNet,
+    dead_letters,
+    eventually,
+    tell,
+)
+from ._envelope import Envelope
 from .abc import NetworkTransport, Transport, TransportError
-
-OpenNet = Callable[[Sequence[str]], AbstractAsyncContextManager[Mapping[str, Transport]]]
-"""Yields ``{name: transport}``, every name able to reach every other."""
-
-RUN: Final = "run-1"
-"""The run of every envelope the checks send: bind network transports to it."""
-
-
-def _tell(sender: str, recipient: str, body: Any = None, iteration: int | None = 0) -> Envelope:
-    return Envelope("tell", sender, recipient, "value", body, iteration, RUN, new_message_id())
-
-
-class Inbox:
-    """Collects what an endpoint receives; ``wait(n)`` until n envelopes are in."""
-
-    def __init__(self, name: str = "?", timeout: float = 10.0) -> None:
-        self.name, self.timeout = name, timeout
-        self.items: list[Envelope] = []
-        self.fast: set[int] = set()  # ids of those that came by the ``send_values`` fast path
-        self._changed = anyio.Event()
-
-    def __call__(self, envelope: Envelope) -> None:
-        self.items.append(envelope)
-        self._changed.set()
-
-    def value(self, sender: str, iteration: int, body: object) -> None:
-        """The fast path of ``send_values`` (topic "value"): kept as a tell with no id."""
-        envelope = Envelope("tell", sender, self.name, "value", body, iteration, RUN, "")
-        self.fast.add(id(envelope))
-        self(envelope)
-
-    async def wait(self, count: int) -> list[Envelope]:
-        with anyio.fail_after(self.timeout):
-            while len(self.items) < count:
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        return self.items
-
-
-def dead_letters(net: Mapping[str, Transport]) -> list[tuple[Envelope, str]]:
-    """Collect the dead letters of every transport of ``net`` into the returned list."""
-    letters: list[tuple[Envelope, str]] = []
-    for transport in {id(t): t for t in net.values()}.values():
-        transport.on_dead_letter = lambda e, r: letters.append((e, r))
-    return letters
-
-
-async def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():  # a dead letter may come from any task: nothing to wait on
-            await anyio.sleep(0.01)
 
 
 async def check_a_tell_arrives_with_every_field_intact(open_net: OpenNet) -> None:
     async with open_net(["a", "b"]) as net:
         inbox = Inbox()
         net["b"].register("b", inbox)
-        sent = _tell("a", "b", {"x": 1.5, "n": [1, 2]}, iteration=7)
+        sent = tell("a", "b", {"x": 1.5, "n": [1, 2]}, iteration=7)
         net["a"].send(sent)
         (got,) = await inbox.wait(1)
     assert (got.kind, got.sender, got.recipient, got.topic, got.iteration, got.run, got.id) == \
@@ -105,7 +64,7 @@ async def check_tensors_round_trip_bit_exactly_with_their_dtype(open_net: OpenNe
     async with open_net(["a", "b"]) as net:
         inbox = Inbox()
         net["b"].register("b", inbox)
-        net["a"].send(_tell("a", "b", body))
+        net["a"].send(tell("a", "b", body))
         (got,) = await inbox.wait(1)
     for key in ("f32", "i64", "big"):
         assert got.body[key].dtype == body[key].dtype
@@ -119,7 +78,7 @@ async def check_messages_from_one_sender_arrive_in_order(open_net: OpenNet) -> N
         inbox = Inbox()
         net["b"].register("b", inbox)
         for i in range(2000):
-            net["a"].send(_tell("a", "b", i, iteration=i))
+            net["a"].send(tell("a", "b", i, iteration=i))
         got = await inbox.wait(2000)
     assert [e.body for e in got] == list(range(2000))
 
@@ -135,7 +94,7 @@ async def check_peers_that_send_to_each_other_at_once_all_get_through(open_net: 
             for name in names:
                 for other in names:
                     if other != name:
-                        net[name].send(_tell(name, other, round_, iteration=round_))
+                        net[name].send(tell(name, other, round_, iteration=round_))
             for name in names:
                 await inboxes[name].wait(3 * (round_ + 1))
     for name in names:
@@ -147,9 +106,9 @@ async def check_an_envelope_for_an_unknown_endpoint_becomes_a_dead_letter(open_n
                                                                           ) -> None:
     async with open_net(["a", "b"]) as net:
         letters = dead_letters(net)
-        net["a"].send(_tell("a", "b/nobody"))
-        net["a"].send(_tell("a", "zed"))
-        await _eventually(lambda: len(letters) == 2)
+        net["a"].send(tell("a", "b/nobody"))
+        net["a"].send(tell("a", "zed"))
+        await eventually(lambda: len(letters) == 2)
     assert sorted(e.recipient for e, _ in letters) == ["b/nobody", "zed"]
 
 
@@ -158,11 +117,11 @@ async def check_an_unregistered_endpoint_gets_nothing_more(open_net: OpenNet) ->
         letters = dead_letters(net)
         inbox = Inbox()
         net["b"].register("b", inbox)
-        net["a"].send(_tell("a", "b", 1))
+        net["a"].send(tell("a", "b", 1))
         await inbox.wait(1)
         net["b"].unregister("b")
-        net["a"].send(_tell("a", "b", 2))
-        await _eventually(lambda: len(letters) == 1)
+        net["a"].send(tell("a", "b", 2))
+        await eventually(lambda: len(letters) == 1)
     assert [e.body for e in inbox.items] == [1] and letters[0][0].body == 2
 
 
@@ -183,7 +142,7 @@ async def check_sending_on_a_closed_transport_raises_closed_resource_error(open_
         await net["a"].aclose()
         await net["a"].aclose()  # idempotent
         try:
-            net["a"].send(_tell("a", "b"))
+            net["a"].send(tell("a", "b"))
         except anyio.ClosedResourceError:
             return
     raise AssertionError("sending on a closed transport raised no ClosedResourceError")
@@ -283,12 +242,44 @@ NETWORK_CHECKS: Final[tuple[Callable[[OpenNet], Awaitable[None]], ...]] = (
 """The checks of what a ``NetworkTransport`` adds; ``open_net`` yields one per name."""
 
 
-async def check_transport(open_net: OpenNet, *, network: bool = False) -> None:
+async def check_a_clogged_peer_delays_no_other_peer(open_clogged: ClogNet) -> None:
+    """Sending to a peer that stops reading never waits, and holds up no other peer's
+    deliveries; once its backlog is over the transport's bound, a send to it raises a
+    ``TransportError`` that names it."""
+    async with open_clogged(["a", "b", "c"]) as net:
+        inbox = Inbox("b")
+        net["b"].register("b", inbox)
+        block = np.zeros(1 << 17)  # 1 MiB
+        congested: list[TransportError] = []
+        for i in range(CLOG_BURST):
+            try:
+                net["a"].send(tell("a", "c", block, iteration=i))
+            except TransportError as exc:
+                congested.append(exc)
+            net["a"].send(tell("a", "b", i, iteration=i))
+            await anyio.sleep(0)  # let the connections move
+        got = await inbox.wait(CLOG_BURST)
+    assert [e.body for e in got] == list(range(CLOG_BURST)), "b's tells came out of order"
+    unnamed = [str(exc) for exc in congested if "'c'" not in str(exc)]
+    assert not unnamed, f"a send to the clogged peer 'c' failed without naming it: {unnamed[0]}"
+
+
+CLOGGED_CHECKS: Final[tuple[Callable[[ClogNet], Awaitable[None]], ...]] = (
+    check_a_clogged_peer_delays_no_other_peer,
+)
+"""The checks run with a clogged peer; ``open_clogged`` makes the net."""
+
+
+async def check_transport(open_net: OpenNet, *, network: bool = False,
+                          open_clogged: ClogNet | None = None) -> None:
     """Run every check of ``CHECKS`` against the transports ``open_net`` yields;
-    with ``network``, those of ``NETWORK_CHECKS`` too.
+    with ``network``, those of ``NETWORK_CHECKS`` too; with ``open_clogged``, those of
+    ``CLOGGED_CHECKS``.
 
     Raises:
         AssertionError: the transport breaks a promise; the message names which.
     """
     for check in (*CHECKS, *(NETWORK_CHECKS if network else ())):
         await check(open_net)
+    for clogged_check in CLOGGED_CHECKS if open_clogged is not None else ():
+        await clogged_check(open_clogged)

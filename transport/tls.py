@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -22,6 +23,18 @@ from .abc import TransportError
 ROOT_FILE = "root.pem"
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
+TRAINER_ROLE = "trainer"
+"""The role of the certificate a site's trainer presents on its agent link."""
+AGENT_SERVER_ROLE = "agent-server"
+"""The role of the certificate a site's agent server presents to its trainer."""
+AGENT_ROLES = frozenset({TRAINER_ROLE, AGENT_SERVER_ROLE})
+
+
+def certificate_subject(peercert: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """Return the common name and the role (subject title) of a verified peer
+    certificate as ``ssl.SSLSocket.getpeercert()`` gives it; (None, None) without one."""
+    fields = {key: str(value) for rdn in (peercert or {}).get("subject", ()) for key, value in rdn}
+    return fields.get("commonName"), fields.get("title")
 
 
 class TlsConfigError(TransportError):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -118,6 +119,22 @@ async def test_an_envelope_to_an_unknown_actor_is_a_dead_letter(
             client.tell("ghost", "hello", 1)
     [(envelope, reason)] = runtime.dead_letters
     assert envelope.recipient == "ghost" and "no endpoint named 'ghost'" in reason
+
+
+async def test_dead_letters_to_one_recipient_make_one_warning_line(
+    transport: MemoryTransport, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with anyio.fail_after(5), caplog.at_level(logging.WARNING, "peerflow"):
+        async with Runtime(transport) as runtime:
+            client = await runtime.spawn(Client("client"))
+            for i in range(5):
+                client.tell("ghost", "hello", i)
+            client.tell("phantom", "hello", 0)
+    assert len(runtime.dead_letters) == 6
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 2
+    assert "'ghost'" in warned[0] and "later ones to it" in warned[0]
+    assert "'phantom'" in warned[1]
 
 
 async def test_two_actors_cannot_share_a_name(transport: MemoryTransport) -> None:

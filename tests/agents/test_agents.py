@@ -18,6 +18,7 @@ from peerflow.agents import (
     AsyncAgent,
     CallStateError,
     TaskExchanger,
+    TaskResult,
     agent_status,
 )
 from peerflow.algorithms import metropolis_hastings, path
@@ -41,8 +42,8 @@ async def echo(agent: AsyncAgent, node: TaskExchanger) -> None:
         except AgentClosed:
             return
         assert task is not None
-        await agent.log_metric("seen", task.name, step=1)
-        await agent.submit_result({"name": task.name, "data": task.data})
+        await agent.log_metric("seen", task.task_name, step=1)
+        await agent.submit_result(TaskResult({"name": task.task_name, "data": task.data}))
 
 
 async def serve_agent(node: TaskExchanger, trainer: Trainer = echo, agent_id: str | None = None,
@@ -112,7 +113,7 @@ async def test_an_agent_started_before_its_node_waits_for_it() -> None:
 async def test_calls_out_of_order_raise_call_state_error_and_the_agent_carries_on() -> None:
     async def careless(agent: AsyncAgent, node: TaskExchanger) -> None:
         with pytest.raises(CallStateError, match=r"submit_result\(\) called with no open task"):
-            await agent.submit_result("too early")
+            await agent.submit_result(TaskResult("too early"))
         task = await agent.get_task()
         assert task is not None and agent.task == task
         with pytest.raises(CallStateError, match=r"get_task\(\) called while a task is open"):
@@ -129,7 +130,8 @@ async def test_calls_out_of_order_raise_call_state_error_and_the_agent_carries_o
 
 
 async def echo_one(agent: AsyncAgent, task: Any) -> None:
-    assert await agent.submit_result({"name": task.name, "data": task.data}) is True
+    result = TaskResult({"name": task.task_name, "data": task.data})
+    assert await agent.submit_result(result) is True
 
 
 async def test_a_result_with_a_non_ok_code_aborts_the_run_naming_node_agent_and_code() -> None:
@@ -138,7 +140,7 @@ async def test_a_result_with_a_non_ok_code_aborts_the_run_naming_node_agent_and_
     async def failing(agent: AsyncAgent, node: TaskExchanger) -> None:
         await agent.get_task()
         rc = RC.EXECUTION_EXCEPTION if node.name == "site-2" else RC.OK
-        await agent.submit_result("out of memory", rc)
+        await agent.submit_result(TaskResult("out of memory", return_code=rc))
         with pytest.raises(AgentClosed) as info:
             await agent.get_task()
         closed.append(str(info.value))
@@ -227,7 +229,7 @@ async def test_the_receive_send_style_speaks_the_same_protocol() -> None:
         while agent.is_running():
             data = await agent.receive()
             if data is not None:
-                assert agent.task is not None and agent.task.name == "run"
+                assert agent.task is not None and agent.task.task_name == "run"
                 await agent.send({"name": "run", "data": data})
 
     config, nodes = exchangers(2)
@@ -246,8 +248,8 @@ async def test_the_blocking_agent_serves_a_plain_synchronous_loop() -> None:
                 except AgentClosed:
                     break
                 assert task is not None
-                names.append(task.name)
-                agent.submit_result({"name": task.name, "data": task.data})
+                names.append(task.task_name)
+                agent.submit_result(TaskResult({"name": task.task_name, "data": task.data}))
         with pytest.raises(AgentClosed):
             agent.get_task()
         return names
@@ -275,7 +277,7 @@ def test_the_blocking_agent_refuses_calls_before_start_and_after_stop() -> None:
     agent.stop()
     with pytest.raises(AgentClosed):
         agent.get_task()
-    assert agent.submit_result(1) is False
+    assert agent.submit_result(TaskResult(1)) is False
     assert agent.receive() is None and not agent.is_running()
 
 

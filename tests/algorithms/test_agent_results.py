@@ -14,7 +14,7 @@ import torch
 
 import peerflow
 from peerflow.actors import Config, RunResult
-from peerflow.agents import AgentClosed, AsyncAgent, LinkSettings, Task
+from peerflow.agents import AgentClosed, AsyncAgent, LinkSettings, Task, TaskResult
 from peerflow.algorithms import AGENT_LEARNING_EXECUTORS, metropolis_hastings, path
 
 TRAINER = runpy.run_path(str(Path(__file__).parents[2] / "examples" / "trainer.py"))["Trainer"]
@@ -38,7 +38,7 @@ async def serve(node: Any, respond: Answer) -> None:
             except AgentClosed:
                 return
             assert task is not None
-            await agent.submit_result(await respond(trainer, task))
+            await agent.submit_result(TaskResult(await respond(trainer, task)))
 
 
 async def run_job(bad: Answer, nodes: int = 2) -> RunResult:
@@ -62,7 +62,7 @@ def on_step(change: Callable[[dict[str, torch.Tensor]], dict[str, Any]]) -> Answ
     """An agent whose gradients pass through ``change``."""
     async def respond(trainer: Any, task: Task) -> Any:
         result = trainer.answer(task)
-        return change(result) if task.name == "local_step" else result
+        return change(result) if task.task_name == "local_step" else result
     return respond
 
 
@@ -103,7 +103,7 @@ async def test_a_gradient_that_does_not_match_the_parameters_aborts_naming_agent
 async def test_losses_that_are_not_finite_abort_naming_agent_and_field(
         losses: dict[str, float], field: str) -> None:
     async def respond(trainer: Any, task: Task) -> Any:
-        return losses if task.name == "evaluate" else trainer.answer(task)
+        return losses if task.task_name == "evaluate" else trainer.answer(task)
 
     result = await run_job(respond)
     assert result.status == "aborted" and result.node == "site-2"
@@ -113,7 +113,7 @@ async def test_losses_that_are_not_finite_abort_naming_agent_and_field(
 async def test_initial_parameters_that_are_not_finite_abort_naming_agent_and_field() -> None:
     async def respond(trainer: Any, task: Task) -> Any:
         result = trainer.answer(task)
-        if task.name == "init":
+        if task.task_name == "init":
             result["params"]["4.bias"] = torch.tensor([0.0, float("nan")])
         return result
 
@@ -128,7 +128,7 @@ async def test_a_silent_agent_is_named_before_its_neighbours_sync_timeout() -> N
 
     async def silent_after_two_steps(trainer: Any, task: Task) -> Any:
         nonlocal steps
-        steps += task.name == "local_step"
+        steps += task.task_name == "local_step"
         if steps == 3:
             await anyio.sleep(2 * SYNC)  # heartbeats go on: alive, but late
         return trainer.answer(task)
@@ -173,7 +173,7 @@ async def test_a_stall_traced_from_a_neighbours_sync_timeout_ends_at_the_silent_
     late, steps = anyio.Event(), []
 
     async def silent_at_the_second_step(trainer: Any, task: Task) -> Any:
-        steps.append(task.name)
+        steps.append(task.task_name)
         if steps.count("local_step") == 2:
             await late.wait()  # released once the run is over
         return trainer.answer(task)

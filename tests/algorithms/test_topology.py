@@ -245,7 +245,7 @@ def test_graph_of_points_from_each_in_neighbor_to_its_node():
 
 def test_describe_reports_a_ring_of_four():
     report = describe(metropolis_hastings(ring(4)))
-    assert (report.nodes, report.edges, report.directed) == (4, 8, False)
+    assert (report.nodes, report.edges, report.directed) == (4, 4, False)
     assert report.row_stochastic and report.column_stochastic and report.doubly_stochastic
     assert report.slem == pytest.approx(1 / 3) and report.spectral_gap == pytest.approx(2 / 3)
     assert report.strongly_connected

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,12 +85,18 @@ def test_out_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2 and "exists and is not a folder" in stderr
 
 
-def test_topology_prints_the_spectral_gap_and_writes_json(
+def test_topology_prints_the_spectral_gap_and_writes_its_out_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, stdout, _ = run_cli(capsys, "topology", "--nodes", "4", "--topology", "ring",
-                              "--json", str(tmp_path / "ring.json"))
+    code, stdout, _ = run_cli(capsys, "topology", "--nodes", "16", "--topology", "grid",
+                              "--out", str(tmp_path / "grid"))
     assert code == 0
-    assert "spectral gap" in stdout and "site-1 <- site-2: 0.3333, site-4: 0.3333" in stdout
-    saved = json.loads((tmp_path / "ring.json").read_text())
-    assert [n["id"] for n in saved["nodes"]] == ["site-1", "site-2", "site-3", "site-4"]
+    assert "spectral gap" in stdout and "site-1 <- site-2: 0.25, site-5: 0.25" in stdout
+    assert re.search(r"edges\W+24\b", stdout)  # a 4x4 grid has 24 links (48 arcs)
+    saved = json.loads((tmp_path / "grid" / "network.json").read_text())
+    assert [n["id"] for n in saved["nodes"]] == [f"site-{i}" for i in range(1, 17)]
+    figures = json.loads((tmp_path / "grid" / "topology.json").read_text())
+    assert (figures["edges"], figures["directed"]) == (24, False)
+    code, _, err = run_cli(capsys, "topology", "--out", str(tmp_path / "grid"))
+    assert code == 2 and "--force" in err
+    assert run_cli(capsys, "topology", "--out", str(tmp_path / "grid"), "--force")[0] == 0

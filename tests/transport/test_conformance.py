@@ -8,12 +8,28 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+import anyio
+import anyio.abc
 import numpy as np
 import pytest
 from _net import KINDS, RUN
 from _net import open_net as open_kind
+from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.tls import TLSStream
 
-from peerflow.transport import EmulatedTransport, Link, MemoryTransport, Transport, testing
+from peerflow.transport import (
+    EmulatedTransport,
+    Envelope,
+    Link,
+    MemoryTransport,
+    PeerCongested,
+    TcpTransport,
+    TlsConfig,
+    Transport,
+    Welcome,
+    join_address,
+    testing,
+)
 
 SHARED = {  # transports that carry every name in one object
     "memory by reference": MemoryTransport,
@@ -48,6 +64,59 @@ async def test_the_transport_keeps_its_promise(
 async def test_the_network_transport_keeps_its_promise(
         kind: str, kits: Path, check: Callable[[testing.OpenNet], Awaitable[None]]) -> None:
     await check(functools.partial(open_kind, kind, kits=kits))
+
+
+@contextlib.asynccontextmanager
+async def clogged(kind: str, kits: Path, names: Sequence[str]
+                  ) -> AsyncIterator[Mapping[str, Transport]]:
+    """A net of ``kind`` whose last name is a peer that says welcome, then never reads."""
+    *others, stuck = names
+    server_context = TlsConfig.from_dir(kits, stuck).server_context() if kind == "tls" else None
+
+    async def welcome_then_stall(raw: anyio.abc.ByteStream) -> None:
+        async with raw:
+            stream = raw if server_context is None else await TLSStream.wrap(
+                raw, server_side=True, ssl_context=server_context)
+            reader = BufferedByteReceiveStream(stream)
+            size = int.from_bytes(await reader.receive_exactly(4), "little")
+            await reader.receive_exactly(size)  # the hello
+            await stream.send(Welcome(stuck, RUN).frame())
+            await anyio.sleep_forever()
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            open_kind(kind, others, kits=kits, max_queued=8 << 20) as net, \
+            anyio.create_task_group() as group:
+        group.start_soon(listener.serve, welcome_then_stall)
+        for transport in net.values():
+            assert isinstance(transport, TcpTransport)
+            transport.add_route(stuck, join_address(*listener.extra(
+                anyio.abc.SocketAttribute.local_address)[:2]))
+        yield net
+        group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+async def test_a_clogged_peer_holds_up_nobody_else_and_is_named(kind: str, kits: Path) -> None:
+    raised: list[Exception] = []
+
+    @contextlib.asynccontextmanager
+    async def recording(names: Sequence[str]) -> AsyncIterator[Mapping[str, Transport]]:
+        async with clogged(kind, kits, names) as net:
+            send = net["a"].send
+
+            def send_and_record(envelope: Envelope) -> None:
+                try:
+                    send(envelope)
+                except Exception as exc:
+                    raised.append(exc)
+                    raise
+
+            net["a"].send = send_and_record  # type: ignore[method-assign]
+            yield net
+
+    for check in testing.CLOGGED_CHECKS:
+        await check(recording)
+    assert raised and all(isinstance(exc, PeerCongested) for exc in raised), raised
 
 
 async def test_check_transport_runs_every_check_over_strict_memory() -> None:

@@ -24,11 +24,11 @@ from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_c
 from peerflow.transport import (
     DEFAULT_MAX_FRAME,
     Envelope,
+    Hello,
     TcpTransport,
     encode_bytes,
     split_address,
 )
-from peerflow.transport._handshake import hello
 
 INPUTS = 3000
 ITERATIONS = 200
@@ -39,7 +39,7 @@ def attack(rng: np.random.Generator, index: int, run: str, target: str,
            secret: str | None = SECRET, name: str | None = None) -> bytes:
     """One attack connection's bytes (its hello as ``name``, by default its own)."""
     name = name or f"fuzzer-{index}"
-    greeting = hello(name, run, None, secret if index % 3 else None)
+    greeting = Hello(name, run, None, secret if index % 3 else None).frame()
     kind = index % 6
     if kind == 0:
         return rng.bytes(int(rng.integers(1, 300)))

@@ -16,6 +16,7 @@ from peerflow import Config
 from peerflow.algorithms import ConsensusExecutor, metropolis_hastings, random_connected
 from peerflow.transport import (
     Envelope,
+    Hello,
     NetworkTransport,
     PeerCongested,
     TcpTransport,
@@ -27,7 +28,6 @@ from peerflow.transport import (
 )
 from peerflow.transport._frames import frame_prefix
 from peerflow.transport._guard import is_loopback
-from peerflow.transport._handshake import hello
 
 
 async def test_a_connection_for_another_run_is_refused(caplog: pytest.LogCaptureFixture) -> None:
@@ -96,7 +96,7 @@ async def test_a_frame_right_behind_the_hello_is_delivered_not_swallowed_by_the_
         address = parse_address(f"tcp://{a.address}")
         frame = encode_bytes(tell("x", "a", "right behind"))
         async with await anyio.connect_tcp(address.host, address.port) as raw:
-            await raw.send(hello("x", RUN, None) + frame_prefix(len(frame)) + frame)
+            await raw.send(Hello("x", RUN, None).frame() + frame_prefix(len(frame)) + frame)
             with anyio.fail_after(5):
                 while not got:
                     await anyio.sleep(0.01)
@@ -250,7 +250,7 @@ async def test_unfinished_frames_over_the_byte_bound_drop_the_connection_that_go
         try:
             for name in ("x", "y"):
                 streams.append(stream := await anyio.connect_tcp(address.host, address.port))
-                await stream.send(hello(name, RUN, None) + frame_prefix(1 << 20)
+                await stream.send(Hello(name, RUN, None).frame() + frame_prefix(1 << 20)
                                   + bytes(700_000))
                 with anyio.fail_after(5):
                     while name not in {c["peer"] for c in a.connections()} and \

@@ -1,0 +1,113 @@
+"""``peerflow simulate fedavg``: federated averaging on this host, sites in or out of process.
+
+Sites are ``site-1`` ... ``site-N``. Without ``--agent-command`` each site trains
+its part of the built-in problem in this process; with it, each site relays task
+"train" to one process of the command (``{site}`` and ``{agent_id}`` in it become
+the site's name and its agent id), as NVFlare's TaskExchanger does; with
+``--agent-tls KITS``, over mutual TLS with each site's startup kit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import peerflow
+from peerflow.actors import (
+    DEFAULT_SYNC_TIMEOUT,
+    ConfigError,
+    Network,
+    Node,
+    RunResult,
+    SyncAlgorithmExecutor,
+)
+from peerflow.algorithms import ScatterAndGather
+from peerflow.jobs import ALGORITHMS, Job, fedavg_controller, fedavg_executors, report_fedavg
+
+from . import _options as opt
+from . import _render as render
+from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
+from ._errors import CliInputError
+from ._interrupt import Interrupted, run_async
+
+_SPEC = ALGORITHMS["fedavg"]
+_EXTRA = _SPEC.extra_defaults()
+_DEFAULTS = dict(_SPEC.job_defaults or {})
+
+Sites = Annotated[int, typer.Option("--nodes", "-n", min=1,
+                                    help="Number of sites: site-1 ... site-N.")]
+Rounds = Annotated[int, typer.Option("--rounds", "-r", min=0, help="num_rounds: rounds to run.")]
+MinClients = Annotated[int, typer.Option(
+    "--min-clients", min=1, help="min_clients: results a round needs before it may close.")]
+WaitTime = Annotated[float, typer.Option(
+    "--wait-time-after-min-received", min=0.0,
+    help="Seconds a round waits for the other sites once --min-clients results came.")]
+InitialWeights = Annotated[Path | None, typer.Option(
+    "--initial-weights", help="The initial global model: .npz, or JSON {name: nested list} "
+    "(float32). Default: the --problem's model (two-moons: an MLP 2-32-32-2).")]
+LocalEpochs = Annotated[int, typer.Option(
+    "--local-epochs", min=1, help="In-process sites: epochs over their data per round.")]
+TrainTimeout = Annotated[float, typer.Option(
+    "--train-timeout", min=0.0, help="Seconds a site may take per round (0: no bound).")]
+LocalStepsize = Annotated[float | None, typer.Option(
+    "--stepsize", "-a", min=0.0,
+    help=f"In-process sites: the SGD step size (default {_DEFAULTS['stepsize']:g}).")]
+
+
+def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations"]),
+                    min_clients: MinClients = int(_EXTRA["min_clients"]),
+                    wait_time_after_min_received: WaitTime =
+                    _EXTRA["wait_time_after_min_received"],
+                    initial_weights: InitialWeights = None,
+                    agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
+                    problem: opt.ProblemName = "two-moons", seed: opt.Seed = 0,
+                    stepsize: LocalStepsize = None,
+                    local_epochs: LocalEpochs = int(_EXTRA["local_epochs"]),
+                    train_timeout: TrainTimeout = _EXTRA["train_timeout"],
+                    transport: opt.TransportName = "memory", out: opt.Out = None,
+                    torch_threads: opt.TorchThreads = 1, force: opt.Force = False) -> None:
+    """Federated averaging (its help is the registry's)."""
+    sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
+    check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
+    job = Job("fedavg", rounds, seed, DEFAULT_SYNC_TIMEOUT, Network(sites), problem=problem,
+              stepsize=_DEFAULTS["stepsize"] if stepsize is None else stepsize,
+              extra=_SPEC.check_extra({"min_clients": min_clients, "wait_time_after_min_received":
+                                       wait_time_after_min_received,
+                                       "train_timeout": train_timeout,
+                                       "local_epochs": local_epochs}, "options"),
+              torch_threads=torch_threads,
+              initial_weights=None if initial_weights is None else str(initial_weights))
+    controller = fedavg_controller(job)
+    executors = fedavg_executors(job, agents=bool(agent_command),
+                                 initial=controller.global_weights)
+    out_dir = render.claim_out(out, force)
+    result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
+    render.print_table(*report_fedavg(result, job, controller, out_dir))
+    if not result.ok:
+        typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
+                   f"{result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExecutor],
+         command: str | None, tls: Path | None, transport: str,
+         out_dir: Path | None) -> RunResult:
+    """Run the job, its sites' agent processes too if ``command``; an interrupted run's
+    result, reported."""
+    options = {"transport": transport, "controller": controller, "allow_disconnected": True}
+    started = time.perf_counter()
+    try:
+        return (simulate_with_agents(controller.config, executors, command, tls=tls, **options)
+                if command else
+                run_async(lambda: peerflow.run(controller.config, executors, **options)))
+    except ConfigError as exc:
+        raise CliInputError(str(exc)) from exc
+    except Interrupted as exc:
+        result = RunResult("interrupted", str(exc), iteration=len(controller.rounds),
+                           timings={"total": time.perf_counter() - started})
+        render.report_interrupted("fedavg", result, controller.config, {}, out_dir)
+        return result
