@@ -91,6 +91,17 @@ def test_the_registry_names_the_defaults_the_gtadam_executor_uses() -> None:
     assert ALGORITHMS["gtadam"].tunables() is algorithms.LEARNING_EXECUTORS["gtadam"].tunables
 
 
+def test_fedavgs_extra_keys_are_one_struct_of_counts_and_seconds() -> None:
+    spec = ALGORITHMS["fedavg"]
+    assert spec.tunables() is algorithms.FedAvgTunables
+    assert spec.extra_defaults() == {"min_clients": 1, "wait_time_after_min_received": 10.0,
+                                     "train_timeout": 0.0, "local_epochs": 5}
+    assert spec.check_extra({"min_clients": 2}, "[extra]") == {"min_clients": 2}
+    with pytest.raises(JobError, match=r"\[extra\] of fedavg: local_epochs: expected an "
+                                       r"integer >= 1, got 0"):
+        spec.check_extra({"local_epochs": 0}, "[extra]")
+
+
 @pytest.mark.parametrize("name", LEARNING)
 def test_the_registry_gives_each_learning_algorithms_extra_keys_with_types_and_defaults(
         name: str) -> None:
