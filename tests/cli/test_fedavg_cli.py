@@ -238,12 +238,12 @@ def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(
     job = tmp_path / "job.toml"
     job.write_text('algorithm = "fedavg"\niterations = 2\n'
                    + ('initial_weights = "weights.json"\n' if agents else "")
-                   + "[extra]\nmin_clients = 2\nlocal_epochs = 1\n[network]\nnodes = 2\n")
+                   + "[extra]\nmin_clients = 2\nlocal_epochs = 1\n[network]\nnodes = 3\n")
     address = f"127.0.0.1:{free_port()}"
     argv = [["controller", "--job", str(job), "--listen", address, "--out", str(tmp_path / "out")]]
     argv += [["node", "--name", site, "--controller", address,
               *(["--agent-command", command, *tls] if agents else [])]
-             for site in ("site-1", "site-2")]
+             for site in ("site-1", "site-2", "site-3")]
     env = {**os.environ, "PEERFLOW_SECRET": "fedavg-test-secret"}
     children = [subprocess.Popen([sys.executable, "-c", ENTRY, *args], env=env,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -254,12 +254,13 @@ def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(
         for child in children:
             child.kill()
             child.wait()
-    assert [child.returncode for child in children] == [0, 0, 0], outputs
+    assert [child.returncode for child in children] == [0, 0, 0, 0], outputs
     summary = summary_of(tmp_path / "out")
     assert summary["status"] == "completed" and len(summary["rounds"]) == 2
     if agents:
         np.testing.assert_array_equal(weights_of(tmp_path / "out")["numpy_key"],
                                       np.array(HELLO_NUMPY["numpy_key"], np.float32) + 2)
-        assert summary["rounds"][1]["weights"] == {"site-1": 3.0, "site-2": 3.0}
+        assert summary["rounds"][1]["weights"] == dict.fromkeys(["site-1", "site-2", "site-3"],
+                                                                3.0)
     else:
         assert summary["metrics"]["test_loss"] < summary["metrics"]["test_loss_start"]
