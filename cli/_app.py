@@ -31,7 +31,7 @@ from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
-from ._launch import run_processes
+from ._launch import node_options, run_processes
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -75,7 +75,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
-        raise typer.Exit(run_processes(job, "tls" if transport == "tls" else "tcp", out_dir))
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
@@ -93,6 +93,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       torch_threads: opt.TorchThreads = 1,
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
+                      processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
                       force: opt.Force = False) -> None:
     """Train a built-in problem with the algorithm named by the command."""
@@ -105,6 +106,9 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
+    if processes:
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
+                                       node_options(agent_command, agent_tls)))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
@@ -127,12 +131,17 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       seed: opt.Seed = 0, iterations: opt.Iterations = 50,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
+                      processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
                       force: opt.Force = False) -> None:
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
+    if processes:
+        job = Job("push-sum", iterations, seed, sync_timeout, graph,
+                  allow_disconnected=allow_disconnected)
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
@@ -160,6 +169,11 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
     if out_dir is not None:
         render.write_json(out_dir / "network.json", graph.to_dict())
         render.write_json(out_dir / "topology.json", asdict(report))
+
+
+def _network_transport(transport: str) -> str:
+    """The transport between node processes: as asked, "memory" meaning tcp."""
+    return "tls" if transport == "tls" else "tcp"
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,

@@ -15,6 +15,7 @@ import secrets
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -32,17 +33,21 @@ NODE_GRACE = 10.0
 STOP_GRACE = 1.0
 
 
-def run_processes(job: Job, transport: str, out: Path | None) -> int:
-    """Run ``job`` across processes; return the controller's exit code.
+def run_processes(job: Job, transport: str, out: Path | None,
+                  node_options: Sequence[str] = ()) -> int:
+    """Run ``job`` across processes (each node with ``node_options``, e.g. its agent
+    command); return the controller's exit code.
 
     Raises:
         Interrupted: SIGINT or SIGTERM stopped it (every child process is stopped first).
     """
     with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
-        return run_async(lambda: _run_processes(job, transport, out, Path(folder)))
+        return run_async(lambda: _run_processes(job, transport, out, Path(folder),
+                                                list(node_options)))
 
 
-async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path) -> int:
+async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path,
+                         node_options: list[str]) -> int:
     job_file = tmp / "job.toml"
     job_file.write_text(job.to_toml(tmp / "network.json"))
     tls = _kits(tmp, job) if transport == "tls" else None
@@ -56,7 +61,7 @@ async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path) 
         logs = {node: tmp / f"{node}.log" for node in job.network.node_ids}
         for node, log in logs.items():
             await _spawn(children, ["node", "--name", node, "--controller", address,
-                                    *_opt("--tls", tls)], env, log)
+                                    *_opt("--tls", tls), *node_options], env, log)
         code = await controller.wait()
         await _wait_nodes(children[1:], logs)
         return code
@@ -81,8 +86,13 @@ async def _wait_nodes(nodes: list[Process], logs: dict[str, Path]) -> None:
             typer.echo(f"node {name!r}: {exit_reason(code)}{said}", err=True)
 
 
-def _opt(flag: str, value: Path | None) -> list[str]:
+def _opt(flag: str, value: str | Path | None) -> list[str]:
     return [] if value is None else [flag, str(value)]
+
+
+def node_options(agent_command: str | None, agent_tls: Path | None) -> list[str]:
+    """The ``peerflow node`` options that give each node its agent process."""
+    return [*_opt("--agent-command", agent_command), *_opt("--agent-tls", agent_tls)]
 
 
 def _kits(tmp: Path, job: Job) -> Path:
