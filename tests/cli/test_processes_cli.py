@@ -25,9 +25,8 @@ def simulate(*args: str) -> dict:
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("command", [
     ["push-sum", "-n", "3", "-i", "30"],
-    ["dgd", "-n", "3", "-t", "ring", "-i", "12"],
     ["dgd", "-n", "3", "-t", "ring", "-i", "12", "--agent-command", f"python {TRAINER}"],
-], ids=["push-sum", "dgd", "dgd with agents"])
+], ids=["push-sum", "dgd with agents"])
 def test_processes_give_the_in_process_results(tmp_path: Path, command: list[str]) -> None:
     alone = simulate(*command, "--out", str(tmp_path / "one"))
     spread = simulate(*command, "--processes", "--out", str(tmp_path / "many"))
