@@ -37,7 +37,8 @@ from ._learning import (
     report_push_sum,
 )
 from ._network import build_network, check_network, load_network
-from ._output import RESULT_FILES, claim_out, plot_lines, prepare_out, write_json
+from ._output import RESULT_FILES, claim_out, prepare_out, write_json
+from ._plots import plot_lines
 from ._registry import (
     ALGORITHMS,
     LEARNING,

@@ -3,7 +3,6 @@ metrics and plots."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -22,7 +21,8 @@ from peerflow.algorithms import (
 )
 
 from ._errors import JobError, parse_file
-from ._output import plot_lines, write_json
+from ._output import write_json
+from ._plots import plot_lines
 from ._table import Table
 
 FLOOR = 1e-17
@@ -158,20 +158,22 @@ def report_consensus(result: RunResult, config: Config,
 
 def _plot(out: Path, executors: dict[str, ConsensusExecutor],
           metrics: dict[str, float | None], iterations: int) -> None:
+    step = max(1, math.ceil(len(executors) / PLOTTED))  # evenly spread over the network
     histories = {node: np.asarray(ex.value_history, dtype=float)
-                 for node, ex in itertools.islice(executors.items(), PLOTTED)}
-    shown = "" if len(executors) <= PLOTTED else f" ({PLOTTED} of {len(executors)} nodes)"
+                 for node, ex in list(executors.items())[::step]}
+    shown = "" if step == 1 else f" ({len(histories)} of {len(executors)} nodes)"
     plot_lines(out / "consensus.png", histories, ylabel="value",
-                      title=f"consensus: value per node{shown}")
+               title=f"consensus: value per node{shown}")
     average = metrics.get("true_average")
     if average is None:
         return
     errors = {node: np.maximum(np.abs(h - average), FLOOR) for node, h in histories.items()}
+    bound: dict[str, np.ndarray] = {}
     slem = metrics["slem"]
     if slem is not None:
         initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
         norm0 = float(np.linalg.norm(initial - average))
-        errors["SLEM^t ||x(0) - avg||"] = np.maximum(norm0 * slem ** np.arange(iterations + 1),
-                                                      FLOOR)
+        bound["bound: SLEM^t ||x(0) - avg||"] = np.maximum(
+            norm0 * slem ** np.arange(iterations + 1), FLOOR)
     plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
-                      title=f"consensus: distance to the true average{shown}")
+               title=f"consensus: distance to the true average{shown}", references=bound)

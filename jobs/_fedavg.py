@@ -34,7 +34,8 @@ from peerflow.algorithms import (
 
 from ._errors import JobError, parse_file
 from ._learning import build_problem
-from ._output import plot_lines, write_json
+from ._output import write_json
+from ._plots import plot_lines
 from ._table import Table
 
 FEDAVG_DEFAULTS = {"iterations": 5, "stepsize": 0.1}

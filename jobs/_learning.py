@@ -20,7 +20,8 @@ from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
 from ._errors import JobError
-from ._output import plot_lines, write_json
+from ._output import write_json
+from ._plots import plot_lines
 from ._table import Table
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""What a run leaves behind: its --out folder, summary.json and plots."""
+"""What a run leaves behind: its --out folder and summary.json (plots: ``_plots``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import fnmatch
 import json
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ._errors import JobError
 
@@ -78,28 +76,6 @@ def write_json(path: Path, data: Any) -> None:
     if len(text) <= INDENT_LIMIT:
         text = json.dumps(json.loads(text), indent=2)
     path.write_text(text + "\n")
-
-
-def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str, ylabel: str,
-               xlabel: str = "iteration", log: bool = False) -> None:
-    """Plot one line per named series against its index (``xlabel``) into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for name, values in series.items():
-        axes.plot(np.arange(len(values)), np.asarray(values, dtype=float), label=name, lw=1)
-    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if log:
-        axes.set_yscale("log")
-    if len(series) <= 12:
-        axes.legend(fontsize="small")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def _as_list(value: Any) -> Any:
