@@ -20,7 +20,15 @@ import peerflow
 from peerflow import jobs
 from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult
 from peerflow.algorithms import describe
-from peerflow.jobs import ALGORITHMS, LEARNING, Job, JobError, build_network, in_process_timeout
+from peerflow.jobs import (
+    ALGORITHMS,
+    LEARNING,
+    Job,
+    JobError,
+    build_network,
+    in_process_timeout,
+    write_json,
+)
 
 from . import _options as opt
 from . import _render as render
@@ -167,8 +175,8 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
         weights = ", ".join(f"{n.id}: {n.weight:.4g}" for n in node.neighbors)
         typer.echo(f"{node.id} <- {weights or '(no neighbours)'}")
     if out_dir is not None:
-        render.write_json(out_dir / "network.json", graph.to_dict())
-        render.write_json(out_dir / "topology.json", asdict(report))
+        write_json(out_dir / "network.json", graph.to_dict())
+        write_json(out_dir / "topology.json", asdict(report))
 
 
 def _network_transport(transport: str) -> str:

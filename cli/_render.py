@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from peerflow.actors import Config, RunResult
-from peerflow.jobs import claim_out, prepare_out, write_json
+from peerflow.jobs import claim_out, prepare_out, write_summary
 
 __all__ = ["claim_out", "console", "prepare_out", "print_table", "progress_bar",
            "report_interrupted"]
@@ -59,9 +59,7 @@ def report_interrupted(algorithm: str, result: RunResult, config: Config,
     """Write an interrupted run's summary.json (no plots) and say so in one line."""
     where = ""
     if out is not None:
-        write_json(out / "summary.json", {"algorithm": algorithm, **result.to_dict(),
-                                          "iterations_reached": dict(reached),
-                                          "config": config.to_dict()})
+        write_summary(out, algorithm, result, config, iterations_reached=dict(reached))
         where = f"; summary in {out / 'summary.json'}"
     at = "" if result.iteration is None else (
         f" at iteration {result.iteration} of {config.extra.get('iterations')}")

@@ -37,7 +37,7 @@ from ._learning import (
     report_push_sum,
 )
 from ._network import build_network, check_network, load_network
-from ._output import RESULT_FILES, claim_out, prepare_out, write_json
+from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import plot_lines
 from ._registry import (
     ALGORITHMS,
@@ -85,6 +85,7 @@ __all__ = [
     "parse_file",
     "plot_lines",
     "prepare_out",
+    "provenance",
     "push_sum_executors",
     "push_sum_metrics",
     "report_consensus",
@@ -93,4 +94,5 @@ __all__ = [
     "report_learning",
     "report_push_sum",
     "write_json",
+    "write_summary",
 ]

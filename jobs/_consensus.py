@@ -21,7 +21,7 @@ from peerflow.algorithms import (
 )
 
 from ._errors import JobError, parse_file
-from ._output import write_json
+from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
 
@@ -149,9 +149,7 @@ def report_consensus(result: RunResult, config: Config,
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     rows += [("note", note) for note in notes]
     if out is not None:
-        write_json(out / "summary.json", {"algorithm": "consensus", **result.to_dict(),
-                                          "metrics": metrics, "notes": notes,
-                                          "config": config.to_dict()})
+        write_summary(out, "consensus", result, config, metrics=metrics, notes=notes)
         _plot(out, executors, metrics, iterations)
     return Table("consensus", rows)
 

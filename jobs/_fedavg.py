@@ -34,7 +34,7 @@ from peerflow.algorithms import (
 
 from ._errors import JobError, parse_file
 from ._learning import build_problem
-from ._output import write_json
+from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
 
@@ -170,9 +170,8 @@ def report_fedavg(result: RunResult, job: Any, controller: ScatterAndGather,
     rows += [(name.replace("_", " "), f"{value:.4g}") for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     if out is not None:
-        write_json(out / "summary.json", {
-            "algorithm": "fedavg", **result.to_dict(), "metrics": metrics,
-            "rounds": [r.to_dict() for r in rounds], "config": controller.config.to_dict()})
+        write_summary(out, "fedavg", result, controller.config, metrics=metrics,
+                      rounds=[r.to_dict() for r in rounds])
         _plot(out, start, rounds)
         if result.ok:
             np.savez(out / WEIGHTS_FILE, **controller.global_weights)

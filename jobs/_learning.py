@@ -20,7 +20,7 @@ from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
 from ._errors import JobError
-from ._output import write_json
+from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
 
@@ -158,8 +158,7 @@ def _report(title: str, result: RunResult, config: Config, metrics: dict[str, An
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     if out is not None:
-        write_json(out / "summary.json", {"algorithm": title, **result.to_dict(),
-                                          "metrics": metrics, "config": config.to_dict()})
+        write_summary(out, title, result, config, metrics=metrics)
         for filename, (plot_title, xlabel, ylabel, series) in plots.items():
             plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)
     return Table(title, rows)

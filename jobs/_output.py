@@ -5,10 +5,17 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import platform
+import shlex
+import sys
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import peerflow
+from peerflow.actors import Config, RunResult
 
 from ._errors import JobError
 
@@ -64,6 +71,25 @@ def claim_out(out: Path | None, force: bool) -> Path | None:
                 raise JobError(f"--force cannot remove {str(folder / name)!r}: "
                                f"{exc}") from exc
     return folder
+
+
+def write_summary(out: Path, algorithm: str, result: RunResult, config: Config,
+                  **fields: Any) -> None:
+    """Write ``out/summary.json``: the run's outcome, ``fields``, its config, and where it
+    came from (``provenance``)."""
+    write_json(out / "summary.json", {"algorithm": algorithm, **result.to_dict(), **fields,
+                                      "config": config.to_dict(), "run": provenance()})
+
+
+def provenance() -> dict[str, Any]:
+    """The versions that made a result, the process's command line, when, and the unit of
+    every time in the summary."""
+    torch = sys.modules.get("torch")
+    return {"peerflow": peerflow.__version__, "python": platform.python_version(),
+            "torch": None if torch is None else str(torch.__version__),
+            "command": shlex.join(sys.argv), "finished_at": datetime.now(UTC).isoformat(),
+            "units": {"timings": "seconds", "wall_time": "seconds",
+                      "*_loss_sequence": "[seconds since the node's run started, loss]"}}
 
 
 def write_json(path: Path, data: Any) -> None:

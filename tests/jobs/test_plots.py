@@ -43,3 +43,22 @@ def test_a_run_with_nothing_to_draw_writes_no_plot(tmp_path: Path) -> None:
     assert plot_lines(tmp_path / "p.png", {"site-1": [1.0], "site-2": [0.5]}, title="t",
                       ylabel="y") is None
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_summary_says_what_made_it_and_its_units(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    import peerflow
+    from peerflow.actors import Config, RunResult
+    from peerflow.algorithms import metropolis_hastings, ring
+    from peerflow.jobs import write_summary
+
+    config = Config(metropolis_hastings(ring(3)), {"iterations": 2})
+    write_summary(tmp_path, "consensus", RunResult("completed"), config, metrics={"a": 1.0})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["algorithm"] == "consensus" and summary["metrics"] == {"a": 1.0}
+    run = summary["run"]
+    assert run["peerflow"] == peerflow.__version__
+    assert run["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert run["units"]["timings"] == "seconds" and run["command"] and run["finished_at"]
