@@ -16,32 +16,17 @@ import pytest
 
 from peerflow.actors import Controller, Runtime
 from peerflow.agents import AgentTls, TaskExchanger, start, stop, wait_exit
-from peerflow.transport import MemoryTransport, project_from_dict, provision
+from peerflow.transport import MemoryTransport
 
 TRAINER = Path(__file__).with_name("flare_trainer.py")
 AGENT_ID = "ext_trainer_1"
 NUMPY_KEY = "numpy_key"
-PROJECT = {"participants": [
-    {"name": "server", "type": "server", "org": "nvidia", "fed_learn_port": 8002,
-     "admin_port": 8003},
-    {"name": "site-1", "type": "client", "org": "nvidia", "listening_host": "localhost"},
-    {"name": "site-2", "type": "client", "org": "nvidia", "listening_host": "localhost"},
-]}
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("kits")
-    provision(project_from_dict(PROJECT, "project.yml"), out)
-    return out
-
-
-def workspace(tmp_path: Path, kits: Path | None, site: str) -> Path:
+def workspace(tmp_path: Path, site_kits: Path | None, site: str) -> Path:
     """The trainer's workspace: a copy of the site's ``startup`` folder (none if no kits)."""
     folder = tmp_path / f"workspace-{site}"
     folder.mkdir()
-    if kits is not None:
-        shutil.copytree(kits / site / "startup", folder / "startup")
+    if site_kits is not None:
+        shutil.copytree(site_kits / site / "startup", folder / "startup")
     return folder
 
 
@@ -51,10 +36,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def secure_node(kits: Path) -> tuple[TaskExchanger, str]:
+def secure_node(site_kits: Path) -> tuple[TaskExchanger, str]:
     """Site-1's node serving TLS, and the address its trainer dials (the kit's host)."""
     port = free_port()
-    node = TaskExchanger(AGENT_ID, f"127.0.0.1:{port}", tls=AgentTls.load(kits, "site-1"),
+    node = TaskExchanger(AGENT_ID, f"127.0.0.1:{port}", tls=AgentTls.load(site_kits, "site-1"),
                          heartbeat_interval=0.5, heartbeat_timeout=30)
     return node, f"localhost:{port}"
 
@@ -69,15 +54,15 @@ async def start_trainer(site: str, folder: Path, address: str, log: Path) -> any
 
 @pytest.mark.timeout(60)
 async def test_the_documented_trainer_trains_over_mutual_tls_with_its_startup_kit(
-        tmp_path: Path, kits: Path) -> None:
+        tmp_path: Path, site_kits: Path) -> None:
     assert "secure_mode=True" in TRAINER.read_text()
-    node, address = secure_node(kits)
+    node, address = secure_node(site_kits)
     log = tmp_path / "trainer.log"
     with anyio.fail_after(50):
         async with Runtime(MemoryTransport(strict=True)) as runtime:
             await runtime.spawn(node, "site-1")
             controller = await runtime.spawn(Controller({"site-1": node}))
-            process = await start_trainer("site-1", workspace(tmp_path, kits, "site-1"),
+            process = await start_trainer("site-1", workspace(tmp_path, site_kits, "site-1"),
                                           address, log)
             try:
                 weights = np.array([0.5, 1.5])
@@ -106,14 +91,15 @@ async def test_the_documented_trainer_trains_over_mutual_tls_with_its_startup_ki
      "its certificate is site 'site-2''s trainer's, not site 'site-1''s"),
 ])
 async def test_a_trainer_without_the_sites_kit_is_refused_naming_why(
-        tmp_path: Path, kits: Path, site: str, kit: bool, trainer_says: str,
+        tmp_path: Path, site_kits: Path, site: str, kit: bool, trainer_says: str,
         node_says: str | None) -> None:
-    node, address = secure_node(kits)
+    node, address = secure_node(site_kits)
     log = tmp_path / "trainer.log"
     with anyio.fail_after(50):
         async with anyio.create_task_group() as group:
             await group.start(node.agent.serve, "site-1")
-            process = await start_trainer(site, workspace(tmp_path, kits if kit else None, site),
+            kits = site_kits if kit else None
+            process = await start_trainer(site, workspace(tmp_path, kits, site),
                                           address, log)
             try:
                 await wait_exit(process, 30)

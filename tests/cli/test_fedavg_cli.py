@@ -19,18 +19,11 @@ import torch
 
 from peerflow.cli import main
 from peerflow.jobs import load_job
-from peerflow.transport import project_from_dict, provision
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "fedavg_trainer.py"
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
 HELLO_NUMPY = {"numpy_key": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}
 SEED_TRAINER = Path(__file__).parents[1] / "agents" / "flare_trainer.py"
-PROJECT = {"participants": [
-    {"name": "server", "type": "server", "org": "nvidia", "fed_learn_port": 8002,
-     "admin_port": 8003},
-    *({"name": f"site-{i}", "type": "client", "org": "nvidia", "listening_host": "localhost"}
-      for i in (1, 2, 3)),
-]}
 NUMPY_TRAINER = textwrap.dedent("""
     import argparse
     from peerflow.agents import RC, Agent, AgentClosed, MetaKey, TaskResult
@@ -78,14 +71,6 @@ def summary_of(out: Path) -> dict[str, Any]:
 def weights_of(out: Path) -> dict[str, np.ndarray]:
     with np.load(out / "global_weights.npz") as archive:
         return {name: archive[name] for name in archive.files}
-
-
-@pytest.fixture(scope="module")
-def kits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Startup kits of site-1 ... site-3 (agent links over mutual TLS)."""
-    out = tmp_path_factory.mktemp("kits")
-    provision(project_from_dict(PROJECT, "project.yml"), out)
-    return out
 
 
 def seed_trainer(tmp_path: Path, secure: bool) -> str:
@@ -143,10 +128,10 @@ def test_the_example_trainer_behind_agents_gives_the_in_process_model(tmp_path: 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("secure", [False, True])
 def test_the_documented_trainer_averages_nvflares_hello_numpy_model_over_3_sites(
-        tmp_path: Path, kits: Path, secure: bool) -> None:
+        tmp_path: Path, site_kits: Path, secure: bool) -> None:
     weights, _ = hello_numpy(tmp_path)
     out = tmp_path / "out"
-    tls = ["--agent-tls", str(kits)] if secure else []
+    tls = ["--agent-tls", str(site_kits)] if secure else []
     assert main(["simulate", "fedavg", "-n", "3", "-r", "2", "--initial-weights", str(weights),
                  "--agent-command", seed_trainer(tmp_path, secure), *tls,
                  "--out", str(out)]) == 0
@@ -231,10 +216,10 @@ def free_port() -> int:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("mode", ["plain", "secure", "no agents"])
 def test_a_fedavg_job_runs_as_controller_node_and_trainer_processes(
-        tmp_path: Path, kits: Path, mode: str) -> None:
+        tmp_path: Path, site_kits: Path, mode: str) -> None:
     weights, _ = hello_numpy(tmp_path)
     agents, command = mode != "no agents", seed_trainer(tmp_path, mode == "secure")
-    tls = ["--agent-tls", str(kits)] if mode == "secure" else []
+    tls = ["--agent-tls", str(site_kits)] if mode == "secure" else []
     job = tmp_path / "job.toml"
     job.write_text('algorithm = "fedavg"\niterations = 2\n'
                    + ('initial_weights = "weights.json"\n' if agents else "")
