@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from peerflow.jobs import figure
+
 from .latency import AIM_RATIO, Row
 
-
-@contextmanager
-def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = False,
-           logy: bool = False, from_zero: bool = False,
-           size: tuple[float, float] = (8, 5)) -> Iterator[Any]:
-    """Yield the axes of a new figure; on exit label it and save it to ``path``.
-
-    Log axes are labelled with plain numbers (10, 100, 1000, not 6x10^0);
-    ``from_zero`` starts the y axis at 0, so a flat line does not look like a jump.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    fig, axes = plt.subplots(figsize=size)
-    yield axes
-    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    for log, axis, scale in ((logx, axes.xaxis, axes.set_xscale),
-                             (logy, axes.yaxis, axes.set_yscale)):
-        if log:
-            scale("log")
-            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-            axis.set_minor_formatter(NullFormatter())
-    if from_zero:
-        axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+__all__ = ["figure", "flat_plot", "latency_plots", "lines", "ratio_bars"]
 
 
 def lines(axes: Any, series: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> None:

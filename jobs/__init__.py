@@ -38,7 +38,7 @@ from ._learning import (
 )
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
-from ._plots import plot_lines
+from ._plots import figure, plot_lines
 from ._registry import (
     ALGORITHMS,
     LEARNING,
@@ -72,6 +72,7 @@ __all__ = [
     "fedavg_config",
     "fedavg_controller",
     "fedavg_executors",
+    "figure",
     "in_process_timeout",
     "initial_weights",
     "learning_executors",

@@ -32,7 +32,7 @@ def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str,
     references = references or {}
     if not any(len(values) > 1 for values in [*series.values(), *references.values()]):
         return None
-    with _figure(path, title, xlabel, ylabel, log) as axes:
+    with figure(path, title, xlabel, ylabel, logy=log, size=(9, 5), legend_beside=True) as axes:
         (_each if len(series) <= EACH_UP_TO else _spread)(axes, series)
         for name, values in references.items():
             axes.plot(np.arange(len(values)), np.asarray(values, dtype=float), "k--", lw=1.3,
@@ -41,22 +41,39 @@ def plot_lines(path: Path, series: Mapping[str, Sequence[float]], *, title: str,
 
 
 @contextmanager
-def _figure(path: Path, title: str, xlabel: str, ylabel: str, log: bool) -> Iterator[Any]:
+def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = False,
+           logy: bool = False, from_zero: bool = False,
+           size: tuple[float, float] = (8, 5), legend_beside: bool = False) -> Iterator[Any]:
+    """Yield the axes of a new figure; on exit label it and save it to ``path``.
+
+    Log axes are labelled with plain numbers (10, 100, 1000, not 6x10^0);
+    ``from_zero`` starts the y axis at 0, so a flat line does not look like a jump;
+    ``legend_beside`` puts the legend right of the axes, off the curves.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    figure, axes = plt.subplots(figsize=(9, 5))
+    fig, axes = plt.subplots(figsize=size)
     yield axes
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if log:
-        axes.set_yscale("log")
-    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for log, axis, scale in ((logx, axes.xaxis, axes.set_xscale),
+                             (logy, axes.yaxis, axes.set_yscale)):
+        if log:
+            scale("log")
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+    if from_zero:
+        axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    if axes.get_legend_handles_labels()[0]:
+        beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if legend_beside else {}
+        axes.legend(fontsize="small", **beside)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _each(axes: Any, series: Mapping[str, Sequence[float]]) -> None:
