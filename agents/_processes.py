@@ -59,10 +59,10 @@ async def stop(process: Process, grace: float, kill_after: float = KILL_AFTER) -
     """Wait ``grace`` seconds for the process to leave, then terminate it, then kill it
     ``kill_after`` seconds later; reap it and return its exit code."""
     await wait_exit(process, grace)
-    for signal_it in (process.terminate, process.kill):
+    for signal_it, level in ((process.terminate, logging.INFO), (process.kill, logging.WARNING)):
         if process.returncode is not None:
-            break
-        logger.warning("process %d still running: %s", process.pid, signal_it.__name__)
+            break  # a terminate is the expected way out; a kill is worth a warning
+        logger.log(level, "process %d still running: %s", process.pid, signal_it.__name__)
         with contextlib.suppress(ProcessLookupError):
             signal_it()
         await wait_exit(process, kill_after)

@@ -83,7 +83,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
@@ -115,7 +115,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
     if processes:
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
+        raise typer.Exit(run_processes(job, transport, out_dir,
                                        node_options(agent_command, agent_tls)))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
@@ -149,7 +149,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
@@ -177,11 +177,6 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
     if out_dir is not None:
         write_json(out_dir / "network.json", graph.to_dict())
         write_json(out_dir / "topology.json", asdict(report))
-
-
-def _network_transport(transport: str) -> str:
-    """The transport between node processes: as asked, "memory" meaning tcp."""
-    return "tls" if transport == "tls" else "tcp"
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,

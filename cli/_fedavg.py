@@ -1,7 +1,8 @@
 """``peerflow simulate fedavg``: federated averaging on this host, sites in or out of process.
 
 Sites are ``site-1`` ... ``site-N``. Without ``--agent-command`` each site trains
-its part of the built-in problem in this process; with it, each site relays task
+its part of the built-in problem in this process (``--processes``: in a ``peerflow
+node`` process of its own); with it, each site relays task
 "train" to one process of the command (``{site}`` and ``{agent_id}`` in it become
 the site's name and its agent id), as NVFlare's TaskExchanger does; with
 ``--agent-tls KITS``, over mutual TLS with each site's startup kit.
@@ -33,6 +34,7 @@ from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
 from ._interrupt import Interrupted, run_async
+from ._launch import node_options, run_processes
 
 _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = _SPEC.extra_defaults()
@@ -69,7 +71,8 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     local_epochs: LocalEpochs = int(_EXTRA["local_epochs"]),
                     train_timeout: TrainTimeout = _EXTRA["train_timeout"],
                     transport: opt.TransportName = "memory", out: opt.Out = None,
-                    torch_threads: opt.TorchThreads = 1, force: opt.Force = False) -> None:
+                    torch_threads: opt.TorchThreads = 1, processes: opt.Processes = False,
+                    force: opt.Force = False) -> None:
     """Federated averaging (its help is the registry's)."""
     sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
     check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
@@ -79,12 +82,16 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                                        wait_time_after_min_received,
                                        "train_timeout": train_timeout,
                                        "local_epochs": local_epochs}, "options"),
-              torch_threads=torch_threads,
-              initial_weights=None if initial_weights is None else str(initial_weights))
+              torch_threads=torch_threads, allow_disconnected=True,
+              initial_weights=None if initial_weights is None else
+              str(initial_weights.resolve()))
     controller = fedavg_controller(job)
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    if processes:
+        raise typer.Exit(run_processes(job, transport, out_dir,
+                                       node_options(agent_command, agent_tls)))
     result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
     render.print_table(*report_fedavg(result, job, controller, out_dir))
     if not result.ok:

@@ -15,6 +15,7 @@ import secrets
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,11 +37,12 @@ STOP_GRACE = 1.0
 def run_processes(job: Job, transport: str, out: Path | None,
                   node_options: Sequence[str] = ()) -> int:
     """Run ``job`` across processes (each node with ``node_options``, e.g. its agent
-    command); return the controller's exit code.
+    command) over ``transport`` ("memory" means tcp); return the controller's exit code.
 
     Raises:
         Interrupted: SIGINT or SIGTERM stopped it (every child process is stopped first).
     """
+    transport = "tls" if transport == "tls" else "tcp"
     with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
         return run_async(lambda: _run_processes(job, transport, out, Path(folder),
                                                 list(node_options)))
@@ -63,7 +65,7 @@ async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path,
             await _spawn(children, ["node", "--name", node, "--controller", address,
                                     *_opt("--tls", tls), *node_options], env, log)
         code = await controller.wait()
-        await _wait_nodes(children[1:], logs)
+        await _wait_nodes(children[1:], logs, NODE_GRACE if code == 0 else STOP_GRACE)
         return code
     finally:  # SIGTERM to every child still running (the controller writes its summary)
         await stop_all(children, 0.0, STOP_GRACE)
@@ -76,11 +78,13 @@ async def _spawn(children: list[Process], args: list[str], env: dict[str, str],
     return child
 
 
-async def _wait_nodes(nodes: list[Process], logs: dict[str, Path]) -> None:
-    """Give nodes a moment to exit; show the log tail of any that failed."""
+async def _wait_nodes(nodes: list[Process], logs: dict[str, Path], grace: float) -> None:
+    """Give nodes ``grace`` seconds in all to exit; show the log tail of any that failed
+    (those still running are stopped on the way out)."""
+    deadline = time.monotonic() + grace
     for (name, log), child in zip(logs.items(), nodes, strict=True):
-        code = await wait_exit(child, NODE_GRACE)
-        if code != 0:
+        code = await wait_exit(child, max(0.0, deadline - time.monotonic()))
+        if code not in (0, None):
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             said = f": {' | '.join(tail)}" if tail else " (it wrote nothing)"
             typer.echo(f"node {name!r}: {exit_reason(code)}{said}", err=True)

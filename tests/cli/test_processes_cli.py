@@ -26,7 +26,8 @@ def simulate(*args: str) -> dict:
 @pytest.mark.parametrize("command", [
     ["push-sum", "-n", "3", "-i", "30"],
     ["dgd", "-n", "3", "-t", "ring", "-i", "12", "--agent-command", f"python {TRAINER}"],
-], ids=["push-sum", "dgd with agents"])
+    ["fedavg", "-n", "3", "-r", "2"],
+], ids=["push-sum", "dgd with agents", "fedavg"])
 def test_processes_give_the_in_process_results(tmp_path: Path, command: list[str]) -> None:
     alone = simulate(*command, "--out", str(tmp_path / "one"))
     spread = simulate(*command, "--processes", "--out", str(tmp_path / "many"))
