@@ -19,32 +19,38 @@ import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import Process, TaskGroup
 
 from ._agent_env import agent_environment
 from ._agent_tls import AgentTls
+from ._output import relay_lines
 from ._task_exchanger import AgentHost
 
 logger = logging.getLogger("peerflow.processes")
 
 KILL_AFTER = 2.0
 """Seconds between terminating a process that outstayed its grace and killing it."""
+OUTPUT_GRACE = 1.0
+"""Seconds the output of stopped agents is still relayed (a child of theirs may hold it)."""
 
 
-async def start(argv: Sequence[str], env: Mapping[str, str], log: Path | None = None) -> Process:
-    """Start ``argv`` with ``env`` and no stdin; its output goes to ``log`` (None: ours).
+async def start(argv: Sequence[str], env: Mapping[str, str], log: Path | None = None, *,
+                piped: bool = False) -> Process:
+    """Start ``argv`` with ``env`` and no stdin; its output goes to ``log`` (None: ours;
+    ``piped``: to the process's ``stdout`` and ``stderr`` streams, for the caller to read).
 
     Raises:
         OSError: the command cannot start.
     """
-    output = None if log is None else log.open("wb")
+    output: Any = subprocess.PIPE if piped else None if log is None else log.open("wb")
     try:
         return await anyio.open_process(list(argv), env=dict(env), stdin=subprocess.DEVNULL,
                                         stdout=output, stderr=output)
     finally:
-        if output is not None:
+        if log is not None and not piped:
             output.close()
 
 
@@ -66,8 +72,7 @@ async def stop(process: Process, grace: float, kill_after: float = KILL_AFTER) -
         with contextlib.suppress(ProcessLookupError):
             signal_it()
         await wait_exit(process, kill_after)
-    await process.aclose()
-    return process.returncode
+    return await process.wait()  # reaped; a piped process's output is closed by its reader
 
 
 async def stop_all(processes: Iterable[Process], grace: float,
@@ -122,45 +127,56 @@ class AgentProcesses:
         self.tls = tls
         self.processes: dict[str, Process] = {}
         self._group: TaskGroup | None = None
+        self._relays: TaskGroup | None = None
 
     def launch(self, node: str, host: AgentHost) -> None:
         """Start ``node``'s agent process as soon as its agent server listens; ``{site}``
         and ``{agent_id}`` in the command's arguments become the node's name and agent id.
+        Its output is relayed to stderr, each line prefixed with ``[node]``.
 
         Raises:
             AgentKitError: secure mode, and ``node``'s startup kit is missing or broken.
         """
-        assert self._group is not None, "launch() outside 'async with'"
+        assert self._group is not None and self._relays is not None, \
+            "launch() outside 'async with'"
         if self.tls is not None:
             host.agent.secure(AgentTls.load(self.tls, node))
         argv = [arg.replace("{site}", node).replace("{agent_id}", host.agent.agent_id)
                 for arg in self.argv]
-        self._group.start_soon(_launch, argv, node, host, self.processes)
+        self._group.start_soon(_launch, argv, node, host, self.processes, self._relays)
 
     async def __aenter__(self) -> AgentProcesses:
+        self._relays = anyio.create_task_group()
+        await self._relays.__aenter__()
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._group is not None
+        assert self._group is not None and self._relays is not None
         self._group.cancel_scope.cancel()
         try:
             await self._group.__aexit__(None, None, None)
         finally:
             await stop_all(self.processes.values(), self.grace)
+            self._relays.cancel_scope.deadline = anyio.current_time() + OUTPUT_GRACE
+            await self._relays.__aexit__(None, None, None)
 
 
 async def _launch(argv: list[str], node: str, host: AgentHost,
-                  processes: dict[str, Process]) -> None:
-    """Start the node's agent once it listens; if it cannot start or dies, the node loses it."""
+                  processes: dict[str, Process], relays: TaskGroup) -> None:
+    """Start the node's agent once it listens and relay its output; if it cannot start or
+    dies, the node loses it."""
     await host.agent.wait_listening()
     try:
-        process = await start(argv, {**os.environ, **agent_environment(host.agent)})
+        process = await start(argv, {**os.environ, **agent_environment(host.agent)},
+                              piped=True)
     except OSError as exc:
         reason = f"its command {shlex.join(argv)!r} cannot start: {exc}"
     else:
         processes[node] = process
+        for stream in (process.stdout, process.stderr):
+            relays.start_soon(relay_lines, stream, node)
         code = await process.wait()
         if code == 0:
             return

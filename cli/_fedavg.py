@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 import peerflow
@@ -83,13 +84,14 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                                        "train_timeout": train_timeout,
                                        "local_epochs": local_epochs}, "options"),
               torch_threads=torch_threads, allow_disconnected=True,
-              initial_weights=None if initial_weights is None else
-              str(initial_weights.resolve()))
+              initial_weights=None if initial_weights is None else str(initial_weights))
     controller = fedavg_controller(job)
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
-    if processes:
+    if processes:  # the nodes read the job file elsewhere: the weights' path is absolute
+        job = msgspec.structs.replace(job, initial_weights=None if initial_weights is None
+                                      else str(initial_weights.resolve()))
         raise typer.Exit(run_processes(job, transport, out_dir,
                                        node_options(agent_command, agent_tls)))
     result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
