@@ -8,8 +8,8 @@ min to max and from the 10th to the 90th percentile, the median, and the first
 curves (a theoretical bound) are dashed, in their series' colour when named after it
 ("ring bound" for "ring"), else black; measured curves are solid.
 
-Once every curve has settled (reached double precision's floor, or stopped moving by more
-than ``SETTLED`` of its range) the rest of the run is flat: the x axis stops a little
+Once every curve has settled (reached double precision's floor, or its limit) the rest
+of the run is flat: the x axis stops a little
 after that point and the title says where it stopped and how long the run was.
 """
 
@@ -31,8 +31,11 @@ PRECISION = 1e-14
 """On a log scale, values below this fraction of a curve's peak are at double precision's
 floor: their wiggles are rounding, not progress."""
 SETTLED = 0.005
-"""A curve has settled once it stays within this fraction of its range of its last value
-(under two pixels on a plot 400 pixels high)."""
+"""On a log scale a curve has settled once it stays within this fraction of its range of
+its last value (under two pixels on a plot 400 pixels high)."""
+SETTLED_LINEAR = 1e-6
+"""On a linear scale, within this fraction: a curve still creeping (a loss going as 1/t)
+is shown whole, one that reached its limit (to six digits) is not."""
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 
 Series = Mapping[str, Sequence[float]]
@@ -79,8 +82,9 @@ def plot_lines(path: Path, series: Series, *, title: str, ylabel: str,
 
 
 def settled_at(values: Sequence[float], log: bool = False) -> int:
-    """The first index from which ``values`` stay within ``SETTLED`` of their range of
-    their last value (on a log scale, below ``PRECISION`` of the peak counts as equal);
+    """The first index from which ``values`` stay within ``SETTLED_LINEAR`` (on a log
+    scale ``SETTLED``) of their range of their last value (on a log scale, below
+    ``PRECISION`` of the peak counts as equal);
     a curve that ends or passes through NaN or infinity has not settled before it."""
     y = np.asarray(values, dtype=float).reshape(len(values), -1)
     finite = np.isfinite(y)
@@ -90,8 +94,9 @@ def settled_at(values: Sequence[float], log: bool = False) -> int:
         y = np.log10(np.maximum(y, max(float(y[finite].max()), FLOOR) * PRECISION))
     filled = np.where(finite, y, y[-1])
     span = filled.max(axis=0) - filled.min(axis=0)
+    tolerance = (SETTLED if log else SETTLED_LINEAR) * span
     moving = np.flatnonzero(~finite.all(axis=1)
-                            | np.any(np.abs(filled - y[-1]) > SETTLED * span, axis=1))
+                            | np.any(np.abs(filled - y[-1]) > tolerance, axis=1))
     return int(moving[-1]) + 1 if moving.size else 0
 
 
