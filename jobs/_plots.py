@@ -138,8 +138,8 @@ def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = Fal
         if log:
             scale("log")
             _plain_log_ticks(axis, limits())
-    if from_zero:
-        axes.set_ylim(bottom=0)
+    if from_zero:  # and headroom, so a flat line is not drawn on the frame
+        axes.set_ylim(0, max(axes.get_ylim()[1], 1.1 * axes.dataLim.y1))
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if legend_beside else {}
@@ -170,8 +170,8 @@ def _leading_digit(value: float) -> int:
 
 
 def _each(axes: Any, xs: np.ndarray, series: Series, log: bool) -> dict[str, Any]:
-    """A solid line per series, distinct colours and staggered markers (so that curves
-    drawn on top of each other still show), the coinciding ones named in the legend."""
+    """A solid line per series, distinct colours and hollow, staggered markers (so that
+    curves drawn on top of each other still show), the coinciding ones named in the legend."""
     from matplotlib import colormaps
 
     colours, drawn = colormaps["tab10"], {}
@@ -180,8 +180,8 @@ def _each(axes: Any, xs: np.ndarray, series: Series, log: bool) -> dict[str, Any
         every = max(1, len(values) // 8)
         label = name if name not in same else f"{name} (overlaps {same[name]})"
         axes.plot(xs[:len(values)], np.asarray(values, dtype=float), lw=1.2, ls="-",
-                  color=colours(i), marker=MARKERS[i % len(MARKERS)], markersize=4,
-                  markevery=(i * every // len(series), every), label=label)
+                  color=colours(i), marker=MARKERS[i % len(MARKERS)], markersize=5,
+                  fillstyle="none", markevery=(i * every // len(series), every), label=label)
         drawn[name] = colours(i)
     return drawn
 

@@ -25,6 +25,20 @@ def test_a_flat_memory_line_is_shown_from_zero(tmp_path: Path) -> None:
     assert low == 0 and high > 65.94
 
 
+def test_a_flat_memory_line_sits_inside_the_frame_and_its_growth_is_in_the_title(
+        tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import _plots
+
+    drawn = []
+    real = _plots.lines
+    monkeypatch.setattr(_plots, "lines", lambda ax, series: drawn.append(ax) or real(ax, series))
+    _plots.flat_plot({"samples": [[0, 89.66], [10_000, 89.69], [20_000, 89.69]],
+                      "growth_mb": 0.03}, tmp_path)
+    low, high = drawn[0].get_ylim()
+    assert low == 0 and high >= 1.1 * 89.69
+    assert "+0.03 MB" in drawn[0].get_title()
+
+
 def test_node_counts_within_a_decade_are_labelled_as_plain_numbers(tmp_path: Path) -> None:
     with figure(tmp_path / "n.png", "t", "nodes", "us", logx=True, logy=True) as ax:
         lines(ax, {"peerflow": ([6, 8], [3.0, 4.0]), "floor (uvloop)": ([6, 8], [1.0, 1.5])})

@@ -70,6 +70,7 @@ def test_lines_on_top_of_each_other_are_named_and_keep_distinct_markers(
     assert len({line.get_marker() for line in lines}) == 6
     assert {line.get_linestyle() for line in lines} == {"-"}  # measured curves solid
     assert len({str(line.get_markevery()) for line in lines}) == 6  # staggered markers
+    assert {line.get_fillstyle() for line in lines} == {"none"}  # hollow: overlaps show
 
 
 def test_a_bound_named_after_its_curve_is_dashed_in_its_colour(tmp_path: Path) -> None:
