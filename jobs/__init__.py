@@ -36,7 +36,7 @@ from ._learning import (
     report_learning,
     report_push_sum,
 )
-from ._learning_plots import OptimumTrace, epoch_axis, epoch_length
+from ._learning_plots import OptimumTrace, epoch_axis, epoch_length, loss_plots, push_sum_plots
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
@@ -85,6 +85,7 @@ __all__ = [
     "load_job",
     "load_network",
     "load_weights",
+    "loss_plots",
     "node_accuracy",
     "parse_extra",
     "parse_file",
@@ -93,6 +94,7 @@ __all__ = [
     "provenance",
     "push_sum_executors",
     "push_sum_metrics",
+    "push_sum_plots",
     "report_consensus",
     "report_fedavg",
     "report_job",

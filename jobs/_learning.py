@@ -144,7 +144,9 @@ def report_push_sum(result: RunResult, config: Config, executors: dict[str, Push
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
                if result.ok else {})
-    return _report("push-sum", result, config, metrics, out, push_sum_plots(executors))
+    histories = {node: ex.value_history for node, ex in executors.items()}
+    return _report("push-sum", result, config, metrics, out,
+                   push_sum_plots(histories, float(x0.mean())))
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],

@@ -8,7 +8,7 @@ plot. Push-sum gets its estimates and their distance to the true average (log sc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,26 +79,39 @@ def epoch_length(executor: Any) -> int | None:
 
 
 def learning_plots(title: str, executors: Mapping[str, Any], iterations: int) -> Plots:
-    """Train and test loss per node, and the distance to the optimum where traced."""
-    xlabel, x = epoch_axis(map(epoch_length, executors.values()), iterations)
-    plots = {f"{kind}_loss.png": {
-        "series": {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
-                   for node, ex in executors.items()},
-        "title": f"{title}: {kind} loss per node", "xlabel": xlabel, "ylabel": "loss", "x": x}
-        for kind in ("train", "test")}
-    traces = {node: ex.on_step.distances for node, ex in executors.items()
-              if isinstance(getattr(ex, "on_step", None), OptimumTrace)}
-    if traces:
+    """``loss_plots`` of a run's learning executors (and their ``OptimumTrace``)."""
+    return loss_plots(
+        title, {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
+                       for node, ex in executors.items()} for kind in ("train", "test")},
+        [epoch_length(ex) for ex in executors.values()], iterations,
+        distances={node: ex.on_step.distances for node, ex in executors.items()
+                   if isinstance(getattr(ex, "on_step", None), OptimumTrace)})
+
+
+def loss_plots(title: str, losses: Mapping[str, Mapping[str, Sequence[float]]],
+               epoch_lengths: Iterable[int | None], iterations: int,
+               distances: Mapping[str, Sequence[float]] | None = None) -> Plots:
+    """Each kind's loss per node against epochs (``KIND_loss.png``), and the distance to
+    the optimum per node and iteration on a log scale where given.
+
+    Args:
+        losses: kind ("train", "test") -> node -> the losses recorded at each epoch's end.
+        epoch_lengths: iterations per epoch of each node (``epoch_length``).
+        distances: node -> ||x_i - x*|| at each iteration (``OptimumTrace.distances``).
+    """
+    xlabel, x = epoch_axis(epoch_lengths, iterations)
+    plots: Plots = {f"{kind}_loss.png": {
+        "series": series, "title": f"{title}: {kind} loss per node", "xlabel": xlabel,
+        "ylabel": "loss", "x": x} for kind, series in losses.items()}
+    if distances:
         plots["distance_to_optimum.png"] = {
-            "series": traces, "log": True, "ylabel": "||x_i - x*||",
+            "series": distances, "log": True, "ylabel": "||x_i - x*||",
             "title": f"{title}: distance to the optimum per node"}
     return plots
 
 
-def push_sum_plots(executors: Mapping[str, Any]) -> Plots:
-    """The estimates per node, and their distance to the true average on a log scale."""
-    histories = {node: ex.value_history for node, ex in executors.items()}
-    average = float(np.mean([ex.initial_value for ex in executors.values()]))
+def push_sum_plots(histories: Mapping[str, Sequence[float]], average: float) -> Plots:
+    """The estimates per node, and their distance to the true ``average`` on a log scale."""
     return {
         "push_sum.png": {"series": histories, "title": "push-sum: estimate per node",
                          "ylabel": "value"},

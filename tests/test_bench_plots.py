@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks._plots import figure, lines
 from peerflow.jobs import plot_lines
 
@@ -69,3 +71,12 @@ def test_the_convergence_report_leaves_the_speed_up_to_the_nvflare_section() -> 
     text = convergence.report({"least-squares": {}, "blobs": {"rows": [gt]},
                                "two-moons": {"rows": [gt]}, "quick": True})
     assert "faster" not in text and "NVFlare section of `peerflow bench`" in text
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_consensus_figure_is_made_by_a_real_peerflow_run(tmp_path: Path) -> None:
+    from benchmarks import figures
+
+    (written,) = figures.make(tmp_path, ["consensus-16-nodes.png"])
+    assert written == tmp_path / "consensus-16-nodes.png"
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

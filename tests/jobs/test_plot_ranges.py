@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from peerflow.jobs import epoch_axis, figure, plot_lines
-from peerflow.jobs._learning_plots import learning_plots, push_sum_plots
+from peerflow.jobs import epoch_axis, figure, plot_lines, push_sum_plots
+from peerflow.jobs._learning_plots import learning_plots
 
 
 def floored_errors(nodes: int, iterations: int) -> dict[str, np.ndarray]:
@@ -114,7 +114,7 @@ def test_learning_loss_plots_are_drawn_against_epochs(tmp_path: Path) -> None:
 def test_push_sum_gets_its_error_on_a_log_scale(tmp_path: Path) -> None:
     nodes = {f"site-{i}": SimpleNamespace(initial_value=float(i), value_history=[
         float(i), *(1.5 + (i - 1.5) * 0.5 ** np.arange(1, 40))]) for i in range(4)}
-    plots = push_sum_plots(nodes)
+    plots = push_sum_plots({node: ex.value_history for node, ex in nodes.items()}, 1.5)
     axes = plot_lines(tmp_path / "e.png", **plots["push_sum_error.png"])
     assert axes.get_yscale() == "log" and axes.get_ylabel() == "|x_i - average|"
     assert len(legend_labels(axes)) == 4
