@@ -9,8 +9,8 @@ curves (a theoretical bound) are dashed, in their series' colour when named afte
 ("ring bound" for "ring"), else black; measured curves are solid.
 
 Once every curve has settled (reached double precision's floor, or its limit) the rest
-of the run is flat: the x axis stops a little
-after that point and the title says where it stopped and how long the run was.
+of the run is flat: the x axis stops a little after that point, and the title says where
+it stopped and how long the run was.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def plot_lines(path: Path, series: Series, *, title: str, ylabel: str,
     settled = max(settled_at(values, log) for values in curves)
     end = informative_end(settled, length)
     if end < length - 1:
-        title += (f"\n(shown to {xlabel.split(' (')[0]} {xs[end]:,g} of {xs[length - 1]:,g}: "
-                  f"every curve is flat after {xs[settled]:,g})")
+        title += (f"\n(shown to {xlabel.split(' (')[0]} {_number(xs[end])} of "
+                  f"{_number(xs[length - 1])}: every curve is flat after {_number(xs[settled])})")
         series = {name: values[:end + 1] for name, values in series.items()}
         references = {name: values[:end + 1] for name, values in references.items()}
     with figure(path, title, xlabel, ylabel, logy=log, size=(9, 5), legend_beside=True) as axes:
@@ -163,6 +163,11 @@ def _plain_log_ticks(axis: Any, limits: tuple[float, float]) -> None:
     shown = set(range(1, 10)) if decades < 1 else {2, 5}
     axis.set_minor_formatter(FuncFormatter(
         lambda value, _: f"{value:g}" if _leading_digit(value) in shown else ""))
+
+
+def _number(value: float) -> str:
+    """20,000 for an iteration, 2.5 for a partial epoch."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
 
 
 def _leading_digit(value: float) -> int:
