@@ -197,7 +197,7 @@ def _coinciding(series: Series, log: bool) -> dict[str, str]:
     curves = {name: np.asarray(values, dtype=float) for name, values in series.items()}
     if log:
         curves = {name: np.log10(np.maximum(y, FLOOR)) for name, y in curves.items()}
-    finite = np.concatenate([y[np.isfinite(y)].ravel() for y in curves.values()])
+    finite = np.concatenate([np.empty(0), *(y[np.isfinite(y)].ravel() for y in curves.values())])
     span = float(np.ptp(finite)) if finite.size else 0.0
     same: dict[str, str] = {}
     names = list(curves)
