@@ -15,6 +15,7 @@ it stopped and how long the run was.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -123,7 +124,8 @@ def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = Fal
     Log axes are labelled with plain numbers (10, 100, 1000, not 6x10^0), the ticks
     between powers of ten too when the axis spans under two decades;
     ``from_zero`` starts the y axis at 0, so a flat line does not look like a jump;
-    ``legend_beside`` puts the legend right of the axes, off the curves.
+    ``legend_beside`` puts the legend right of the axes, off the curves. The PNG keeps
+    the title and ``describe(axes)`` in its metadata.
     """
     import matplotlib
 
@@ -145,8 +147,19 @@ def figure(path: Path, title: str, xlabel: str, ylabel: str, *, logx: bool = Fal
         beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if legend_beside else {}
         axes.legend(fontsize="small", **beside)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata={"Title": title, "Description": describe(axes)})
     plt.close(fig)
+
+
+def describe(axes: Any) -> str:
+    """What a person reads off the axes, as JSON (kept in the PNG's Description): labels,
+    scales, limits and the legend's entries."""
+    return json.dumps({
+        "xlabel": axes.get_xlabel(), "ylabel": axes.get_ylabel(),
+        "xscale": axes.get_xscale(), "yscale": axes.get_yscale(),
+        "xlim": [float(v) for v in axes.get_xlim()], "ylim": [float(v) for v in axes.get_ylim()],
+        "legend": [text.get_text() for text in axes.get_legend().get_texts()]
+        if axes.get_legend() else []})
 
 
 def _plain_log_ticks(axis: Any, limits: tuple[float, float]) -> None:
