@@ -58,6 +58,8 @@ def flat_plot(flat: Mapping[str, Any], out: Path) -> None:
     samples = flat.get("samples") or []
     if not samples:
         return
-    with figure(out / "memory_flat.png", "10-node ring: resident memory over the run",
+    growth = (f" ({flat['growth_mb']:+.2f} MB from 10% of the run to its end)"
+              if "growth_mb" in flat else "")
+    with figure(out / "memory_flat.png", f"10-node ring: resident memory over the run{growth}",
                 "iterations done", "RSS (MB)", from_zero=True) as ax:
         lines(ax, {"peerflow": ([s[0] for s in samples], [s[1] for s in samples])})

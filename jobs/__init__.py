@@ -36,6 +36,7 @@ from ._learning import (
     report_learning,
     report_push_sum,
 )
+from ._learning_plots import OptimumTrace, epoch_axis, epoch_length, loss_plots, push_sum_plots
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
@@ -55,6 +56,7 @@ __all__ = [
     "CONSENSUS_ITERATIONS",
     "LEARNING",
     "MAX_SYNC_TIMEOUT",
+    "OptimumTrace",
     "RESULT_FILES",
     "AlgorithmSpec",
     "Job",
@@ -69,6 +71,8 @@ __all__ = [
     "claim_out",
     "consensus_executors",
     "consensus_metrics",
+    "epoch_axis",
+    "epoch_length",
     "fedavg_config",
     "fedavg_controller",
     "fedavg_executors",
@@ -81,6 +85,7 @@ __all__ = [
     "load_job",
     "load_network",
     "load_weights",
+    "loss_plots",
     "node_accuracy",
     "parse_extra",
     "parse_file",
@@ -89,6 +94,7 @@ __all__ = [
     "provenance",
     "push_sum_executors",
     "push_sum_metrics",
+    "push_sum_plots",
     "report_consensus",
     "report_fedavg",
     "report_job",

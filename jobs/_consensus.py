@@ -22,11 +22,9 @@ from peerflow.algorithms import (
 
 from ._errors import JobError, parse_file
 from ._output import write_summary
-from ._plots import plot_lines
+from ._plots import FLOOR, error_series, plot_lines
 from ._table import Table
 
-FLOOR = 1e-17
-"""Errors below double precision are drawn at this floor on the log plot."""
 PLOTTED = 100
 """The plots draw the first nodes only: a line per node of 100,000 is a black square."""
 SECONDS_PER_NODE = 0.005
@@ -165,7 +163,7 @@ def _plot(out: Path, executors: dict[str, ConsensusExecutor],
     average = metrics.get("true_average")
     if average is None:
         return
-    errors = {node: np.maximum(np.abs(h - average), FLOOR) for node, h in histories.items()}
+    errors = error_series(histories, average)
     bound: dict[str, np.ndarray] = {}
     slem = metrics["slem"]
     if slem is not None:

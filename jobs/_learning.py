@@ -20,6 +20,7 @@ from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
 from ._errors import JobError
+from ._learning_plots import Plots, learning_plots, optimum_traces, push_sum_plots
 from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
@@ -53,8 +54,10 @@ def learning_executors(algorithm: str, task: Problem, network: Network, sync_tim
         return dict(agent_learning_executors(algorithm, network, task.name, task.seed,
                                              sync_timeout))
     executor = algorithms.LEARNING_EXECUTORS[algorithm]
-    return {node: executor(**task.node_kwargs(i), sync_timeout=sync_timeout)
-            for i, node in enumerate(network.node_ids)}
+    kwargs = [task.node_kwargs(i) for i in range(len(network.nodes))]
+    return {node: executor(**node_kwargs, sync_timeout=sync_timeout, on_step=trace)
+            for node, node_kwargs, trace in zip(network.node_ids, kwargs,
+                                                optimum_traces(task, kwargs), strict=True)}
 
 
 def agent_learning_executors(algorithm: str, network: Network, problem: str, seed: int,
@@ -126,28 +129,24 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
                     executors: dict[str, LearningExecutor], out: Path | None) -> Table:
-    """Write summary.json and the train and test loss plots (if ``out``); the summary table."""
+    """Write summary.json and the train and test loss plots, and the distance to the
+    optimum where it is known (if ``out``); the summary table."""
     metrics = learning_metrics(task, executors) if result.ok else {}
-    curves = {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
-                     for node, ex in executors.items()} for kind in ("train", "test")}
-    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
-        f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node", "epoch",
-                             "loss", series) for kind, series in curves.items()})
+    plots = learning_plots(f"{algorithm} on {task.name}", executors,
+                           config.extra["iterations"])
+    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, plots)
 
 
 def report_push_sum(result: RunResult, config: Config, executors: dict[str, PushSumExecutor],
                     out: Path | None) -> Table:
-    """Write summary.json and the per-node estimates plot (if ``out``); the summary table."""
+    """Write summary.json and the plots of the estimates and of their distance to the
+    average (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
                if result.ok else {})
     histories = {node: ex.value_history for node, ex in executors.items()}
     return _report("push-sum", result, config, metrics, out,
-            {"push_sum.png": ("push-sum: estimate per node", "iteration", "value", histories)})
-
-
-Plots = dict[str, tuple[str, str, str, dict[str, Any]]]
-"""PNG file name -> (title, x label, y label, one series per node)."""
+                   push_sum_plots(histories, float(x0.mean())))
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],
@@ -159,6 +158,6 @@ def _report(title: str, result: RunResult, config: Config, metrics: dict[str, An
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     if out is not None:
         write_summary(out, title, result, config, metrics=metrics)
-        for filename, (plot_title, xlabel, ylabel, series) in plots.items():
-            plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)
+        for filename, plot in plots.items():
+            plot_lines(out / filename, **plot)
     return Table(title, rows)
