@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from peerflow.actors import Config, Network, RunResult
+from peerflow.actors import Config, Network, RunResult, Schedule
 from peerflow.algorithms import (
     ARPACK_MAXITER,
+    PRODUCT_NODES,
     ConsensusExecutor,
+    MixingSchedule,
     consensus_reference,
     describe,
-    sparse_mixing_matrix,
+    describe_schedule,
 )
 
 from ._errors import JobError, parse_file
@@ -105,21 +107,25 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     final = np.array([ex.current_value for ex in executors.values()], dtype=float)
     average = x0.mean(axis=0)
-    w, _ = sparse_mixing_matrix(network)
-    report = describe(network, w)
+    mixings = MixingSchedule(network)
+    slem, sigma, period, doubly = _contraction(network, mixings)
     notes = []
-    slem: float | None = report.slem
-    if math.isnan(report.slem):
+    if math.isnan(slem):
         slem = None
         notes.append(f"slem, spectral gap and bound not computed: ARPACK did not converge in "
-                     f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)")
+                     f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)" if period == 1 else
+                     f"slem, spectral gap and bound not computed: the period's product is "
+                     f"not formed above {PRODUCT_NODES} nodes")
+    elif period > 1:
+        notes.append(f"time-varying network (period {period}): slem is the per-iteration "
+                     "rate, the period-th root of the period product's contraction")
     if average.ndim:
         notes.append(f"true average not shown: the values are vectors of {average.size} "
                      "entries (spreads and distances are the largest over the entries)")
     bound = None
-    if slem is not None and report.doubly_stochastic:
-        bound = float(slem ** iterations * np.linalg.norm(x0 - average))
-    elif not report.doubly_stochastic:
+    if slem is not None and doubly:
+        bound = float(sigma ** (iterations // period) * np.linalg.norm(x0 - average))
+    elif not doubly:
         notes.append("no distance bound: W is not doubly stochastic, so x converges to a "
                      "weighted average, not the true average")
     metrics: dict[str, float | None] = {
@@ -131,9 +137,20 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
         "spectral_gap": None if slem is None else 1.0 - slem,
         "predicted_distance_bound": bound,
         "matrix_form_error": float(np.max(np.abs(
-            final - consensus_reference(w, x0, iterations)[-1]))),
+            final - consensus_reference(mixings.matrix, x0, iterations)[-1]))),
     }
     return metrics, notes
+
+
+def _contraction(network: Network, mixings: MixingSchedule) -> tuple[float, float, int, bool]:
+    """(per-iteration rate, contraction over one period, period, doubly stochastic): the
+    SLEM of a static W; of a schedule, its period product's (``describe_schedule``)."""
+    if isinstance(network, Schedule):
+        report = describe_schedule(network)
+        return (report.rate_per_iteration, report.product_sigma2, report.period,
+                report.doubly_stochastic)
+    static = describe(network, mixings.matrix(0))
+    return static.slem, static.slem, 1, static.doubly_stochastic
 
 
 def report_consensus(result: RunResult, config: Config,
