@@ -165,7 +165,7 @@ class Config:
         if isinstance(self.network, Mapping | list | tuple):
             object.__setattr__(self, "network", network_from_data(self.network))
         elif not isinstance(self.network, Network):
-            raise ConfigError(f"config network must be a Network or a mapping, got "
+            raise ConfigError(f"config network must be a Network, a mapping or a list, got "
                               f"{type(self.network).__name__}")
         object.__setattr__(self, "extra", _extra(self.extra, "config extra"))
 

@@ -5,9 +5,10 @@ matrix of the network (``mixing_matrix``, or ``sparse_mixing_matrix`` where the
 function says so); ``A`` the column-stochastic push matrix
 (``column_stochastic``). ``grad(X)`` returns the local gradients row by row. Each
 function returns the trajectory of the nodes' estimates, shape (iterations + 1,
-nodes, dim). Consensus, DGD and gradient tracking also take W(t) per iteration (a
-function of t) for time-varying networks. These are written from the papers' matrix forms, independently of
-the step functions, so that agreement of the two is a real check.
+nodes, dim). Consensus, push-sum, DGD and gradient tracking also take W(t) (or A(t))
+per iteration, a function of t, for time-varying networks. These are written from the
+papers' matrix forms, independently of the step functions, so that agreement of the
+two is a real check.
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ def consensus_reference(w: Mixings, x0: np.ndarray, iterations: int) -> np.ndarr
     return np.array(out)
 
 
-def push_sum_reference(a: np.ndarray, x0: np.ndarray, iterations: int) -> np.ndarray:
-    """x <- A x, w <- A w (w(0) = 1); the estimates x / w."""
-    x, w, out = x0, np.ones(len(x0)), [x0]
-    for _ in range(iterations):
-        x, w = a @ x, a @ w
+def push_sum_reference(a: Mixings, x0: np.ndarray, iterations: int) -> np.ndarray:
+    """x <- A(t) x, w <- A(t) w (w(0) = 1); the estimates x / w."""
+    at, x, w, out = _per_iteration(a), x0, np.ones(len(x0)), [x0]
+    for t in range(iterations):
+        x, w = at(t) @ x, at(t) @ w
         out.append(x / w.reshape((-1,) + (1,) * (x.ndim - 1)))
     return np.array(out)
 

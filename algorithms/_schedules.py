@@ -32,6 +32,7 @@ from ._mixing import (
     second_largest_eigenvalue_modulus,
     sparse_mixing_matrix,
 )
+from ._reference import column_stochastic
 from ._topology import _count
 
 ScheduleBuilder = Callable[[int, int], Schedule]
@@ -102,14 +103,17 @@ class MixingSchedule:
     Args:
         network: a ``Network`` or a ``Schedule``; missing weights are the
             Metropolis-Hastings weights ``run`` would set.
+        push: the column-stochastic push matrices A(t) (``column_stochastic``) instead
+            of the row-stochastic W(t).
 
     Raises:
         ConfigError: a network is invalid.
     """
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, push: bool = False) -> None:
         graphs = network.networks if isinstance(network, Schedule) else (network,)
-        built = [sparse_mixing_matrix(graph) for graph in graphs]
+        built = [_push_matrix(graph) if push else sparse_mixing_matrix(graph)
+                 for graph in graphs]
         self.ids: list[str] = built[0][1]
         self.matrices: tuple[sp.csr_array, ...] = tuple(m for m, _ in built)
 
@@ -128,6 +132,11 @@ class MixingSchedule:
         for matrix in self.matrices:
             result = matrix @ result
         return np.asarray(result)
+
+
+def _push_matrix(graph: Network) -> tuple[sp.csr_array, list[str]]:
+    matrix, ids = column_stochastic(graph)
+    return sp.csr_array(matrix), ids
 
 
 def _one_peer(ids: list[str], hop: int) -> Network:
