@@ -22,8 +22,8 @@ from ._local import LocalConfig, LocalPhase, local_configs
 from ._mailbox import IterationMailbox, ScheduledMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
-from ._schedule import Schedule
 from ._runtime import Runtime
+from ._schedule import Schedule
 from ._waitfor import WaitState
 
 __all__ = [

@@ -32,8 +32,8 @@ from peerflow.transport import Envelope
 
 from ._actor import Actor, _describe
 from ._config import Neighbor
-from ._local import LocalConfig, LocalPhase
 from ._errors import RunAborted, RunStopped, SyncTimeout
+from ._local import LocalConfig, LocalPhase
 from ._mailbox import IterationMailbox, ScheduledMailbox
 from ._result import PanicReport
 from ._waitfor import WAIT_STATE, WaitState

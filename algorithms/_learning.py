@@ -254,6 +254,7 @@ class PushDIGingExecutor(LearningExecutor):
 
 LEARNING_EXECUTORS: dict[str, type[LearningExecutor]] = {
     "dgd": DGDExecutor, "gt": GTExecutor, "gtadam": GTAdamExecutor, "extra": ExtraExecutor,
-    "nids": NIDSExecutor, "subgradient-push": SubgradientPushExecutor, "push-diging": PushDIGingExecutor,
+    "nids": NIDSExecutor, "subgradient-push": SubgradientPushExecutor,
+    "push-diging": PushDIGingExecutor,
 }
 """The learning executors by their command-line name."""

@@ -2,10 +2,11 @@
 
 Sections: latency (node count, topology, payload, memory/TCP/TLS, each against a
 bare-asyncio floor run in the same process), scale and memory, consensus
-against the spectral-gap bound, consensus on time-varying topologies, network emulation, NVFlare side by side, and
-the other suites when their modules are there (benchmarks/transport.py for
-TCP/TLS round trips and throughput, benchmarks/convergence.py for the learning
-algorithms). A section that fails is reported as failed; the others still run.
+against the spectral-gap bound, consensus on time-varying topologies, network
+emulation, NVFlare side by side, and the other suites when their modules are
+there (benchmarks/transport.py for TCP/TLS round trips and throughput,
+benchmarks/convergence.py for the learning algorithms). A section that fails
+is reported as failed; the others still run.
 """
 
 from __future__ import annotations
