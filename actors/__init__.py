@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._actor import Actor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._cluster import query_status, serve_controller, serve_node
-from ._config import Config, ConfigError, Neighbor, Network, Node
+from ._config import Config, ConfigError, Neighbor, Network, Node, network_from_data
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (
     ActorDead,
@@ -58,6 +58,7 @@ __all__ = [
     "check_connected",
     "is_symmetric",
     "local_configs",
+    "network_from_data",
     "query_status",
     "run",
     "serve_controller",

@@ -17,6 +17,10 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.actors.__all__) >= {"Actor", "Controller", "DistOptController",
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
+    assert {"Schedule", "ScheduledMailbox", "LocalPhase"} <= set(peerflow.actors.__all__)
+    assert {"MixingSchedule", "exponential_one_peer", "random_matching", "cycle_of_graphs",
+            "nids", "nids_reference", "NIDSExecutor"} <= set(peerflow.algorithms.__all__)
+    assert "Schedule" in peerflow.__all__
     assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
                                             "TaskResult", "RC", "MetaKey", "AgentClosed",
                                             "CallStateError", "AgentServer", "TaskExchanger"}

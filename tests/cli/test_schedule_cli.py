@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgpack
 import pytest
 
+from peerflow.actors import Schedule
+from peerflow.algorithms import exponential_one_peer
 from peerflow.cli import main
+from peerflow.jobs import Job, load_job
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -89,3 +93,12 @@ def test_nids_trains_least_squares_from_the_command_line(
     assert code == 0, err
     metrics = json.loads((tmp_path / "nids" / "summary.json").read_text())["metrics"]
     assert metrics["distance_to_optimum"] < 1e-6
+
+
+def test_a_job_on_a_schedule_reaches_node_processes_and_job_files_whole(tmp_path: Path) -> None:
+    job = Job("consensus", 5, 0, 10.0, exponential_one_peer(4))
+    spec = msgpack.unpackb(msgpack.packb(job.spec()))  # as a node process receives it
+    assert Job.from_spec(spec) == job and isinstance(Job.from_spec(spec).network, Schedule)
+    file = tmp_path / "job.toml"
+    file.write_text(job.to_toml(tmp_path / "network.json"))
+    assert load_job(file) == job
