@@ -64,8 +64,9 @@ def build_network(topology: str, nodes: int, seed: int, network_file: Path | Non
 def check_network(network: Network, *, algorithm: str | None = None,
                   allow_disconnected: bool = False) -> Network:
     """Fill missing weights (Metropolis-Hastings) and say so; refuse a disconnected
-    network unless allowed; warn, naming the nodes, when ``algorithm`` needs a
-    doubly stochastic W and the weights do not give one.
+    network unless allowed (a schedule: not jointly connected over its period); warn,
+    naming the nodes, when ``algorithm`` needs a doubly stochastic W (at every
+    iteration) and the weights do not give one.
 
     Raises:
         JobError: the network is not (strongly) connected and not allowed to be.
@@ -80,10 +81,15 @@ def check_network(network: Network, *, algorithm: str | None = None,
         _config_step(lambda: check_connected(network),
                      hint="pass --allow-disconnected to run it anyway")
     target = ALGORITHMS[algorithm].target if algorithm in ALGORITHMS else None
-    if target is not None:
-        for line in stochasticity_warnings(*sparse_mixing_matrix(network)):
-            _say("warning", f"{line}; {algorithm} reaches {target} only with a doubly "
-                            "stochastic W")
+    graphs = network.networks if isinstance(network, Schedule) else (network,)
+    for t, graph in enumerate(graphs if target is not None else ()):
+        lines = stochasticity_warnings(*sparse_mixing_matrix(graph))
+        where = f" (at iteration {t} of the period)" if len(graphs) > 1 else ""
+        for line in lines:
+            _say("warning", f"{line}{where}; {algorithm} reaches {target} only with a "
+                            "doubly stochastic W")
+        if lines:  # the first such network of a period says it
+            break
     return network
 
 

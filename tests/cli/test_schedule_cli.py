@@ -102,3 +102,11 @@ def test_a_job_on_a_schedule_reaches_node_processes_and_job_files_whole(tmp_path
     file = tmp_path / "job.toml"
     file.write_text(job.to_toml(tmp_path / "network.json"))
     assert load_job(file) == job
+
+
+def test_a_period_with_a_network_that_is_not_doubly_stochastic_is_named_in_a_warning(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "simulate", "consensus", "-n", "6", "-i", "3", "-t",
+                           "cycle-of-graphs:ring,random-directed")
+    assert code == 0 and "W is not column stochastic" in err
+    assert "(at iteration 1 of the period)" in err
