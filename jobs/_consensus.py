@@ -167,12 +167,13 @@ def report_consensus(result: RunResult, config: Config,
     rows += [("note", note) for note in notes]
     if out is not None:
         write_summary(out, "consensus", result, config, metrics=metrics, notes=notes)
-        _plot(out, executors, metrics, iterations)
+        period = config.network.period if isinstance(config.network, Schedule) else 1
+        _plot(out, executors, metrics, iterations, period)
     return Table("consensus", rows)
 
 
 def _plot(out: Path, executors: dict[str, ConsensusExecutor],
-          metrics: dict[str, float | None], iterations: int) -> None:
+          metrics: dict[str, float | None], iterations: int, period: int) -> None:
     step = max(1, math.ceil(len(executors) / PLOTTED))  # evenly spread over the network
     histories = {node: np.asarray(ex.value_history, dtype=float)
                  for node, ex in list(executors.items())[::step]}
@@ -188,7 +189,8 @@ def _plot(out: Path, executors: dict[str, ConsensusExecutor],
     if slem is not None:
         initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
         norm0 = float(np.linalg.norm(initial - average))
-        bound["bound: SLEM^t ||x(0) - avg||"] = np.maximum(
-            norm0 * slem ** np.arange(iterations + 1), FLOOR)
+        whole = period * (np.arange(iterations + 1) // period)  # a schedule's: whole periods
+        label = "SLEM^t" if period == 1 else f"sigma2(period product)^floor(t/{period})"
+        bound[f"bound: {label} ||x(0) - avg||"] = np.maximum(norm0 * slem ** whole, FLOOR)
     plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
                title=f"consensus: distance to the true average{shown}", references=bound)
