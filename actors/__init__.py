@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._actor import Actor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._cluster import query_status, serve_controller, serve_node
-from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
+from ._config import Config, ConfigError, Neighbor, Network, Node, network_from_data
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
 from ._errors import (
     ActorDead,
@@ -18,10 +18,12 @@ from ._errors import (
     TaskFailed,
 )
 from ._executor import DEFAULT_SYNC_TIMEOUT, SyncAlgorithmExecutor
-from ._mailbox import IterationMailbox
+from ._local import LocalConfig, LocalPhase, local_configs
+from ._mailbox import IterationMailbox, ScheduledMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
+from ._schedule import Schedule
 from ._waitfor import WaitState
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DistOptController",
     "IterationMailbox",
     "LocalConfig",
+    "LocalPhase",
     "MailboxBreach",
     "Neighbor",
     "Network",
@@ -46,6 +49,8 @@ __all__ = [
     "RunAborted",
     "RunResult",
     "Runtime",
+    "Schedule",
+    "ScheduledMailbox",
     "SyncAlgorithmExecutor",
     "SyncTimeout",
     "TaskFailed",
@@ -53,6 +58,7 @@ __all__ = [
     "check_connected",
     "is_symmetric",
     "local_configs",
+    "network_from_data",
     "query_status",
     "run",
     "serve_controller",

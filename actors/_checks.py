@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from ._config import Config, ConfigError, Neighbor, Network, Node
+from ._schedule import Schedule
 
 SHOWN = 5
 """How many names or groups an error message lists before it counts the rest."""
@@ -36,7 +37,8 @@ def with_default_weights(network: Network) -> Network:
 
     With d the in-degree: on a symmetric network w_ij = 1 / (1 + max(d_i, d_j)),
     so W is symmetric and doubly stochastic; on any other w_ij = 1 / (1 + d_i), so
-    W is row stochastic. Weights that are given stay.
+    W is row stochastic. Weights that are given stay. A ``Schedule`` gets each of its
+    networks' weights.
 
     Raises:
         ConfigError: the network is invalid, before or after the weights are set.
@@ -44,6 +46,8 @@ def with_default_weights(network: Network) -> Network:
     network.validate()
     if not unweighted_nodes(network):
         return network
+    if isinstance(network, Schedule):
+        return Schedule(tuple(with_default_weights(graph) for graph in network.networks))
     degree = {node.id: len(node.neighbors) for node in network.nodes}
     weight: Callable[[str, str], float] = (
         (lambda i, j: 1.0 / (1 + max(degree[i], degree[j]))) if is_symmetric(network)

@@ -152,16 +152,20 @@ class Network:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """A whole run: the network and algorithm-specific parameters (``extra``)."""
+    """A whole run: the network and algorithm-specific parameters (``extra``).
+
+    ``network`` may be a ``Schedule`` (a time-varying network); as data, a list of
+    networks is one.
+    """
 
     network: Network
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.network, Mapping):
-            object.__setattr__(self, "network", Network.from_dict(self.network))
+        if isinstance(self.network, Mapping | list | tuple):
+            object.__setattr__(self, "network", network_from_data(self.network))
         elif not isinstance(self.network, Network):
-            raise ConfigError(f"config network must be a Network or a mapping, got "
+            raise ConfigError(f"config network must be a Network, a mapping or a list, got "
                               f"{type(self.network).__name__}")
         object.__setattr__(self, "extra", _extra(self.extra, "config extra"))
 
@@ -176,45 +180,21 @@ class Config:
             ConfigError: the mapping is malformed or the network is invalid.
         """
         fields = _mapping(data, "config", required={"network"}, optional={"extra"})
-        return cls(Network.from_dict(fields["network"]), fields.get("extra", {}))
+        return cls(network_from_data(fields["network"]), fields.get("extra", {}))
 
 
-@dataclass(frozen=True, slots=True)
-class LocalConfig:
-    """What one node is told: its in-neighbours, out-neighbours and ``extra``."""
+def network_from_data(data: Any) -> Network:
+    """A static network from ``{"nodes": [...]}``, or a time-varying one (a ``Schedule``)
+    from a list of them, one per iteration of its period.
 
-    neighbors: tuple[Neighbor, ...]
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    out_neighbors: tuple[str, ...] = ()
+    Raises:
+        ConfigError: the data is malformed or a network is invalid.
+    """
+    if isinstance(data, list | tuple):
+        from ._schedule import Schedule  # a Schedule is a Network: it imports this module
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "neighbors", _items(self.neighbors, Neighbor,
-                                                       "local config neighbors"))
-        object.__setattr__(self, "extra", _extra(self.extra, "local config extra"))
-        ids = _items(self.out_neighbors, str, "out_neighbors", convert=_node_id)
-        object.__setattr__(self, "out_neighbors", ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"neighbors": [n.to_dict() for n in self.neighbors], "extra": dict(self.extra),
-                "out_neighbors": list(self.out_neighbors)}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> LocalConfig:
-        """Build from ``{"neighbors": [...], "extra": {...}, "out_neighbors": [...]}``.
-
-        Raises:
-            ConfigError: the mapping is malformed.
-        """
-        fields = _mapping(data, "local config", required={"neighbors"},
-                          optional={"extra", "out_neighbors"})
-        return cls(fields["neighbors"], fields.get("extra") or {}, fields.get("out_neighbors", ()))
-
-
-def local_configs(config: Config) -> dict[str, LocalConfig]:
-    """Split a run's config into each node's local config."""
-    out = config.network.out_neighbors()
-    return {node.id: LocalConfig(node.neighbors, config.extra, tuple(out[node.id]))
-            for node in config.network.nodes}
+        return Schedule.from_dict(data)
+    return Network.from_dict(data)
 
 
 def _validate_row(node: Node, known: set[str]) -> None:

@@ -22,8 +22,9 @@ from anyio.abc import TaskGroup
 from peerflow.transport import Envelope
 
 from ._actor import Actor
-from ._config import CONTROLLER_NAME, Config, local_configs
+from ._config import CONTROLLER_NAME, Config
 from ._errors import TaskFailed
+from ._local import local_configs
 from ._result import PanicReport, RunResult
 from ._waitfor import DIAGNOSIS_TIMEOUT, WAIT_STATE, WaitState, trace
 

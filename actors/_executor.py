@@ -31,9 +31,10 @@ import anyio
 from peerflow.transport import Envelope
 
 from ._actor import Actor, _describe
-from ._config import LocalConfig, Neighbor
+from ._config import Neighbor
 from ._errors import RunAborted, RunStopped, SyncTimeout
-from ._mailbox import IterationMailbox
+from ._local import LocalConfig, LocalPhase
+from ._mailbox import IterationMailbox, ScheduledMailbox
 from ._result import PanicReport
 from ._waitfor import WAIT_STATE, WaitState
 
@@ -50,6 +51,8 @@ class SyncAlgorithmExecutor(Actor, ABC):
     Subclasses implement ``run_algorithm``; they read ``self.id``,
     ``self.neighbors`` (in-neighbours with weights), ``self.weight`` (the self
     weight) and ``self.out_neighbors``, and call ``await self.exchange(value, t)``.
+    On a time-varying network those are the union graph's; ``self.phase(t)`` gives
+    iteration t's, and ``exchange`` sends to and gathers from iteration t's alone.
 
     Args:
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
@@ -68,6 +71,8 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self.iteration: int | None = None
         self._weight = 1.0
         self._in_ids: frozenset[str] = frozenset()
+        self._phases: tuple[LocalPhase, ...] = ()
+        self._routes: tuple[tuple[list[str], frozenset[str]], ...] | None = None  # per phase
         self._mailbox: IterationMailbox | None = None
         self._controller: str | None = None
         self._run_scope: anyio.CancelScope | None = None
@@ -85,6 +90,18 @@ class SyncAlgorithmExecutor(Actor, ABC):
     def weight(self) -> float:
         """The self weight: 1 minus the sum of the in-neighbours' weights."""
         return self._weight
+
+    @property
+    def period(self) -> int:
+        """Iterations after which the network repeats: 1 unless it is time-varying."""
+        return len(self._phases) or 1
+
+    def phase(self, iteration: int) -> LocalPhase:
+        """This node's in-neighbours (with weights) and out-neighbours at ``iteration``:
+        always the same on a static network, ``iteration mod period``'s on a schedule."""
+        if not self._phases:
+            return LocalPhase(tuple(self.neighbors), tuple(self.out_neighbors))
+        return self._phases[iteration % len(self._phases)]
 
     @abstractmethod
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -116,11 +133,14 @@ class SyncAlgorithmExecutor(Actor, ABC):
             # node whose neighbours keep feeding it would run on, so it waits here instead.
             return anyio.sleep_forever()
         self.iteration = iteration
+        out, ins, routes = self.out_neighbors, self._in_ids, self._routes
+        if routes is not None:
+            out, ins = routes[iteration % len(routes)]
         runtime = self.runtime
-        runtime.transport.send_values(self.name, self.out_neighbors, VALUE_TOPIC, iteration,
-                                      value, runtime.run_id)
+        runtime.transport.send_values(self.name, out, VALUE_TOPIC, iteration, value,
+                                      runtime.run_id)
         assert self._mailbox is not None, "exchange() before the node was configured"
-        gathering = self._mailbox.gather(iteration, self._in_ids, self.sync_timeout)
+        gathering = self._mailbox.gather(iteration, ins, self.sync_timeout)
         torch = self._torch
         return gathering if torch is None else _keeping_grad_mode(gathering, torch)
 
@@ -201,7 +221,15 @@ class SyncAlgorithmExecutor(Actor, ABC):
         self.out_neighbors = list(config.out_neighbors)
         self._weight = 1.0 - sum(n.weight or 0.0 for n in self.neighbors)
         self._in_ids = frozenset(n.id for n in self.neighbors)
-        self._mailbox = IterationMailbox(self.id, self._in_ids, self.max_ahead)
+        self._phases = config.phases
+        if config.phases:
+            self._routes = tuple((list(p.out_neighbors), frozenset(n.id for n in p.neighbors))
+                                 for p in config.phases)
+            self._mailbox = ScheduledMailbox(self.id, [ins for _, ins in self._routes],
+                                             self.max_ahead)
+        else:
+            self._routes = None
+            self._mailbox = IterationMailbox(self.id, self._in_ids, self.max_ahead)
         self.runtime.transport.register_values(self.name, VALUE_TOPIC, self._mailbox.put)
         self._abort = self._gave_up = None
         self._stopping = False

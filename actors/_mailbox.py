@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from ._errors import MailboxBreach, RunStopped, SyncTimeout
@@ -212,3 +213,31 @@ class IterationMailbox:
         self.dropped += 1
         logger.warning("node %r dropped the value of %r for iteration %d: %s",
                        self.owner, sender, iteration, why)
+
+
+class ScheduledMailbox(IterationMailbox):
+    """A mailbox on a time-varying network: a value for iteration t is accepted only from
+    the in-neighbours of t (``phases[t mod period]``); any other is dropped and logged.
+
+    Args:
+        owner: name of the owning node.
+        phases: the in-neighbours of each iteration of the period.
+        max_ahead: as ``IterationMailbox``'s.
+    """
+
+    __slots__ = ("phases",)
+
+    def __init__(self, owner: str, phases: Sequence[frozenset[str]], max_ahead: int = 1000):
+        if not phases:
+            raise ValueError("a scheduled mailbox needs at least one phase")
+        super().__init__(owner, frozenset().union(*phases), max_ahead)
+        self.phases = tuple(phases)
+
+    def put(self, sender: str, iteration: int, value: Any) -> None:
+        """As ``IterationMailbox.put``, and a sender that is an in-neighbour at other
+        iterations but not at ``iteration`` is dropped."""
+        phases = self.phases
+        if sender in self.senders and sender not in phases[iteration % len(phases)]:
+            return self._drop(sender, iteration, f"it is not an in-neighbour at iteration "
+                                                 f"{iteration}")
+        return super().put(sender, iteration, value)

@@ -227,6 +227,14 @@ class ExtraExecutor(LearningExecutor):
         return _steps.extra(_stepsize(extra), **self.tuned(extra))
 
 
+class NIDSExecutor(LearningExecutor):
+    """NIDS, exact with a constant step below 2/L on undirected graphs (a larger range
+    than EXTRA's); ``extra``: iterations, stepsize."""
+
+    def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
+        return _steps.nids(_stepsize(extra), **self.tuned(extra))
+
+
 class SubgradientPushExecutor(LearningExecutor):
     """Subgradient-push for directed graphs; ``extra``: iterations, stepsize and
     ``SubgradientPushTunables``' power."""
@@ -246,6 +254,7 @@ class PushDIGingExecutor(LearningExecutor):
 
 LEARNING_EXECUTORS: dict[str, type[LearningExecutor]] = {
     "dgd": DGDExecutor, "gt": GTExecutor, "gtadam": GTAdamExecutor, "extra": ExtraExecutor,
-    "subgradient-push": SubgradientPushExecutor, "push-diging": PushDIGingExecutor,
+    "nids": NIDSExecutor, "subgradient-push": SubgradientPushExecutor,
+    "push-diging": PushDIGingExecutor,
 }
 """The learning executors by their command-line name."""

@@ -20,6 +20,7 @@ path, and each function call the loop makes costs a measurable share of it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import cycle
 from typing import Any, NamedTuple, Protocol
 
 from peerflow.actors import SyncAlgorithmExecutor
@@ -84,27 +85,31 @@ def push_sum() -> Algorithm:
 class StepExecutor(SyncAlgorithmExecutor):
     """An executor that runs an ``Algorithm`` through ``run_steps``."""
 
-    def mixing(self, push: bool) -> Mixing:
-        """Push mixing over the out-degree, or row mixing with the config's weights.
+    def mixing(self, push: bool, iteration: int = 0) -> Mixing:
+        """Push mixing over the out-degree, or row mixing with the config's weights, both
+        of ``iteration`` (the same at every iteration of a static network).
 
         Raises:
             ValueError: row mixing, and an in-neighbour has no weight.
         """
+        phase = self.phase(iteration)
         if push:
-            return push_mixing(len(self.out_neighbors), [n.id for n in self.neighbors])
-        missing = [n.id for n in self.neighbors if n.weight is None]
+            return push_mixing(len(phase.out_neighbors), [n.id for n in phase.neighbors])
+        missing = [n.id for n in phase.neighbors if n.weight is None]
         if missing:
             raise ValueError(f"node {self.id!r}: neighbours {missing} have no weight")
-        return row_mixing(self.weight, [(n.id, n.weight) for n in self.neighbors])
+        return row_mixing(phase.weight, [(n.id, n.weight) for n in phase.neighbors])
 
     async def run_steps(self, algorithm: Algorithm, state: Any, objective: Objective,
                         iterations: int, observe: Callable[[Any], object]) -> Any:
         """Run ``iterations`` steps from ``state``, calling ``observe`` with every new
-        state; return the final state."""
-        mixing = self.mixing(algorithm.push)
-        send, mix, exchange = sending(algorithm.send, mixing), mixing.mix, self.exchange
+        state; return the final state. Iteration t mixes with iteration t's mixing."""
+        mixings = [self.mixing(algorithm.push, t) for t in range(self.period)]
+        steps = cycle([(sending(algorithm.send, m), m.mix) for m in mixings])
         query, update, gradient = algorithm.query, algorithm.update, objective.gradient
-        for t in range(iterations):  # the hot loop: locals only, no attribute look-ups
+        exchange = self.exchange
+        # the hot loop: locals only, no attribute look-ups
+        for t, (send, mix) in zip(range(iterations), steps):  # noqa: B905 (cycle is endless)
             payload = state if send is None else send(state)
             mixed = mix(payload, await exchange(payload, t))
             if query is None:

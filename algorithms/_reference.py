@@ -5,8 +5,10 @@ matrix of the network (``mixing_matrix``, or ``sparse_mixing_matrix`` where the
 function says so); ``A`` the column-stochastic push matrix
 (``column_stochastic``). ``grad(X)`` returns the local gradients row by row. Each
 function returns the trajectory of the nodes' estimates, shape (iterations + 1,
-nodes, dim). These are written from the papers' matrix forms, independently of
-the step functions, so that agreement of the two is a real check.
+nodes, dim). Consensus, push-sum, DGD and gradient tracking also take W(t) (or A(t))
+per iteration, a function of t, for time-varying networks. These are written from the
+papers' matrix forms, independently of the step functions, so that agreement of the
+two is a real check.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from peerflow.actors import Network
 from ._tunables import ADAM_CLIP, GTAdamTunables, SubgradientPushTunables
 
 Gradients = Callable[[np.ndarray], np.ndarray]
+Matrix = np.ndarray | sparray
+Mixings = Matrix | Callable[[int], Matrix]
+"""W, or W(t) per iteration for a time-varying network (``MixingSchedule.matrix``)."""
 _ADAM = GTAdamTunables()
 _PUSH = SubgradientPushTunables()
 
@@ -37,58 +42,60 @@ def column_stochastic(network: Network) -> tuple[np.ndarray, list[str]]:
     return matrix, ids
 
 
-def consensus_reference(w: np.ndarray | sparray, x0: np.ndarray, iterations: int) -> np.ndarray:
-    """x <- W x; W dense or sparse (``sparse_mixing_matrix``), so large networks fit."""
-    x, out = x0, [x0]
-    for _ in range(iterations):
-        x = w @ x
+def consensus_reference(w: Mixings, x0: np.ndarray, iterations: int) -> np.ndarray:
+    """x(t+1) = W(t) x(t), so x(T) = W(T-1)...W(0) x(0); W dense or sparse
+    (``sparse_mixing_matrix``), so large networks fit."""
+    at, x, out = _per_iteration(w), x0, [x0]
+    for t in range(iterations):
+        x = at(t) @ x
         out.append(x)
     return np.array(out)
 
 
-def push_sum_reference(a: np.ndarray, x0: np.ndarray, iterations: int) -> np.ndarray:
-    """x <- A x, w <- A w (w(0) = 1); the estimates x / w."""
-    x, w, out = x0, np.ones(len(x0)), [x0]
-    for _ in range(iterations):
-        x, w = a @ x, a @ w
+def push_sum_reference(a: Mixings, x0: np.ndarray, iterations: int) -> np.ndarray:
+    """x <- A(t) x, w <- A(t) w (w(0) = 1); the estimates x / w."""
+    at, x, w, out = _per_iteration(a), x0, np.ones(len(x0)), [x0]
+    for t in range(iterations):
+        x, w = at(t) @ x, at(t) @ w
         out.append(x / w.reshape((-1,) + (1,) * (x.ndim - 1)))
     return np.array(out)
 
 
-def dgd_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float,
+def dgd_reference(w: Mixings, x0: np.ndarray, grad: Gradients, stepsize: float,
                   iterations: int) -> np.ndarray:
-    """X <- W X - a grad F(W X)."""
-    x, out = x0, [x0]
-    for _ in range(iterations):
-        mixed = w @ x
+    """X <- W(t) X - a grad F(W(t) X)."""
+    at, x, out = _per_iteration(w), x0, [x0]
+    for t in range(iterations):
+        mixed = at(t) @ x
         x = mixed - stepsize * grad(mixed)
         out.append(x)
     return np.array(out)
 
 
-def gt_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float,
+def gt_reference(w: Mixings, x0: np.ndarray, grad: Gradients, stepsize: float,
                  iterations: int, adam: tuple[float, float, float] | None = None) -> np.ndarray:
-    """X <- W X - a D(Y);  Y <- W Y + grad F(X) - G;  G <- grad F(X);  Y(0) = G(0) = 0.
+    """X <- W(t) X - a D(Y);  Y <- W(t) Y + grad F(X) - G;  G <- grad F(X);  Y(0) = G(0) = 0.
 
     D(Y) = Y, or with ``adam = (b1, b2, eps)``: M <- b1 M + (1-b1) Y,
     V <- min(b2 V + (1-b2) Y^2, G), D = M / sqrt(V + eps) (G = ``ADAM_CLIP``).
     """
-    x, y, g, m, v, out = x0, np.zeros_like(x0), np.zeros_like(x0), 0.0, 0.0, [x0]
-    for _ in range(iterations):
-        direction = y
+    at, x, y, g, m, v, out = _per_iteration(w), x0, np.zeros_like(x0), np.zeros_like(x0), \
+        0.0, 0.0, [x0]
+    for t in range(iterations):
+        w_t, direction = at(t), y
         if adam is not None:
             b1, b2, eps = adam
             m = b1 * m + (1 - b1) * y
             v = np.minimum(b2 * v + (1 - b2) * y**2, ADAM_CLIP)
             direction = m / np.sqrt(v + eps)
-        x = w @ x - stepsize * direction
+        x = w_t @ x - stepsize * direction
         new = grad(x)
-        y, g = w @ y + new - g, new
+        y, g = w_t @ y + new - g, new
         out.append(x)
     return np.array(out)
 
 
-def gtadam_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float,
+def gtadam_reference(w: Mixings, x0: np.ndarray, grad: Gradients, stepsize: float,
                      iterations: int, beta1: float = _ADAM.beta1, beta2: float = _ADAM.beta2,
                      epsilon: float = _ADAM.epsilon) -> np.ndarray:
     """``gt_reference`` with the Adam scaling of the tracker."""
@@ -133,3 +140,25 @@ def push_diging_reference(a: np.ndarray, x0: np.ndarray, grad: Gradients, stepsi
         y, g = a @ y + new - g, new
         out.append(x)
     return np.array(out)
+
+
+def nids_reference(w: np.ndarray, x0: np.ndarray, grad: Gradients, stepsize: float,
+                   iterations: int) -> np.ndarray:
+    """NIDS with W~ = (I + W) / 2, started from X(1) = W~ X(0):
+    X(2) = W~ (X(1) - a grad F(X(1)));
+    X(k+1) = W~ (2 X(k) - X(k-1) - a (grad F(X(k)) - grad F(X(k-1)))).
+    """
+    half = 0.5 * (np.eye(len(w)) + w)
+    out = [x0, half @ x0][: iterations + 1]
+    if len(out) < iterations + 1:
+        out.append(half @ (out[1] - stepsize * grad(out[1])))
+    while len(out) < iterations + 1:
+        prev, x = out[-2], out[-1]
+        out.append(half @ (2 * x - prev - stepsize * (grad(x) - grad(prev))))
+    return np.array(out)
+
+
+def _per_iteration(w: Mixings) -> Callable[[int], Matrix]:
+    if callable(w):
+        return w
+    return lambda t: w

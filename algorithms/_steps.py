@@ -27,7 +27,7 @@ from ._trees import Tree, leaves, rebuild, tree_map, weighted_sum
 from ._tunables import ADAM_CLIP, GTAdamTunables, SubgradientPushTunables
 
 __all__ = ["ADAM_CLIP", "Algorithm", "Params", "Scaling", "Tree", "adam_scaling", "dgd",
-           "extra", "gt", "gtadam", "leaves", "push_diging", "rebuild", "subgradient_push",
+           "extra", "gt", "gtadam", "leaves", "nids", "push_diging", "rebuild", "subgradient_push",
            "tree_map", "weighted_sum"]
 
 Params = dict[str, torch.Tensor]
@@ -171,6 +171,44 @@ def extra(stepsize: float) -> Algorithm:
         return ExtraState(x, state.x, wx, g)
 
     return Algorithm(ExtraState, lambda s: {"x": s.x}, query, update)
+
+
+class NIDSState(NamedTuple):
+    x: Params
+    prev: Params | None = None
+    g: Params | None = None
+    g_prev: Params | None = None
+
+
+def nids(stepsize: float) -> Algorithm:
+    """NIDS (Li, Shi, Yan 2019), smooth case: exact with a constant step below 2/L on any
+    undirected graph, whatever W's smallest eigenvalue (which bounds EXTRA's step).
+
+    With W~ = (I + W)/2, a node sends z and keeps W~ z = (z + W z)/2:
+    z = 2 x(k) - x(k-1) - a (grad f_i(x(k)) - grad f_i(x(k-1))),  x(k+1) = W~ z.
+    z needs the gradient at x(k) before sending, so each gradient is taken where its
+    x is made, and the first iteration, with none yet, mixes x(1) = W~ x(0); then
+    z = x(1) - a grad f_i(x(1)).
+    """
+    def _z(x: Any, prev: Any, g: Any, g_prev: Any) -> Any:
+        return 2 * x - prev - stepsize * (g - g_prev)
+
+    def send(state: NIDSState) -> dict[str, Tree]:
+        if state.g is None:
+            return {"x": state.x}
+        if state.prev is None:
+            return {"x": _step(state.x, stepsize, state.g)}
+        return {"x": tree_map(_z, state.x, state.prev, state.g, state.g_prev)}
+
+    def query(state: NIDSState, mixed: dict[str, Tree]) -> tuple[Params, tuple[Any, ...]]:
+        x = tree_map(lambda z, wz: 0.5 * (z + wz), send(state)["x"], mixed["x"])
+        return x, (x, state)
+
+    def update(pending: tuple[Any, ...], g: Params) -> NIDSState:
+        x, state = pending
+        return NIDSState(x, None if state.g is None else state.x, g, state.g)
+
+    return Algorithm(NIDSState, send, query, update)
 
 
 class PushState(NamedTuple):

@@ -81,6 +81,22 @@ def directed_ring(n: int, prefix: str = "site-") -> nx.DiGraph:
     return _labelled(_cycle(n, nx.DiGraph), prefix)
 
 
+def exponential(n: int, prefix: str = "site-") -> nx.DiGraph:
+    """Static exponential graph (Ying et al. 2021): node i hears from i - 2^k, for
+    k = 0 ... ceil(log2 n) - 1; with uniform (or Metropolis-Hastings) weights, W is
+    doubly stochastic (every node has the same in- and out-degree).
+
+    Raises:
+        ValueError: n is not an integer >= 1.
+    """
+    n = _count("n", n)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    hops = {2**k % n for k in range(math.ceil(math.log2(n)))} - {0} if n > 1 else set()
+    graph.add_edges_from(((i - hop) % n, i) for i in range(n) for hop in hops)
+    return _labelled(graph, prefix)
+
+
 def random_connected(
     n: int, p: float | None = None, seed: int = 0, mean_degree: float = 4.0, prefix: str = "site-"
 ) -> nx.Graph:
@@ -127,6 +143,7 @@ TOPOLOGIES: dict[str, TopologyBuilder] = {
     "complete": lambda n, seed: complete(n),
     "random": lambda n, seed: random_connected(n, seed=seed),
     "directed-ring": lambda n, seed: directed_ring(n),
+    "exponential": lambda n, seed: exponential(n),
     "random-directed": lambda n, seed: random_directed(n, seed=seed),
 }
 

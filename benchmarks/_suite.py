@@ -2,10 +2,11 @@
 
 Sections: latency (node count, topology, payload, memory/TCP/TLS, each against a
 bare-asyncio floor run in the same process), scale and memory, consensus
-against the spectral-gap bound, network emulation, NVFlare side by side, and
-the other suites when their modules are there (benchmarks/transport.py for
-TCP/TLS round trips and throughput, benchmarks/convergence.py for the learning
-algorithms). A section that fails is reported as failed; the others still run.
+against the spectral-gap bound, consensus on time-varying topologies, network
+emulation, NVFlare side by side, and the other suites when their modules are
+there (benchmarks/transport.py for TCP/TLS round trips and throughput,
+benchmarks/convergence.py for the learning algorithms). A section that fails
+is reported as failed; the others still run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from peerflow.jobs import write_json
 
-from . import _plots, _report, consensus, emulation, latency, nvflare, scale
+from . import _plots, _report, consensus, emulation, latency, nvflare, scale, time_varying
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,12 @@ def transport_section(module: Any) -> dict[str, Any]:
     return {"figures": figures, "markdown": module.markdown(figures)}
 
 
+def time_varying_section(out: Path, quick: bool) -> dict[str, Any]:
+    """Consensus on the one-peer exponential graph against static and random topologies."""
+    results = time_varying.suite(out, quick)
+    return {**results, "markdown": time_varying.markdown(results)}
+
+
 def convergence_section(module: Any, out: Path, quick: bool) -> dict[str, Any]:
     """benchmarks/convergence.py, run into OUT/convergence/ through its own entry point."""
     folder = out / "convergence"
@@ -141,6 +148,7 @@ def sections(plan: Plan, out: Path, quick: bool,
         "latency": lambda: latency_section(plan, out),
         "scale": lambda: scale_section(plan, out),
         "consensus": lambda: consensus_section(plan, out),
+        "time-varying": lambda: time_varying_section(out, quick),
         "emulation": lambda: emulation_section(plan, out),
         "nvflare": lambda: nvflare_section(plan, out, nvflare_python),
     }

@@ -12,11 +12,14 @@ from peerflow.jobs import MAX_SYNC_TIMEOUT
 Nodes = Annotated[int, typer.Option("--nodes", "-n", min=1, help="Number of nodes.")]
 TopologyName = Annotated[str, typer.Option(
     "--topology", "-t",
-    help="ring, path, star, grid, complete, random, directed-ring or random-directed.")]
+    help="ring, path, star, grid, complete, random, directed-ring, random-directed or "
+    "exponential; time-varying: exponential-one-peer, random-matching, or "
+    "cycle-of-graphs:ring,star,... (one graph per iteration, in turn).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random draw.")]
 Iterations = Annotated[int, typer.Option("--iterations", "-i", min=0, help="Iterations to run.")]
 NetworkFile = Annotated[Path | None, typer.Option(
-    "--network", help="NVFlare-shaped network JSON; overrides --topology and --nodes.")]
+    "--network", help="NVFlare-shaped network JSON (a list of networks, or a folder of "
+    "them, is a time-varying one); overrides --topology and --nodes.")]
 InitialValues = Annotated[Path | None, typer.Option(
     "--initial-values", help="JSON map node -> initial value (a number, or a list of numbers "
     "for vectors), one per node; default: uniform in [0, 1) from --seed.")]

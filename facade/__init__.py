@@ -9,6 +9,7 @@ from peerflow.actors import (
     Network,
     Node,
     RunResult,
+    Schedule,
     run,
     simulate,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Network",
     "Node",
     "RunResult",
+    "Schedule",
     "__version__",
     "run",
     "simulate",

@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from peerflow.actors import Config, Network, RunResult
+from peerflow.actors import Config, Network, RunResult, Schedule
 from peerflow.algorithms import (
     ARPACK_MAXITER,
+    PRODUCT_NODES,
     ConsensusExecutor,
+    MixingSchedule,
     consensus_reference,
     describe,
-    sparse_mixing_matrix,
+    describe_schedule,
 )
 
 from ._errors import JobError, parse_file
@@ -103,21 +105,25 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     final = np.array([ex.current_value for ex in executors.values()], dtype=float)
     average = x0.mean(axis=0)
-    w, _ = sparse_mixing_matrix(network)
-    report = describe(network, w)
+    mixings = MixingSchedule(network)
+    slem, sigma, period, doubly = _contraction(network, mixings)
     notes = []
-    slem: float | None = report.slem
-    if math.isnan(report.slem):
+    if math.isnan(slem):
         slem = None
         notes.append(f"slem, spectral gap and bound not computed: ARPACK did not converge in "
-                     f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)")
+                     f"{ARPACK_MAXITER} restarts ({len(x0)} nodes)" if period == 1 else
+                     f"slem, spectral gap and bound not computed: the period's product is "
+                     f"not formed above {PRODUCT_NODES} nodes")
+    elif period > 1:
+        notes.append(f"time-varying network (period {period}): slem is the per-iteration "
+                     "rate, the period-th root of the period product's contraction")
     if average.ndim:
         notes.append(f"true average not shown: the values are vectors of {average.size} "
                      "entries (spreads and distances are the largest over the entries)")
     bound = None
-    if slem is not None and report.doubly_stochastic:
-        bound = float(slem ** iterations * np.linalg.norm(x0 - average))
-    elif not report.doubly_stochastic:
+    if slem is not None and doubly:
+        bound = float(sigma ** (iterations // period) * np.linalg.norm(x0 - average))
+    elif not doubly:
         notes.append("no distance bound: W is not doubly stochastic, so x converges to a "
                      "weighted average, not the true average")
     metrics: dict[str, float | None] = {
@@ -129,9 +135,20 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
         "spectral_gap": None if slem is None else 1.0 - slem,
         "predicted_distance_bound": bound,
         "matrix_form_error": float(np.max(np.abs(
-            final - consensus_reference(w, x0, iterations)[-1]))),
+            final - consensus_reference(mixings.matrix, x0, iterations)[-1]))),
     }
     return metrics, notes
+
+
+def _contraction(network: Network, mixings: MixingSchedule) -> tuple[float, float, int, bool]:
+    """(per-iteration rate, contraction over one period, period, doubly stochastic): the
+    SLEM of a static W; of a schedule, its period product's (``describe_schedule``)."""
+    if isinstance(network, Schedule):
+        report = describe_schedule(network)
+        return (report.rate_per_iteration, report.product_sigma2, report.period,
+                report.doubly_stochastic)
+    static = describe(network, mixings.matrix(0))
+    return static.slem, static.slem, 1, static.doubly_stochastic
 
 
 def report_consensus(result: RunResult, config: Config,
@@ -148,12 +165,13 @@ def report_consensus(result: RunResult, config: Config,
     rows += [("note", note) for note in notes]
     if out is not None:
         write_summary(out, "consensus", result, config, metrics=metrics, notes=notes)
-        _plot(out, executors, metrics, iterations)
+        period = config.network.period if isinstance(config.network, Schedule) else 1
+        _plot(out, executors, metrics, iterations, period)
     return Table("consensus", rows)
 
 
 def _plot(out: Path, executors: dict[str, ConsensusExecutor],
-          metrics: dict[str, float | None], iterations: int) -> None:
+          metrics: dict[str, float | None], iterations: int, period: int) -> None:
     step = max(1, math.ceil(len(executors) / PLOTTED))  # evenly spread over the network
     histories = {node: np.asarray(ex.value_history, dtype=float)
                  for node, ex in list(executors.items())[::step]}
@@ -169,7 +187,8 @@ def _plot(out: Path, executors: dict[str, ConsensusExecutor],
     if slem is not None:
         initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
         norm0 = float(np.linalg.norm(initial - average))
-        bound["bound: SLEM^t ||x(0) - avg||"] = np.maximum(
-            norm0 * slem ** np.arange(iterations + 1), FLOOR)
+        whole = period * (np.arange(iterations + 1) // period)  # a schedule's: whole periods
+        label = "SLEM^t" if period == 1 else f"sigma2(period product)^floor(t/{period})"
+        bound[f"bound: {label} ||x(0) - avg||"] = np.maximum(norm0 * slem ** whole, FLOOR)
     plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
                title=f"consensus: distance to the true average{shown}", references=bound)

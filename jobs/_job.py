@@ -51,7 +51,7 @@ import msgspec
 import tomli_w
 from msgspec import UNSET, UnsetType
 
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, Network
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, Network, network_from_data
 from peerflow.algorithms import NonNegative
 
 from . import _learning as learning
@@ -136,8 +136,10 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise ConfigError(f"the job's algorithm {algorithm!r} is unknown here")
         try:
-            network = Network.from_dict(spec.get("network"))
-            job = msgspec.convert({**spec, "network": network}, cls)
+            network = network_from_data(spec.get("network"))
+            # msgspec takes a Network as it is, not a subclass (a Schedule): set it after
+            job = msgspec.convert({**spec, "network": Network()}, cls)
+            job = msgspec.structs.replace(job, network=network)
             ALGORITHMS[algorithm].check_extra(job.extra, "extra")
         except msgspec.ValidationError as exc:
             raise ConfigError(str(invalid(exc, cls, spec, "malformed job spec"))) from None

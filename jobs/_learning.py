@@ -17,7 +17,7 @@ import numpy as np
 
 from peerflow import algorithms
 from peerflow.actors import Config, Network, RunResult
-from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
+from peerflow.algorithms import MixingSchedule, consensus_reference, push_sum_reference
 
 from ._errors import JobError
 from ._learning_plots import Plots, learning_plots, optimum_traces, push_sum_plots
@@ -114,9 +114,8 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
                      iterations: int) -> dict[str, float]:
     """Distance to the true average, against plain consensus on the same graph."""
     final = np.array([ex.current_value for ex in executors.values()])
-    w, _ = mixing_matrix(network)
-    a, _ = column_stochastic(network)
-    plain = np.linalg.matrix_power(w, iterations) @ x0
+    a = MixingSchedule(network, push=True).matrix
+    plain = consensus_reference(MixingSchedule(network).matrix, x0, iterations)[-1]
     return {
         "true_average": float(x0.mean()),
         "final_spread": float(np.ptp(final)),

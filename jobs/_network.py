@@ -1,5 +1,10 @@
-"""Where a run's network comes from (a built-in topology, or an NVFlare-shaped JSON
-file), and the checks it passes before any run starts.
+"""Where a run's network comes from (a built-in topology or schedule, or an NVFlare-shaped
+JSON file), and the checks it passes before any run starts.
+
+A time-varying network (``Schedule``) comes from a schedule builder
+(``exponential-one-peer``, ``random-matching``), from ``cycle-of-graphs:ring,star,...``
+(the named topologies in turn), from a JSON file holding a list of networks, or from a
+folder of network files, one per iteration of the period, in the order of their names.
 
 Every node is an actor in one process here, at a few kilobytes each plus its
 history; ``MAX_NODES`` keeps a typo (``--nodes 100000000``) from growing the
@@ -18,12 +23,15 @@ from peerflow.actors import (
     Config,
     ConfigError,
     Network,
+    Schedule,
     check_connected,
     unweighted_nodes,
     with_default_weights,
 )
 from peerflow.algorithms import (
+    SCHEDULES,
     TOPOLOGIES,
+    cycle_of_graphs,
     metropolis_hastings,
     sparse_mixing_matrix,
     stochasticity_warnings,
@@ -33,6 +41,7 @@ from ._errors import JobError, parse_file
 from ._registry import ALGORITHMS
 
 MAX_NODES = 200_000
+CYCLE = "cycle-of-graphs"
 T = TypeVar("T")
 
 
@@ -55,8 +64,9 @@ def build_network(topology: str, nodes: int, seed: int, network_file: Path | Non
 def check_network(network: Network, *, algorithm: str | None = None,
                   allow_disconnected: bool = False) -> Network:
     """Fill missing weights (Metropolis-Hastings) and say so; refuse a disconnected
-    network unless allowed; warn, naming the nodes, when ``algorithm`` needs a
-    doubly stochastic W and the weights do not give one.
+    network unless allowed (a schedule: not jointly connected over its period); warn,
+    naming the nodes, when ``algorithm`` needs a doubly stochastic W (at every
+    iteration) and the weights do not give one.
 
     Raises:
         JobError: the network is not (strongly) connected and not allowed to be.
@@ -71,21 +81,29 @@ def check_network(network: Network, *, algorithm: str | None = None,
         _config_step(lambda: check_connected(network),
                      hint="pass --allow-disconnected to run it anyway")
     target = ALGORITHMS[algorithm].target if algorithm in ALGORITHMS else None
-    if target is not None:
-        for line in stochasticity_warnings(*sparse_mixing_matrix(network)):
-            _say("warning", f"{line}; {algorithm} reaches {target} only with a doubly "
-                            "stochastic W")
+    graphs = network.networks if isinstance(network, Schedule) else (network,)
+    for t, graph in enumerate(graphs if target is not None else ()):
+        lines = stochasticity_warnings(*sparse_mixing_matrix(graph))
+        where = f" (at iteration {t} of the period)" if len(graphs) > 1 else ""
+        for line in lines:
+            _say("warning", f"{line}{where}; {algorithm} reaches {target} only with a "
+                            "doubly stochastic W")
+        if lines:  # the first such network of a period says it
+            break
     return network
 
 
 def load_network(path: Path) -> Network:
     """Read a network from JSON: ``{"nodes": [...]}``, a whole ``{"network": ...}`` config,
-    or the ``config_fed_server.json`` of an exported NVFlare P2P job (its controller's
-    ``config`` argument).
+    the ``config_fed_server.json`` of an exported NVFlare P2P job (its controller's
+    ``config`` argument), or a time-varying one: a list of networks, or a folder of
+    ``*.json`` networks (one per iteration of the period, in name order).
 
     Raises:
         JobError: the file is missing, not JSON, not a valid network, or too large.
     """
+    if path.is_dir():
+        return _load_folder(path)
     data = _controller_config(parse_file(path, "network file", json.loads,
                                          json.JSONDecodeError, "JSON"))
     section = data.get("network", data) if isinstance(data, dict) else None
@@ -96,9 +114,20 @@ def load_network(path: Path) -> Network:
     try:
         if isinstance(data, dict) and "network" in data:
             return Config.from_dict(data).network
-        return Network.from_dict(data)
+        return Schedule.from_dict(data) if isinstance(data, list) else Network.from_dict(data)
     except ConfigError as exc:
         raise JobError(f"network file {str(path)!r}: {exc}") from exc
+
+
+def _load_folder(path: Path) -> Schedule:
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise JobError(f"network folder {str(path)!r} holds no *.json network")
+    graphs = [load_network(file) for file in files]
+    try:
+        return cycle_of_graphs(graphs)
+    except ConfigError as exc:
+        raise JobError(f"network folder {str(path)!r}: {exc}") from exc
 
 
 def _controller_config(data: Any) -> Any:
@@ -116,16 +145,28 @@ def _controller_config(data: Any) -> Any:
 
 
 def _built_in(topology: str, nodes: int, seed: int) -> Network:
-    builder = TOPOLOGIES.get(topology)
-    if builder is None:
-        raise JobError(f"unknown topology {topology!r}; choose one of {sorted(TOPOLOGIES)}")
+    name, _, parts = topology.partition(":")
+    if name == CYCLE:
+        return cycle_of_graphs([_built_in(part, nodes, seed) for part in _parts(parts)])
+    if topology not in TOPOLOGIES and topology not in SCHEDULES:
+        raise JobError(f"unknown topology {topology!r}; choose one of "
+                       f"{sorted(TOPOLOGIES) + sorted(SCHEDULES) + [CYCLE + ':A,B,...']}")
     if nodes > MAX_NODES:
         raise JobError(f"{nodes} nodes are too many: at most {MAX_NODES} run in one "
                        "process")
     try:
-        return metropolis_hastings(builder(nodes, seed))
+        if topology in SCHEDULES:
+            return SCHEDULES[topology](nodes, seed)
+        return metropolis_hastings(TOPOLOGIES[topology](nodes, seed))
     except ValueError as exc:
         raise JobError(f"cannot build a {topology} network of {nodes} nodes: {exc}") from exc
+
+
+def _parts(parts: str) -> list[str]:
+    names = [part.strip() for part in parts.split(",") if part.strip()]
+    if not names:
+        raise JobError(f"{CYCLE} takes a list of topologies, as in {CYCLE}:ring,star,complete")
+    return names
 
 
 def _config_step(step: Callable[[], T], hint: str = "") -> T:

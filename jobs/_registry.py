@@ -134,6 +134,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
               "the optimum"),
     _learning("extra", "EXTRA: exact convergence with a constant step on undirected graphs.",
               "the optimum"),
+    _learning("nids", "NIDS: exact with a constant step below 2/L on undirected graphs, "
+              "a wider range than EXTRA's.", "the optimum"),
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),

@@ -17,6 +17,10 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.actors.__all__) >= {"Actor", "Controller", "DistOptController",
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
+    assert {"Schedule", "ScheduledMailbox", "LocalPhase"} <= set(peerflow.actors.__all__)
+    assert {"MixingSchedule", "exponential_one_peer", "random_matching", "cycle_of_graphs",
+            "nids", "nids_reference", "NIDSExecutor"} <= set(peerflow.algorithms.__all__)
+    assert "Schedule" in peerflow.__all__
     assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
                                             "TaskResult", "RC", "MetaKey", "AgentClosed",
                                             "CallStateError", "AgentServer", "TaskExchanger"}
@@ -57,7 +61,7 @@ def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
 def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> None:
     out = without_torch("import peerflow.jobs as j\n"
                         "print(all(hasattr(j, name) for name in j.__all__), len(j.ALGORITHMS))")
-    assert out.split() == ["True", "9"]
+    assert out.split() == ["True", "10"]
 
 
 def test_the_torch_using_names_load_on_first_use() -> None:
@@ -82,7 +86,7 @@ executors = build_executors(Job.from_spec(job.spec()))  # a node
 report_job(peerflow.simulate(job.config, executors), job, Path({str(tmp_path)!r}))
 """)
     for command in ("simulate", "controller", "node", "status", "provision", "topology",
-                    "consensus", "dgd", "gt", "gtadam", "extra", "subgradient-push",
+                    "consensus", "dgd", "gt", "gtadam", "extra", "nids", "subgradient-push",
                     "push-diging", "push-sum"):
         assert f" {command} " in out, command
 

@@ -51,7 +51,8 @@ async def test_integer_node_ids_run_to_completion() -> None:
     (lambda: Neighbor("a", "0.5"), "neighbor 'a': weight must be a finite number >= 0"),
     (lambda: Neighbor("a", True), "weight must be a finite number >= 0 or None, got True"),
     (lambda: Node(1.5), "node id must be a string or an integer, got 1.5"),
-    (lambda: Config([{"id": "a"}]), "config network must be a Network or a mapping, got list"),
+    (lambda: Config([{"id": "a"}]), r"schedule networks: network is missing \[.nodes.\]"),
+    (lambda: Config(3), "config network must be a Network, a mapping or a list, got int"),
     (lambda: Config(Network(), extra=3), "config extra must be a mapping, got int"),
     (lambda: Network([Node("a"), "b"]), "network nodes: expected a Node or a mapping, got str"),
 ])

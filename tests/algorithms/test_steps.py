@@ -17,6 +17,7 @@ from peerflow.algorithms import (
     gt,
     gtadam,
     gtadam_reference,
+    nids,
     push_diging,
     push_mix,
     push_share,
@@ -143,9 +144,25 @@ def test_subgradient_push_shrinks_its_step_with_the_given_power() -> None:
     assert close(new.u, tree_map(lambda x: x - 0.25 * (x - 1.0), X0)) and new.t == 4
 
 
-@pytest.mark.parametrize("algorithm", [dgd(0.1), gt(0.1), gtadam(0.1), extra(0.1),
+def test_nids_mixes_first_then_sends_a_corrected_gradient_step() -> None:
+    algorithm = nids(0.1)
+    state = algorithm.init(X0)
+    assert close(algorithm.send(state), {"x": X0})  # no gradient yet
+    x1 = tree_map(lambda a, b: 0.5 * (a + b), X0, MIXED)
+    state = step(algorithm, state, {"x": MIXED})
+    assert close(state.x, x1) and close(state.g, grad(x1))
+    z1 = tree_map(lambda x, g: x - 0.1 * g, x1, grad(x1))
+    assert close(algorithm.send(state)["x"], z1)
+    state = step(algorithm, state, {"x": MIXED})
+    x2 = tree_map(lambda a, b: 0.5 * (a + b), z1, MIXED)
+    z2 = tree_map(lambda x, p, g, q: 2 * x - p - 0.1 * (g - q), x2, x1, grad(x2), grad(x1))
+    assert close(algorithm.send(state)["x"], z2)
+
+
+@pytest.mark.parametrize("algorithm", [dgd(0.1), gt(0.1), gtadam(0.1), extra(0.1), nids(0.1),
                                        subgradient_push(0.1), push_diging(0.1)],
-                         ids=["dgd", "gt", "gtadam", "extra", "subgradient-push", "push-diging"])
+                         ids=["dgd", "gt", "gtadam", "extra", "nids", "subgradient-push",
+                              "push-diging"])
 def test_step_functions_never_change_their_inputs(algorithm: Algorithm) -> None:
     before = tree_map(torch.clone, X0)
     state = algorithm.init(X0)

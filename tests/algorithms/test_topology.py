@@ -92,7 +92,7 @@ def test_builders_label_nodes_with_the_given_prefix():
 
 
 def test_the_named_topologies_are_the_documented_ones():
-    names = "ring path star grid complete random directed-ring random-directed"
+    names = "ring path star grid complete random directed-ring random-directed exponential"
     assert set(TOPOLOGIES) == set(names.split())
 
 
