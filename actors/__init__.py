@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._actor import Actor
+from ._async_executor import AsyncAlgorithmExecutor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
@@ -18,10 +19,12 @@ from ._errors import (
     TaskFailed,
 )
 from ._executor import DEFAULT_SYNC_TIMEOUT, SyncAlgorithmExecutor
+from ._latest import Latest, LatestMailbox
 from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
+from ._schedule import Schedule
 from ._waitfor import WaitState
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "ActorDead",
     "ActorError",
     "AskTimeout",
+    "AsyncAlgorithmExecutor",
     "CONTROLLER_NAME",
     "Config",
     "ConfigError",
@@ -36,6 +40,8 @@ __all__ = [
     "DEFAULT_SYNC_TIMEOUT",
     "DistOptController",
     "IterationMailbox",
+    "Latest",
+    "LatestMailbox",
     "LocalConfig",
     "MailboxBreach",
     "Neighbor",
@@ -46,6 +52,7 @@ __all__ = [
     "RunAborted",
     "RunResult",
     "Runtime",
+    "Schedule",
     "SyncAlgorithmExecutor",
     "SyncTimeout",
     "TaskFailed",

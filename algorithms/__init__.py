@@ -6,6 +6,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._async import (
+    PushSumState,
+    gradient_push_step,
+    in_flight,
+    push_sum_absorb,
+    push_sum_estimate,
+    push_sum_init,
+    push_sum_share,
+)
+from ._async_averaging import AsyncPushSumExecutor, GossipExecutor
 from ._consensus import ConsensusExecutor
 from ._fedavg import (
     TRAIN_TASK,
@@ -25,6 +35,16 @@ from ._loop import (
     StepExecutor,
     consensus,
     push_sum,
+)
+from ._gossip import (
+    GossipState,
+    gossip_absorb,
+    gossip_answer,
+    gossip_gradient_step,
+    gossip_in_flight,
+    gossip_init,
+    gossip_messages,
+    gossip_offer,
 )
 from ._mixers import Mixing, push_mixing, row_mixing
 from ._mixing import (
@@ -146,6 +166,7 @@ __all__ = [
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
+    "AsyncPushSumExecutor",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
@@ -154,6 +175,8 @@ __all__ = [
     "FedAvgTunables",
     "GTAdamTunables",
     "GTExecutor",
+    "GossipExecutor",
+    "GossipState",
     "LEARNING_EXECUTORS",
     "LearningExecutor",
     "Mixing",
@@ -166,6 +189,7 @@ __all__ = [
     "ProblemTrainer",
     "PushDIGingExecutor",
     "PushSumExecutor",
+    "PushSumState",
     "ResultError",
     "RoundRecord",
     "Scaling",
@@ -200,6 +224,14 @@ __all__ = [
     "extra_reference",
     "flatten",
     "global_metrics",
+    "gossip_absorb",
+    "gossip_answer",
+    "gossip_gradient_step",
+    "gossip_in_flight",
+    "gossip_init",
+    "gossip_messages",
+    "gossip_offer",
+    "gradient_push_step",
     "graph_of",
     "grid",
     "grid_shape",
@@ -207,6 +239,7 @@ __all__ = [
     "gt_reference",
     "gtadam",
     "gtadam_reference",
+    "in_flight",
     "is_column_stochastic",
     "is_doubly_stochastic",
     "is_row_stochastic",
@@ -222,7 +255,11 @@ __all__ = [
     "push_mixing",
     "push_share",
     "push_sum",
+    "push_sum_absorb",
+    "push_sum_estimate",
+    "push_sum_init",
     "push_sum_reference",
+    "push_sum_share",
     "random_connected",
     "random_directed",
     "ring",
