@@ -22,10 +22,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._config import LocalConfig
-from ._errors import SyncTimeout
 from ._executor import DEFAULT_SYNC_TIMEOUT, VALUE_TOPIC, SyncAlgorithmExecutor
 from ._latest import Latest, LatestMailbox
 from ._schedule import Schedule
+
+FINAL_COPIES = 3
+"""Copies of a node's final values: a lost final value would read as a stuck node."""
 
 
 class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
@@ -103,27 +105,31 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
 
     def post(self, tick: int, values: Mapping[str, Any], *, final: bool = False) -> None:
         """Send ``values[recipient]`` to each recipient, without waiting; ``final``
-        marks the node's last values (its silence afterwards is no failure)."""
+        marks the node's last values (its silence afterwards is no failure), sent
+        ``FINAL_COPIES`` times over links that may lose them."""
         transport, run = self.runtime.transport, self.runtime.run_id
+        copies = FINAL_COPIES if final and self.schedule is None else 1
         for recipient, value in values.items():
             if self.schedule is None or self.schedule.delay(self.id, recipient, tick) is not None:
-                transport.send_values(self.name, (recipient,), VALUE_TOPIC, tick,
-                                      [final, value], run)
+                for _ in range(copies):
+                    transport.send_values(self.name, (recipient,), VALUE_TOPIC, tick,
+                                          [final, value], run)
 
     async def drain(self, tick: int) -> dict[str, Latest]:
         """After the last tick: every value still coming, by sender (the newest of each).
 
-        Free-running: until every in-neighbour sent its final value or none came for
-        ``sync_timeout``. Scheduled: those visible at the schedule's end.
+        Free-running: until every in-neighbour sent its final value. Scheduled: those
+        visible at the schedule's end.
+
+        Raises:
+            SyncTimeout: a live in-neighbour was silent for ``sync_timeout``: it is
+                stuck or gone.
         """
         if self.schedule is not None:
             return await self.read(self.schedule.ticks)
         box, news = self._box(), {}
-        try:
-            while await box.news(tick, self.sync_timeout):
-                news.update(box.take_latest())
-        except SyncTimeout:  # whatever was lost on the way stays lost: mass in flight
-            pass
+        while await box.news(tick, self.sync_timeout):
+            news.update(box.take_latest())
         return news
 
     def _visible(self, tick: int) -> dict[str, int]:

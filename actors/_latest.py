@@ -151,12 +151,14 @@ class LatestMailbox:
         until = loop.time() + max_wait
         while not self.has_news():
             live = self.senders - self._final
-            if not live or loop.time() >= until:
+            if not live:
                 return False
             last = max(self._heard[s] for s in live)
             if loop.time() >= last + self._timeout:
                 raise SyncTimeout(f"node {self.owner!r} tick {tick}: heard from none of "
                                   f"{sorted(live)} for {self._timeout:g}s", sorted(live))
+            if loop.time() >= until:
+                return False
             await self._wait(min(until, last + self._timeout))
         return True
 
