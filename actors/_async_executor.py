@@ -41,19 +41,19 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
         sync_timeout: seconds of silence from every live in-neighbour before panicking.
         max_wait: seconds to wait for news before stepping anyway (default: none).
         schedule: run on this seeded schedule instead of at the node's own pace.
-        max_held: how many values one sender may have waiting in a scheduled run.
+        max_ahead: how many values one sender may have waiting in a scheduled run.
     """
 
     def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT, max_wait: float = 0.0,
-                 schedule: Schedule | None = None, max_held: int = 1000) -> None:
-        super().__init__(sync_timeout=sync_timeout, max_ahead=max_held)
+                 schedule: Schedule | None = None, max_ahead: int = 1000) -> None:
+        super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         if not 0 <= max_wait:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")
         self.max_wait = max_wait
         self.schedule = schedule
         self.clock: list[float] = []
         self._latest: LatestMailbox | None = None
-        self._start = 0.0
+        self._began = 0.0
 
     @abstractmethod
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
         Raises:
             ValueError: the schedule does not name this node.
         """
-        self._start = time.perf_counter()
+        self._began = time.perf_counter()
         self._box().start(self.sync_timeout)
         if self.schedule is None:
             return range(iterations)
@@ -93,7 +93,7 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
             MailboxBreach: a sender has too many values waiting.
         """
         self.iteration = tick
-        self.clock.append(time.perf_counter() - self._start)
+        self.clock.append(time.perf_counter() - self._began)
         box = self._box()
         if self.schedule is None:
             await asyncio.sleep(0)  # let the others run (and a cancellation in), news or not
@@ -131,6 +131,10 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
         while await box.news(tick, self.sync_timeout):
             news.update(box.take_latest())
         return news
+
+    def is_final(self, sender: str) -> bool:
+        """Whether in-neighbour ``sender`` has sent its final values."""
+        return self._box().is_final(sender)
 
     def _visible(self, tick: int) -> dict[str, int]:
         assert self.schedule is not None

@@ -99,6 +99,8 @@ from ._tunables import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_async_learning": ("ASYNC_LEARNING_EXECUTORS", "ADPSGDExecutor", "AsyncLearningExecutor",
+                        "GradientPushExecutor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
@@ -113,6 +115,12 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._async_learning import (
+        ASYNC_LEARNING_EXECUTORS,
+        ADPSGDExecutor,
+        AsyncLearningExecutor,
+        GradientPushExecutor,
+    )
     from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
@@ -161,11 +169,14 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ADPSGDExecutor",
     "AGENT_LEARNING_EXECUTORS",
+    "ASYNC_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
+    "AsyncLearningExecutor",
     "AsyncPushSumExecutor",
     "ConsensusExecutor",
     "DGDExecutor",
@@ -176,6 +187,7 @@ __all__ = [
     "GTAdamTunables",
     "GTExecutor",
     "GossipExecutor",
+    "GradientPushExecutor",
     "GossipState",
     "LEARNING_EXECUTORS",
     "LearningExecutor",

@@ -106,32 +106,50 @@ class GossipExecutor(_AsyncAveraging):
         self.seed = seed
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
-        neighbors = self._undirected()
-        rng, done = random.Random(f"{self.seed}/{self.id}"), set[str]()
+        neighbors, partners = undirected(self), Partners(self, self.seed)
         state, ticks = gossip_init(self.initial_value), self.ticks(_iterations(extra))
         for tick in ticks:
-            news = _values(await self.read(tick))
+            news = partners.heard(await self.read(tick))
             state = gossip_answer(gossip_absorb(state, news), self.id, news)
-            done |= {s for s in news if self._box().is_final(s)}
-            state = gossip_offer(state, self._partner(tick, neighbors, done, rng))
+            state = gossip_offer(state, partners.draw(tick, neighbors))
             self.post(tick, gossip_messages(state, neighbors), final=tick == ticks[-1])
             self._observe(tick, state, state.x)
         state = gossip_absorb(state, _values(await self.drain(ticks[-1] if ticks else -1)))
         self._observe(-1, state, state.x)
         return self.to_result()
 
-    def _partner(self, tick: int, neighbors: Sequence[str], done: set[str],
-                 rng: random.Random) -> str | None:
-        if self.schedule is not None:  # when a final value lands is no part of a schedule
-            return self.schedule.choice(self.id, tick, neighbors) if neighbors else None
-        live = [n for n in neighbors if n not in done]
-        return rng.choice(live) if live else None
 
-    def _undirected(self) -> list[str]:
-        ins = sorted(n.id for n in self.neighbors)
-        if ins != sorted(self.out_neighbors):
-            raise ValueError(f"node {self.id!r}: pairwise gossip needs an undirected graph; "
-                             f"in-neighbours {ins}, out-neighbours {sorted(self.out_neighbors)}")
-        return ins
+class Partners:
+    """A gossiping node's draws of a partner: the schedule's, else its own seeded ones
+    among the neighbours that have not sent their final values."""
+
+    def __init__(self, node: AsyncAlgorithmExecutor, seed: int) -> None:
+        self.node, self.done = node, set[str]()
+        self.rng = random.Random(f"{seed}/{node.id}")
+
+    def heard(self, news: dict[str, Latest]) -> dict[str, Any]:
+        """The values of ``news``, noting the senders that are done."""
+        self.done |= {s for s, latest in news.items() if self.node.is_final(s)}
+        return _values(news)
+
+    def draw(self, tick: int, neighbors: Sequence[str]) -> str | None:
+        """A partner for an offer at ``tick`` (None: every neighbour is done)."""
+        schedule = self.node.schedule
+        if schedule is not None:  # when a final value lands is no part of a schedule
+            return schedule.choice(self.node.id, tick, neighbors) if neighbors else None
+        live = [n for n in neighbors if n not in self.done]
+        return self.rng.choice(live) if live else None
 
 
+def undirected(node: AsyncAlgorithmExecutor) -> list[str]:
+    """The node's neighbours, in order.
+
+    Raises:
+        ValueError: its in- and out-neighbours differ: pairwise gossip needs an
+            undirected graph.
+    """
+    ins = sorted(n.id for n in node.neighbors)
+    if ins != sorted(node.out_neighbors):
+        raise ValueError(f"node {node.id!r}: pairwise gossip needs an undirected graph; "
+                         f"in-neighbours {ins}, out-neighbours {sorted(node.out_neighbors)}")
+    return ins

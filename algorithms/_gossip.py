@@ -103,7 +103,8 @@ def gossip_offer(state: GossipState, partner: str | None) -> GossipState:
 
 def gossip_messages(state: GossipState, neighbors: Sequence[str]) -> dict[str, dict[str, Any]]:
     """What goes to each neighbour: the link's moved total, the offer if it is to it."""
-    return {n: {"moved": state.moved.get(n, 0.0), "answered": state.answered.get(n, 0),
+    nothing = _zeros(state.x)
+    return {n: {"moved": state.moved.get(n, nothing), "answered": state.answered.get(n, 0),
                 "offer": state.x if state.asked == n else None, "offers": state.offers}
             for n in neighbors}
 
