@@ -88,6 +88,7 @@ from ._topology import (
     star,
 )
 from ._tunables import (
+    AsyncTunables,
     FedAvgTunables,
     GTAdamTunables,
     NonNegative,
@@ -178,6 +179,7 @@ __all__ = [
     "Algorithm",
     "AsyncLearningExecutor",
     "AsyncPushSumExecutor",
+    "AsyncTunables",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",

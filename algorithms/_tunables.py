@@ -16,7 +16,7 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
-__all__ = ["ADAM_CLIP", "FedAvgTunables", "GTAdamTunables", "NonNegative",
+__all__ = ["ADAM_CLIP", "AsyncTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
            "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
@@ -74,3 +74,17 @@ class FedAvgTunables(Tunables, kw_only=True):
     train_timeout: NonNegative = 0.0
     """Seconds a site may take per round (0: no bound)."""
     local_epochs: AtLeastOne = 5
+
+
+class AsyncTunables(Tunables, kw_only=True):
+    """How an asynchronous algorithm runs: at each node's own pace, waiting up to
+    ``max_wait`` seconds for news before each tick, or (``scheduled`` 1) on a seeded
+    schedule of nodes x iterations global ticks whose messages arrive 1 to
+    1 + ``max_delay`` ticks late or are lost with probability ``drop``."""
+
+    max_wait: NonNegative = 0.0
+    scheduled: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0
+    """1: on a seeded schedule; 0: at each node's own pace."""
+    max_delay: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 0
+    """Whole ticks (a fraction is rounded down)."""
+    drop: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.0
