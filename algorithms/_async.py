@@ -2,8 +2,10 @@
 
 Each node holds mass (x, w), w(0) = 1, and its estimate is x / w. When it wakes it
 adds what its in-neighbours pushed since its last read, optionally takes a gradient
-step at its estimate (gradient-push), then keeps a share 1/(d+1) of its mass and
-pushes one share to each of its d out-neighbours. Shares travel as running sums
+step at its estimate (gradient-push), then, on its first tick and whenever something
+came in, keeps a share 1/(d+1) of its mass and pushes one share to each of its d
+out-neighbours (a node that pushed with nothing coming in would shrink w towards 0,
+and the precision of x / w with it). Shares travel as running sums
 (Hadjicostis et al., robust push-sum): a node sends the total it ever pushed, and the
 receiver adds the difference to the total it took before. A lost or overtaken
 message costs nothing — the next one carries its mass — so the mass of the network
@@ -75,8 +77,13 @@ def push_sum_estimate(state: PushSumState) -> Tree:
 
 
 def gradient_push_step(state: PushSumState, stepsize: float, gradient: Tree) -> PushSumState:
-    """x <- x - a * grad f_i(x / w): the local step of gradient-push (Nedic & Olshevsky)."""
-    return state._replace(x=tree_map(lambda a, g: a - stepsize * g, state.x, gradient))
+    """x <- x - a * w * grad f_i(x / w): the estimate x / w moves by -a * gradient.
+
+    Gradient-push (Nedic & Olshevsky) subtracts a * gradient from x, with w near 1 as
+    every node pushes once per round. Asynchronously a node's w may shrink or grow
+    with its pace against its neighbours'; scaling by w keeps its step a."""
+    w = state.w
+    return state._replace(x=tree_map(lambda a, g: a - (stepsize * w) * g, state.x, gradient))
 
 
 def in_flight(states: Mapping[str, PushSumState], out_neighbors: Mapping[str, list[str]]

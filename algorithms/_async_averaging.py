@@ -77,9 +77,11 @@ class AsyncPushSumExecutor(_AsyncAveraging):
         state, out = push_sum_init(self.initial_value), self.out_neighbors
         ticks = self.ticks(_iterations(extra))
         for tick in ticks:
-            state = push_sum_absorb(state, _values(await self.read(tick)))
-            state, total = push_sum_share(state, len(out))
-            self.post(tick, dict.fromkeys(out, total), final=tick == ticks[-1])
+            news = _values(await self.read(tick))
+            state = push_sum_absorb(state, news)
+            if news or tick == ticks[0]:
+                state, total = push_sum_share(state, len(out))
+            self.post(tick, dict.fromkeys(out, state.sent), final=tick == ticks[-1])
             self._observe(tick, state, push_sum_estimate(state))
         state = push_sum_absorb(state, _values(await self.drain(ticks[-1] if ticks else -1)))
         self._observe(-1, state, push_sum_estimate(state))

@@ -10,7 +10,7 @@ against ticks; the last record follows the drain, on the final parameters.
   its next batch, a pairwise gossip average with a random neighbour (``_gossip``),
   then x <- x - a * gradient.
 - Gradient-push (Nedic & Olshevsky), asynchronous and robust: absorb the pushed mass
-  (``_async``), x <- x - a * grad f_i(x / w), push shares as running sums.
+  (``_async``), x <- x - a * w * grad f_i(x / w), push shares as running sums.
 """
 
 from __future__ import annotations
@@ -97,11 +97,13 @@ class GradientPushExecutor(AsyncLearningExecutor):
         stepsize, ticks = self._begin(extra)
         state, out = push_sum_init(self.trainable()), self.out_neighbors
         for tick in ticks:
-            state = push_sum_absorb(state, _values(await self.read(tick)))
+            news = _values(await self.read(tick))
+            state = push_sum_absorb(state, news)
             gradient = await self._objective.gradient(push_sum_estimate(state))
-            state, total = push_sum_share(gradient_push_step(state, stepsize, gradient),
-                                          len(out))
-            self.post(tick, dict.fromkeys(out, total), final=tick == ticks[-1])
+            state = gradient_push_step(state, stepsize, gradient)
+            if news or tick == ticks[0]:
+                state = push_sum_share(state, len(out))[0]
+            self.post(tick, dict.fromkeys(out, state.sent), final=tick == ticks[-1])
             self._observe(FinalState(push_sum_estimate(state)))
         state = push_sum_absorb(state, _values(await self.drain(ticks[-1] if ticks else -1)))
         self._observe(FinalState(push_sum_estimate(state)))

@@ -122,21 +122,25 @@ def push_sum_numpy(schedule: Schedule, network: Network, x0: np.ndarray
     taken = {(n, s): (-1, 0.0, 0.0) for n in ids for s in inn[n]}
     history = {n: [x[n]] for n in ids}
 
-    def absorb(node: str, tick: int) -> None:
+    def absorb(node: str, tick: int) -> bool:
+        news = False
         for s in inn[node]:
             seen, tx, tw = taken[node, s]
             v = schedule.visible(s, node, tick)
             if v is not None and v > seen:
                 sx, sw = sent[s, v]
                 x[node], w[node] = x[node] + (sx - tx), w[node] + (sw - tw)
-                taken[node, s] = (v, sx, sw)
+                taken[node, s], news = (v, sx, sw), True
+        return news
 
     for tick, node in enumerate(schedule.owners):
-        absorb(node, tick)
+        news = absorb(node, tick)
         d, (sx, sw) = len(out[node]), last_sent[node]
-        nx, nw = sx + x[node] * (1.0 / (d + 1)), sw + w[node] * (1.0 / (d + 1))
-        x[node], w[node] = x[node] - d * (nx - sx), w[node] - d * (nw - sw)
-        last_sent[node] = sent[node, tick] = (nx, nw)
+        if news or tick == schedule.wakes(node)[0]:  # a node pushes only what came in
+            nx, nw = sx + x[node] * (1.0 / (d + 1)), sw + w[node] * (1.0 / (d + 1))
+            x[node], w[node] = x[node] - d * (nx - sx), w[node] - d * (nw - sw)
+            last_sent[node] = (nx, nw)
+        sent[node, tick] = last_sent[node]
         history[node].append(x[node] / w[node])
     for node in ids:
         absorb(node, schedule.ticks)
