@@ -78,13 +78,12 @@ class FedAvgTunables(Tunables, kw_only=True):
 
 class AsyncTunables(Tunables, kw_only=True):
     """How an asynchronous algorithm runs: at each node's own pace, waiting up to
-    ``max_wait`` seconds for news before each tick, or (``scheduled`` 1) on a seeded
+    ``max_wait`` seconds for news before each tick, or (``scheduled`` > 0) on a seeded
     schedule of nodes x iterations global ticks whose messages arrive 1 to
-    1 + ``max_delay`` ticks late or are lost with probability ``drop``."""
+    1 + ``max_delay`` ticks late (whole ticks) or are lost with probability ``drop``
+    (below 1)."""
 
     max_wait: NonNegative = 0.0
-    scheduled: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0
-    """1: on a seeded schedule; 0: at each node's own pace."""
-    max_delay: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 0
-    """Whole ticks (a fraction is rounded down)."""
-    drop: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.0
+    scheduled: NonNegative = 0.0
+    max_delay: NonNegative = 0.0
+    drop: NonNegative = 0.0

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from peerflow.actors import CONTROLLER_NAME, Config
 from peerflow.algorithms import (
     ASYNC_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
+    dataset_loss,
     AsyncPushSumExecutor,
     ConsensusExecutor,
     GossipExecutor,
@@ -36,10 +39,12 @@ from peerflow.algorithms import (
 )
 from peerflow.transport import EmulatedTransport, Link, MemoryTransport
 
-BASE_LATENCY = 0.01
+BASE_LATENCY = 0.02
 SLOW = "site-1"
 ALGORITHMS = ("gt", "dgd", "ad-psgd", "async-gradient-push")
 ASYNCHRONOUS = ("ad-psgd", "async-gradient-push")
+RECORD_EVERY = 2
+"""Ticks between two records of a node's parameters."""
 TARGET_SHARE = 0.05
 """The target loss: the worst final loss plus this share of the way back to the start."""
 PROBLEMS = {"least-squares": least_squares, "two-moons": two_moons}
@@ -54,18 +59,44 @@ def slow_links(ids: list[str], factor: float = 5.0) -> EmulatedTransport:
 
 
 def train(problem: str, algorithm: str, iterations: int) -> list[tuple[float, float]]:
-    """One run on a ring of 6 with the slow node: the mean train loss over time."""
+    """One run on a ring of 6 with the slow node: the mean over nodes of the global train
+    loss (all nodes' data) of each node's newest parameters, over time."""
     task = PROBLEMS[problem](6, 0)
     network = metropolis_hastings(ring(6))
     executor = {**LEARNING_EXECUTORS, **ASYNC_LEARNING_EXECUTORS}[algorithm]
     pacing = {"max_wait": BASE_LATENCY} if algorithm in ASYNCHRONOUS else {}
-    executors = {node: executor(**task.node_kwargs(i), sync_timeout=30.0, **pacing)
+    records: dict[str, list[tuple[float, Any]]] = {node: [] for node in network.node_ids}
+    started = time.perf_counter()
+
+    def keeper(node: str) -> Callable[[int, Any], None]:
+        def keep(t: int, state: Any) -> None:
+            if t % RECORD_EVERY == 0:
+                records[node].append((time.perf_counter() - started, dict(state.x)))
+        return keep
+
+    executors = {node: executor(**task.node_kwargs(i), sync_timeout=30.0,
+                                on_step=keeper(node), **pacing)
                  for i, node in enumerate(network.node_ids)}
     config = Config(network, {"iterations": iterations, "stepsize": task.stepsize})
     result = peerflow.simulate(config, executors, slow_links(network.node_ids))
     if not result.ok:
         raise RuntimeError(f"{algorithm} on {problem}: {result.reason}")
-    return mean_loss_over_time([ex.train_loss_sequence for ex in executors.values()])
+    loss = global_loss(task)
+    return mean_loss_over_time([[(t, loss(x)) for t, x in node] for node in records.values()])
+
+
+def global_loss(task: Any) -> Callable[[dict[str, torch.Tensor]], float]:
+    """The train loss over every node's data at given parameters."""
+    model, criterion = task.node_model(0), task.loss()
+    inputs = torch.as_tensor(np.concatenate([x for x, _ in task.train]))
+    targets = torch.as_tensor(np.concatenate([y for _, y in task.train]))
+
+    def loss(params: dict[str, torch.Tensor]) -> float:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(params[name])
+        return dataset_loss(model, criterion, [(inputs, targets)])
+    return loss
 
 
 def mean_loss_over_time(records: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:

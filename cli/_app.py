@@ -113,6 +113,9 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                        torch_threads=torch_threads)
     config = job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
+    if agent_command and ALGORITHMS[algorithm].agents is None:
+        raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
+                            "--agent-command")
     out_dir = render.claim_out(out, force)
     if processes:
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,

@@ -18,6 +18,7 @@ from peerflow.algorithms import AsyncPushSumExecutor, AsyncTunables, GossipExecu
 
 from . import _learning as learning
 from ._consensus import FLOOR, in_process_timeout
+from ._errors import JobError
 from ._output import write_summary
 from ._plots import figure
 from ._table import Table
@@ -25,6 +26,8 @@ from ._table import Table
 if TYPE_CHECKING:
     from ._job import Job
 
+MAX_DELAY = 10_000
+"""The longest delay a scheduled job may ask for, in ticks."""
 AVERAGING = {"gossip": GossipExecutor, "async-push-sum": AsyncPushSumExecutor}
 """The asynchronous averaging algorithms by name."""
 
@@ -32,12 +35,15 @@ AVERAGING = {"gossip": GossipExecutor, "async-push-sum": AsyncPushSumExecutor}
 def async_options(job: Job) -> dict[str, Any]:
     """The executor options a job's ``extra`` gives: max_wait and the schedule, if any."""
     tuned = AsyncTunables.from_extra(job.extra)
-    schedule = None
-    if tuned.scheduled:
-        ids = job.network.node_ids
-        schedule = Schedule(ids, job.iterations * len(ids), seed=job.seed,
-                            max_delay=int(tuned.max_delay), drop=tuned.drop)
-    return {"max_wait": tuned.max_wait, "schedule": schedule}
+    if not tuned.scheduled:
+        return {"max_wait": tuned.max_wait, "schedule": None}
+    if tuned.drop >= 1 or tuned.max_delay > MAX_DELAY:
+        raise JobError(f"{job.algorithm}: drop must be below 1 and max_delay at most "
+                       f"{MAX_DELAY} ticks, got drop={tuned.drop}, max_delay={tuned.max_delay}")
+    ids = job.network.node_ids
+    return {"max_wait": tuned.max_wait, "schedule": Schedule(
+        ids, job.iterations * len(ids), seed=job.seed, max_delay=int(tuned.max_delay),
+        drop=tuned.drop)}
 
 
 def averaging_executors(job: Job) -> dict[str, Any]:
