@@ -47,7 +47,7 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
     def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT, max_wait: float = 0.0,
                  schedule: Schedule | None = None, max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
-        if not 0 <= max_wait:
+        if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")
         self.max_wait = max_wait
         self.schedule = schedule

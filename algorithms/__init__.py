@@ -27,15 +27,6 @@ from ._fedavg import (
     sites_config,
 )
 from ._fedavg_sites import AgentTrainer, Trainer, TrainerExecutor, TrainerFailed, TrainOutput
-from ._loop import (
-    NO_OBJECTIVE,
-    Algorithm,
-    NoObjective,
-    Objective,
-    StepExecutor,
-    consensus,
-    push_sum,
-)
 from ._gossip import (
     GossipState,
     gossip_absorb,
@@ -45,6 +36,15 @@ from ._gossip import (
     gossip_init,
     gossip_messages,
     gossip_offer,
+)
+from ._loop import (
+    NO_OBJECTIVE,
+    Algorithm,
+    NoObjective,
+    Objective,
+    StepExecutor,
+    consensus,
+    push_sum,
 )
 from ._mixers import Mixing, push_mixing, row_mixing
 from ._mixing import (

@@ -53,7 +53,7 @@ class AsyncLearningExecutor(LearningExecutor, AsyncAlgorithmExecutor):
     def __init__(self, *args: Any, max_wait: float = 0.0, schedule: Schedule | None = None,
                  seed: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not 0 <= max_wait:
+        if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")
         self.max_wait, self.schedule, self.seed = max_wait, schedule, seed
 

@@ -28,10 +28,10 @@ from peerflow.actors import CONTROLLER_NAME, Config
 from peerflow.algorithms import (
     ASYNC_LEARNING_EXECUTORS,
     LEARNING_EXECUTORS,
-    dataset_loss,
     AsyncPushSumExecutor,
     ConsensusExecutor,
     GossipExecutor,
+    dataset_loss,
     least_squares,
     metropolis_hastings,
     ring,
