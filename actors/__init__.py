@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._actor import Actor
-from ._async_executor import AsyncAlgorithmExecutor
+from ._async_executor import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
@@ -37,6 +37,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Controller",
+    "DEFAULT_MAX_WAIT",
     "DEFAULT_SYNC_TIMEOUT",
     "DistOptController",
     "IterationMailbox",

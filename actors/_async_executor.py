@@ -26,6 +26,9 @@ from ._executor import DEFAULT_SYNC_TIMEOUT, VALUE_TOPIC, SyncAlgorithmExecutor
 from ._latest import Latest, LatestMailbox
 from ._schedule import Schedule
 
+DEFAULT_MAX_WAIT = 0.01
+"""Seconds a node waits for news before each tick by default: long enough for a value
+to cross a local network, short against any sync timeout."""
 FINAL_COPIES = 3
 """Copies of a node's final values: a lost final value would read as a stuck node."""
 
@@ -39,12 +42,13 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
 
     Args:
         sync_timeout: seconds of silence from every live in-neighbour before panicking.
-        max_wait: seconds to wait for news before stepping anyway (default: none).
+        max_wait: seconds to wait for news before stepping anyway.
         schedule: run on this seeded schedule instead of at the node's own pace.
         max_ahead: how many values one sender may have waiting in a scheduled run.
     """
 
-    def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT, max_wait: float = 0.0,
+    def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+                 max_wait: float = DEFAULT_MAX_WAIT,
                  schedule: Schedule | None = None, max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         if not max_wait >= 0:

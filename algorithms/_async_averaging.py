@@ -10,10 +10,16 @@ tick (the initial value first), with the seconds since the start in ``clock``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, AsyncAlgorithmExecutor, Latest, Schedule
+from peerflow.actors import (
+    DEFAULT_MAX_WAIT,
+    DEFAULT_SYNC_TIMEOUT,
+    AsyncAlgorithmExecutor,
+    Latest,
+    Schedule,
+)
 
 from ._async import (
     push_sum_absorb,
@@ -38,7 +44,7 @@ class _AsyncAveraging(ValueHistory, AsyncAlgorithmExecutor):
     """The value history, clock and per-tick callback of an averaging executor."""
 
     def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-                 max_wait: float = 0.0, schedule: Schedule | None = None,
+                 max_wait: float = DEFAULT_MAX_WAIT, schedule: Schedule | None = None,
                  on_tick: OnTick | None = None) -> None:
         super().__init__(sync_timeout=sync_timeout, max_wait=max_wait, schedule=schedule)
         self.initial_value = self.current_value = initial_value
@@ -55,6 +61,15 @@ class _AsyncAveraging(ValueHistory, AsyncAlgorithmExecutor):
     def to_result(self) -> dict[str, Any]:
         """The value history and the seconds since the start at each tick."""
         return {**super().to_result(), "clock": self.clock}
+
+    def load_result(self, result: Mapping[str, Any]) -> None:
+        """Restore what ``to_result`` gave, on another executor of the same node.
+
+        Raises:
+            KeyError: the result has no value history or clock.
+        """
+        super().load_result(result)
+        self.clock = list(result["clock"])
 
 
 def _values(news: dict[str, Latest]) -> dict[str, Any]:
@@ -102,7 +117,7 @@ class GossipExecutor(_AsyncAveraging):
     """
 
     def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-                 max_wait: float = 0.0, schedule: Schedule | None = None,
+                 max_wait: float = DEFAULT_MAX_WAIT, schedule: Schedule | None = None,
                  on_tick: OnTick | None = None, seed: int = 0) -> None:
         super().__init__(initial_value, sync_timeout, max_wait, schedule, on_tick)
         self.seed = seed

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from peerflow.actors import AsyncAlgorithmExecutor, Schedule
+from peerflow.actors import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor, Schedule
 
 from ._async import (
     gradient_push_step,
@@ -50,8 +50,8 @@ class AsyncLearningExecutor(LearningExecutor, AsyncAlgorithmExecutor):
         seed: seed of the node's own random draws (gossip partners).
     """
 
-    def __init__(self, *args: Any, max_wait: float = 0.0, schedule: Schedule | None = None,
-                 seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_wait: float = DEFAULT_MAX_WAIT,
+                 schedule: Schedule | None = None, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
+from peerflow.actors import DEFAULT_MAX_WAIT
+
 __all__ = ["ADAM_CLIP", "AsyncTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
            "SubgradientPushTunables", "Tunables"]
 
@@ -83,7 +85,7 @@ class AsyncTunables(Tunables, kw_only=True):
     1 + ``max_delay`` ticks late (whole ticks) or are lost with probability ``drop``
     (below 1)."""
 
-    max_wait: NonNegative = 0.0
+    max_wait: NonNegative = DEFAULT_MAX_WAIT
     scheduled: NonNegative = 0.0
     max_delay: NonNegative = 0.0
     drop: NonNegative = 0.0
