@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from ._config import LocalConfig
@@ -70,6 +70,15 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
                                               max_held=self.max_ahead)
         self._mailbox = latest  # type: ignore[assignment]  # same put, stop, waiting_on
         self.runtime.transport.register_values(self.name, VALUE_TOPIC, latest.put)
+
+    def exchange(self, value: Any, iteration: int) -> Awaitable[dict[str, Any]]:
+        """Not for asynchronous nodes: there is no iteration to gather.
+
+        Raises:
+            TypeError: always; use ``read`` and ``post``.
+        """
+        raise TypeError(f"node {self.id!r} runs asynchronously: it reads its neighbours' "
+                        "latest values with read() and sends with post(), not exchange()")
 
     def ticks(self, iterations: int) -> Sequence[int]:
         """The ticks this node takes: the schedule's, else ``iterations`` of its own.

@@ -246,3 +246,16 @@ async def test_a_node_that_fails_or_hangs_is_named(hang: bool, transport: str) -
     assert result.status == "aborted" and result.node == "site-3", result.reason
     if not hang:
         assert "out of memory" in (result.reason or "")
+
+
+class Confused(GossipExecutor):
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        await self.exchange(1.0, 0)
+        return {}
+
+
+async def test_an_asynchronous_node_that_calls_exchange_is_told_to_read_and_post() -> None:
+    executors = {n: Confused(float(x)) for n, x in zip(RING.node_ids, X0, strict=True)}
+    with anyio.fail_after(30):
+        result = await peerflow.run(Config(RING, {"iterations": 5}), executors)
+    assert result.status == "aborted" and "read() and sends with post()" in (result.reason or "")
