@@ -39,7 +39,7 @@ from peerflow.algorithms import (
 )
 from peerflow.transport import EmulatedTransport, Link, MemoryTransport
 
-BASE_LATENCY = 0.02
+BASE_LATENCY = 0.05
 SLOW = "site-1"
 ALGORITHMS = ("gt", "dgd", "ad-psgd", "async-gradient-push")
 ASYNCHRONOUS = ("ad-psgd", "async-gradient-push")
@@ -150,7 +150,7 @@ def lossy_average(iterations: int, drop: float = 0.001) -> list[dict[str, Any]]:
 
 def measure(quick: bool) -> dict[str, Any]:
     """Both figures: the races (fewer iterations when quick) and the lossy run."""
-    sizes = {"least-squares": 60 if quick else 200, "two-moons": 100 if quick else 300}
+    sizes = {"least-squares": 40 if quick else 200, "two-moons": 60 if quick else 300}
     return {"races": [race(problem, n) for problem, n in sizes.items()],
             "lossy": lossy_average(200 if quick else 1000)}
 
