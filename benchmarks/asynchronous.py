@@ -168,6 +168,9 @@ def markdown(figures: dict[str, Any]) -> str:
         speedups = [f"{r['speedup'][a]:.2f}x" if a in r["speedup"] else "—" for a in ASYNCHRONOUS]
         lines.append(f"| {r['problem']} | {r['target']:.4g} | " + " | ".join(cells + speedups)
                      + " |")
+        finals = [f"{r['final'][a]:.4g}" for a in ALGORITHMS]
+        lines.append(f"| final loss after {r['iterations']} iterations (ticks) | | "
+                     + " | ".join(finals) + " | | |")
     lines += ["", "Links losing 0.1% of messages for good, ring of 6:", "",
               "| algorithm | status | messages lost | distance to the average |",
               "|---|---|---|---|"]
