@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from peerflow import algorithms
-from peerflow.actors import RunResult, Schedule
+from peerflow.actors import RunResult, Schedule, is_symmetric
 from peerflow.algorithms import AsyncPushSumExecutor, AsyncTunables, GossipExecutor
 
 from . import _learning as learning
@@ -32,8 +32,19 @@ AVERAGING = {"gossip": GossipExecutor, "async-push-sum": AsyncPushSumExecutor}
 """The asynchronous averaging algorithms by name."""
 
 
+PAIRWISE = ("gossip", "ad-psgd")
+"""The algorithms that average in pairs: they need an undirected graph."""
+
+
 def async_options(job: Job) -> dict[str, Any]:
-    """The executor options a job's ``extra`` gives: max_wait and the schedule, if any."""
+    """The executor options a job's ``extra`` gives: max_wait and the schedule, if any.
+
+    Raises:
+        JobError: a pairwise algorithm on a directed graph, or a drop or delay out of range.
+    """
+    if job.algorithm in PAIRWISE and not is_symmetric(job.network):
+        raise JobError(f"{job.algorithm} averages in pairs: it needs an undirected graph "
+                       "(use async-push-sum or async-gradient-push on a directed one)")
     tuned = AsyncTunables.from_extra(job.extra)
     if not tuned.scheduled:
         return {"max_wait": tuned.max_wait, "schedule": None}

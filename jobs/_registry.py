@@ -146,8 +146,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     AlgorithmSpec(
         "gossip", "Asynchronous randomized pairwise gossip (Boyd et al.): a node that wakes "
         "averages with a random neighbour; the sum is kept exactly under delay and loss.",
-        build=averaging_executors, report=report_averaging, extra=algorithms.AsyncTunables,
-        target="the average"),
+        build=averaging_executors, report=report_averaging, extra=algorithms.AsyncTunables),
     AlgorithmSpec(
         "async-push-sum", "Asynchronous robust push-sum (running sums): averages over a "
         "directed graph under any delay, loss and wake order.",

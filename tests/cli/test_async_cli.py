@@ -50,6 +50,13 @@ def test_a_drop_of_one_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]
     assert code == 2 and len(err.splitlines()) == 1 and "drop must be below 1" in err
 
 
+def test_pairwise_gossip_on_a_directed_graph_is_refused_in_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "gossip", "-t", "random-directed", "-i", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "needs an undirected graph" in err
+
+
 @pytest.mark.timeout(120)
 def test_a_gossip_job_file_with_its_extra_runs_as_a_node_would(tmp_path: Path) -> None:
     path = tmp_path / "job.toml"
