@@ -24,7 +24,7 @@ from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
-from ._schedule import Schedule
+from ._ticks import TickSchedule
 from ._waitfor import WaitState
 
 __all__ = [
@@ -53,7 +53,7 @@ __all__ = [
     "RunAborted",
     "RunResult",
     "Runtime",
-    "Schedule",
+    "TickSchedule",
     "SyncAlgorithmExecutor",
     "SyncTimeout",
     "TaskFailed",

@@ -8,9 +8,9 @@ stall tracing, so a failure anywhere still aborts the whole run and names its no
 Liveness: a node that hears from none of its live in-neighbours for
 ``sync_timeout`` panics, naming them.
 
-With a ``Schedule`` the run is reproducible: the node wakes at the schedule's ticks
+With a ``TickSchedule`` the run is reproducible: the node wakes at the schedule's ticks
 only, a message the schedule loses is not sent, and each read waits for exactly the
-values the schedule makes visible at that tick (``Schedule.visible``).
+values the schedule makes visible at that tick (``TickSchedule.visible``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from ._config import LocalConfig
 from ._executor import DEFAULT_SYNC_TIMEOUT, VALUE_TOPIC, SyncAlgorithmExecutor
 from ._latest import Latest, LatestMailbox
-from ._schedule import Schedule
+from ._ticks import TickSchedule
 
 DEFAULT_MAX_WAIT = 0.01
 """Seconds a node waits for news before each tick by default: long enough for a value
@@ -49,7 +49,7 @@ class AsyncAlgorithmExecutor(SyncAlgorithmExecutor):
 
     def __init__(self, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
                  max_wait: float = DEFAULT_MAX_WAIT,
-                 schedule: Schedule | None = None, max_ahead: int = 1000) -> None:
+                 schedule: TickSchedule | None = None, max_ahead: int = 1000) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")

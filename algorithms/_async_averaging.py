@@ -1,6 +1,6 @@
 """Asynchronous averaging executors: pairwise gossip and robust push-sum.
 
-Each node runs its ticks at its own pace (or on a ``Schedule``): read what its
+Each node runs its ticks at its own pace (or on a ``TickSchedule``): read what its
 in-neighbours sent since its last read, step, send. After its last tick it sends
 its final values and adds whatever still comes (``drain``), so that no mass stays
 on the way that could have arrived. The history records the estimate after every
@@ -18,7 +18,7 @@ from peerflow.actors import (
     DEFAULT_SYNC_TIMEOUT,
     AsyncAlgorithmExecutor,
     Latest,
-    Schedule,
+    TickSchedule,
 )
 
 from ._async import (
@@ -44,7 +44,7 @@ class _AsyncAveraging(ValueHistory, AsyncAlgorithmExecutor):
     """The value history, clock and per-tick callback of an averaging executor."""
 
     def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-                 max_wait: float = DEFAULT_MAX_WAIT, schedule: Schedule | None = None,
+                 max_wait: float = DEFAULT_MAX_WAIT, schedule: TickSchedule | None = None,
                  on_tick: OnTick | None = None) -> None:
         super().__init__(sync_timeout=sync_timeout, max_wait=max_wait, schedule=schedule)
         self.initial_value = self.current_value = initial_value
@@ -117,7 +117,7 @@ class GossipExecutor(_AsyncAveraging):
     """
 
     def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
-                 max_wait: float = DEFAULT_MAX_WAIT, schedule: Schedule | None = None,
+                 max_wait: float = DEFAULT_MAX_WAIT, schedule: TickSchedule | None = None,
                  on_tick: OnTick | None = None, seed: int = 0) -> None:
         super().__init__(initial_value, sync_timeout, max_wait, schedule, on_tick)
         self.seed = seed

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from peerflow.actors import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor, Schedule
+from peerflow.actors import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor, TickSchedule
 
 from ._async import (
     gradient_push_step,
@@ -51,7 +51,7 @@ class AsyncLearningExecutor(LearningExecutor, AsyncAlgorithmExecutor):
     """
 
     def __init__(self, *args: Any, max_wait: float = DEFAULT_MAX_WAIT,
-                 schedule: Schedule | None = None, seed: int = 0, **kwargs: Any) -> None:
+                 schedule: TickSchedule | None = None, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from peerflow import algorithms
-from peerflow.actors import RunResult, Schedule, is_symmetric
+from peerflow.actors import RunResult, TickSchedule, is_symmetric
 from peerflow.algorithms import AsyncPushSumExecutor, AsyncTunables, GossipExecutor
 
 from . import _learning as learning
@@ -52,7 +52,7 @@ def async_options(job: Job) -> dict[str, Any]:
         raise JobError(f"{job.algorithm}: drop must be below 1 and max_delay at most "
                        f"{MAX_DELAY} ticks, got drop={tuned.drop}, max_delay={tuned.max_delay}")
     ids = job.network.node_ids
-    return {"max_wait": tuned.max_wait, "schedule": Schedule(
+    return {"max_wait": tuned.max_wait, "schedule": TickSchedule(
         ids, job.iterations * len(ids), seed=job.seed, max_delay=int(tuned.max_delay),
         drop=tuned.drop)}
 

@@ -18,7 +18,7 @@ def test_the_facade_exports_the_contract_names() -> None:
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
     assert set(peerflow.actors.__all__) >= {"AsyncAlgorithmExecutor", "LatestMailbox", "Latest",
-                                            "Schedule"}
+                                            "TickSchedule"}
     assert set(peerflow.algorithms.__all__) >= {"GossipExecutor", "AsyncPushSumExecutor",
                                                 "ADPSGDExecutor", "GradientPushExecutor",
                                                 "AsyncTunables"}

@@ -8,7 +8,7 @@ import logging
 import anyio
 import pytest
 
-from peerflow.actors import LatestMailbox, MailboxBreach, Schedule, SyncTimeout
+from peerflow.actors import LatestMailbox, MailboxBreach, TickSchedule, SyncTimeout
 
 NEIGHBOURS = frozenset({"a", "b"})
 
@@ -82,8 +82,8 @@ async def test_silence_from_every_live_neighbour_raises_and_final_ones_do_not_co
 
 def test_a_schedule_is_a_function_of_its_seed() -> None:
     nodes = ["a", "b", "c"]
-    one = Schedule(nodes, 500, seed=4, speeds={"c": 5.0}, max_delay=3, drop=0.2)
-    two = Schedule.from_dict(one.to_dict())
+    one = TickSchedule(nodes, 500, seed=4, speeds={"c": 5.0}, max_delay=3, drop=0.2)
+    two = TickSchedule.from_dict(one.to_dict())
     assert one.owners == two.owners and len(one.wakes("c")) > 2 * len(one.wakes("a"))
     fates = [one.delay("a", "b", k) for k in range(500)]
     assert fates == [two.delay("a", "b", k) for k in range(500)]
@@ -92,4 +92,4 @@ def test_a_schedule_is_a_function_of_its_seed() -> None:
         seen = one.visible("a", "b", tick)
         assert seen is not None and seen < tick and one.delay("a", "b", seen) + seen <= tick
     with pytest.raises(ValueError, match="drop in"):
-        Schedule(nodes, 10, drop=1.0)
+        TickSchedule(nodes, 10, drop=1.0)

@@ -9,7 +9,7 @@ import pytest
 
 import peerflow
 from peerflow import Config
-from peerflow.actors import Schedule
+from peerflow.actors import TickSchedule
 from peerflow.algorithms import (
     ADPSGDExecutor,
     GradientPushExecutor,
@@ -23,7 +23,7 @@ RING = metropolis_hastings(ring(4))
 
 async def scheduled_run(kind: type, transport: str) -> tuple[list[np.ndarray], float]:
     task = least_squares(4, 0)
-    schedule = Schedule(RING.node_ids, 160, seed=2, speeds={"site-1": 0.2}, max_delay=3,
+    schedule = TickSchedule(RING.node_ids, 160, seed=2, speeds={"site-1": 0.2}, max_delay=3,
                         drop=0.1)
     executors = {node: kind(**task.node_kwargs(i), schedule=schedule)
                  for i, node in enumerate(RING.node_ids)}

@@ -13,7 +13,7 @@ import pytest
 
 import peerflow
 from peerflow import Config, Network
-from peerflow.actors import CONTROLLER_NAME, RunResult, Schedule
+from peerflow.actors import CONTROLLER_NAME, RunResult, TickSchedule
 from peerflow.algorithms import (
     AsyncPushSumExecutor,
     ConsensusExecutor,
@@ -112,7 +112,7 @@ async def test_the_lossy_run_that_aborts_synchronously_completes_asynchronously(
         assert np.abs(final - X0.mean()).max() < 1e-9
 
 
-def push_sum_numpy(schedule: Schedule, network: Network, x0: np.ndarray
+def push_sum_numpy(schedule: TickSchedule, network: Network, x0: np.ndarray
                    ) -> dict[str, list[float]]:
     """Robust push-sum on ``schedule``, centrally: the estimate after each wake, then the
     one after taking what is visible at the end."""
@@ -148,7 +148,7 @@ def push_sum_numpy(schedule: Schedule, network: Network, x0: np.ndarray
     return history
 
 
-def gossip_numpy(schedule: Schedule, network: Network, x0: np.ndarray
+def gossip_numpy(schedule: TickSchedule, network: Network, x0: np.ndarray
                  ) -> dict[str, list[float]]:
     """Pairwise gossip on ``schedule``, centrally, message for message."""
     ids, nbrs = network.node_ids, ins(network)
@@ -202,7 +202,7 @@ def gossip_numpy(schedule: Schedule, network: Network, x0: np.ndarray
     return history
 
 
-REFERENCES: dict[type, Callable[[Schedule, Network, np.ndarray], dict[str, list[float]]]] = {
+REFERENCES: dict[type, Callable[[TickSchedule, Network, np.ndarray], dict[str, list[float]]]] = {
     GossipExecutor: gossip_numpy, AsyncPushSumExecutor: push_sum_numpy}
 
 
@@ -210,7 +210,7 @@ REFERENCES: dict[type, Callable[[Schedule, Network, np.ndarray], dict[str, list[
 async def test_a_scheduled_run_equals_a_plain_numpy_simulation_of_its_schedule(
         kind: type, transport: str) -> None:
     network = NETWORKS[kind]
-    schedule = Schedule(network.node_ids, 600, seed=5, speeds={"site-2": 5.0}, max_delay=4,
+    schedule = TickSchedule(network.node_ids, 600, seed=5, speeds={"site-2": 5.0}, max_delay=4,
                         drop=0.1)
     result, executors, drift = await averaged(kind, transport, iterations=0, schedule=schedule)
     assert result.ok, result.reason

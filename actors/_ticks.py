@@ -1,7 +1,7 @@
 """A seeded schedule that makes an asynchronous run reproducible.
 
 An asynchronous run depends on which node wakes when and on when each message
-lands. A ``Schedule`` fixes both on a global clock of ticks: tick k wakes one node
+lands. A ``TickSchedule`` fixes both on a global clock of ticks: tick k wakes one node
 (drawn with probability proportional to its speed), and a message a node sends at
 tick k to a neighbour is either lost or becomes visible at tick k + d, d in
 [1, 1 + max_delay]. Every draw is a function of the seed and its arguments alone,
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 
-class Schedule:
+class TickSchedule:
     """Who wakes at each tick and the fate of each message.
 
     Args:
@@ -88,7 +88,7 @@ class Schedule:
                 "speeds": self.speeds, "max_delay": self.max_delay, "drop": self.drop}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
+    def from_dict(cls, data: Mapping[str, Any]) -> TickSchedule:
         """The schedule ``to_dict`` described.
 
         Raises:
