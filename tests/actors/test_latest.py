@@ -8,7 +8,7 @@ import logging
 import anyio
 import pytest
 
-from peerflow.actors import LatestMailbox, MailboxBreach, TickSchedule, SyncTimeout
+from peerflow.actors import LatestMailbox, MailboxBreach, SyncTimeout, TickSchedule
 
 NEIGHBOURS = frozenset({"a", "b"})
 
