@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._actor import Actor
+from ._async_executor import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor
 from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, Neighbor, Network, Node, network_from_data
@@ -18,12 +19,14 @@ from ._errors import (
     TaskFailed,
 )
 from ._executor import DEFAULT_SYNC_TIMEOUT, SyncAlgorithmExecutor
+from ._latest import Latest, LatestMailbox
 from ._local import LocalConfig, LocalPhase, local_configs
 from ._mailbox import IterationMailbox, ScheduledMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
 from ._schedule import Schedule
+from ._ticks import TickSchedule
 from ._waitfor import WaitState
 
 __all__ = [
@@ -31,13 +34,17 @@ __all__ = [
     "ActorDead",
     "ActorError",
     "AskTimeout",
+    "AsyncAlgorithmExecutor",
     "CONTROLLER_NAME",
     "Config",
     "ConfigError",
     "Controller",
+    "DEFAULT_MAX_WAIT",
     "DEFAULT_SYNC_TIMEOUT",
     "DistOptController",
     "IterationMailbox",
+    "Latest",
+    "LatestMailbox",
     "LocalConfig",
     "LocalPhase",
     "MailboxBreach",
@@ -54,6 +61,7 @@ __all__ = [
     "SyncAlgorithmExecutor",
     "SyncTimeout",
     "TaskFailed",
+    "TickSchedule",
     "WaitState",
     "check_connected",
     "is_symmetric",

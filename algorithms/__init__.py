@@ -6,6 +6,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._async import (
+    PushSumState,
+    gradient_push_step,
+    in_flight,
+    push_sum_absorb,
+    push_sum_estimate,
+    push_sum_init,
+    push_sum_share,
+)
+from ._async_averaging import AsyncPushSumExecutor, GossipExecutor
 from ._consensus import ConsensusExecutor
 from ._fedavg import (
     TRAIN_TASK,
@@ -17,6 +27,16 @@ from ._fedavg import (
     sites_config,
 )
 from ._fedavg_sites import AgentTrainer, Trainer, TrainerExecutor, TrainerFailed, TrainOutput
+from ._gossip import (
+    GossipState,
+    gossip_absorb,
+    gossip_answer,
+    gossip_gradient_step,
+    gossip_in_flight,
+    gossip_init,
+    gossip_messages,
+    gossip_offer,
+)
 from ._loop import (
     NO_OBJECTIVE,
     Algorithm,
@@ -80,6 +100,7 @@ from ._topology import (
     star,
 )
 from ._tunables import (
+    AsyncTunables,
     FedAvgTunables,
     GTAdamTunables,
     NonNegative,
@@ -91,6 +112,8 @@ from ._tunables import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_async_learning": ("ASYNC_LEARNING_EXECUTORS", "ADPSGDExecutor", "AsyncLearningExecutor",
+                        "GradientPushExecutor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "NIDSExecutor",
@@ -105,6 +128,12 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._async_learning import (
+        ASYNC_LEARNING_EXECUTORS,
+        ADPSGDExecutor,
+        AsyncLearningExecutor,
+        GradientPushExecutor,
+    )
     from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
@@ -155,11 +184,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ADPSGDExecutor",
     "AGENT_LEARNING_EXECUTORS",
+    "ASYNC_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
+    "AsyncLearningExecutor",
+    "AsyncPushSumExecutor",
+    "AsyncTunables",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
@@ -168,6 +202,9 @@ __all__ = [
     "FedAvgTunables",
     "GTAdamTunables",
     "GTExecutor",
+    "GossipExecutor",
+    "GradientPushExecutor",
+    "GossipState",
     "LEARNING_EXECUTORS",
     "LearningExecutor",
     "Mixing",
@@ -183,6 +220,7 @@ __all__ = [
     "ProblemTrainer",
     "PushDIGingExecutor",
     "PushSumExecutor",
+    "PushSumState",
     "ResultError",
     "RoundRecord",
     "SCHEDULES",
@@ -223,6 +261,14 @@ __all__ = [
     "extra_reference",
     "flatten",
     "global_metrics",
+    "gossip_absorb",
+    "gossip_answer",
+    "gossip_gradient_step",
+    "gossip_in_flight",
+    "gossip_init",
+    "gossip_messages",
+    "gossip_offer",
+    "gradient_push_step",
     "graph_of",
     "grid",
     "grid_shape",
@@ -230,6 +276,7 @@ __all__ = [
     "gt_reference",
     "gtadam",
     "gtadam_reference",
+    "in_flight",
     "is_column_stochastic",
     "is_doubly_stochastic",
     "is_row_stochastic",
@@ -247,7 +294,11 @@ __all__ = [
     "push_mixing",
     "push_share",
     "push_sum",
+    "push_sum_absorb",
+    "push_sum_estimate",
+    "push_sum_init",
     "push_sum_reference",
+    "push_sum_share",
     "random_connected",
     "random_directed",
     "random_matching",

@@ -16,7 +16,9 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
-__all__ = ["ADAM_CLIP", "FedAvgTunables", "GTAdamTunables", "NonNegative",
+from peerflow.actors import DEFAULT_MAX_WAIT
+
+__all__ = ["ADAM_CLIP", "AsyncTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
            "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
@@ -74,3 +76,16 @@ class FedAvgTunables(Tunables, kw_only=True):
     train_timeout: NonNegative = 0.0
     """Seconds a site may take per round (0: no bound)."""
     local_epochs: AtLeastOne = 5
+
+
+class AsyncTunables(Tunables, kw_only=True):
+    """How an asynchronous algorithm runs: at each node's own pace, waiting up to
+    ``max_wait`` seconds for news before each tick, or (``scheduled`` > 0) on a seeded
+    schedule of nodes x iterations global ticks whose messages arrive 1 to
+    1 + ``max_delay`` ticks late (whole ticks) or are lost with probability ``drop``
+    (below 1)."""
+
+    max_wait: NonNegative = DEFAULT_MAX_WAIT
+    scheduled: NonNegative = 0.0
+    max_delay: NonNegative = 0.0
+    drop: NonNegative = 0.0

@@ -131,6 +131,12 @@ def convergence_section(module: Any, out: Path, quick: bool) -> dict[str, Any]:
     return {"folder": "convergence", "markdown": (folder / "REPORT.md").read_text()}
 
 
+def asynchronous_section(module: Any, quick: bool) -> dict[str, Any]:
+    """benchmarks/asynchronous.py: a slow node's cost, sync against async; the lossy run."""
+    figures = module.measure(quick)
+    return {**figures, "markdown": module.markdown(figures)}
+
+
 def optional(name: str) -> Any | None:
     """Another engineer's benchmark module, or None if it is not in this checkout."""
     try:
@@ -152,6 +158,9 @@ def sections(plan: Plan, out: Path, quick: bool,
         "emulation": lambda: emulation_section(plan, out),
         "nvflare": lambda: nvflare_section(plan, out, nvflare_python),
     }
+    asynchronous = optional("asynchronous")
+    if asynchronous is not None:
+        chosen["asynchronous"] = lambda: asynchronous_section(asynchronous, quick)
     transport, convergence = optional("transport"), optional("convergence")
     if transport is not None:
         chosen["transport"] = lambda: transport_section(transport)

@@ -111,8 +111,11 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
                        stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
                        torch_threads=torch_threads)
-    task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
+    config = job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
+    if agent_command and ALGORITHMS[algorithm].agents is None:
+        raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
+                            "--agent-command")
     out_dir = render.claim_out(out, force)
     if processes:
         raise typer.Exit(run_processes(job, transport, out_dir,
@@ -124,8 +127,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
-    render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
-                                             out_dir))
+    render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
     _exit_on_abort(result)
 
 
@@ -157,6 +159,37 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     _exit_on_interrupt("push-sum", result, config, executors, out_dir)
     render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
     _exit_on_abort(result)
+
+
+def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.TopologyName = "ring",
+                   seed: opt.Seed = 0, iterations: opt.Iterations = 200,
+                   extra: opt.ExtraParams = None, network: opt.NetworkFile = None,
+                   transport: opt.TransportName = "memory", out: opt.Out = None,
+                   sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
+                   processes: opt.Processes = False,
+                   allow_disconnected: opt.AllowDisconnected = False,
+                   force: opt.Force = False) -> None:
+    """Asynchronous averaging: --iterations ticks per node; --set max_wait=S,
+    scheduled=1, max_delay=TICKS, drop=P."""
+    algorithm = str(ctx.info_name)
+    graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
+                          allow_disconnected=allow_disconnected)
+    job = Job(algorithm, iterations, seed, sync_timeout, graph,
+              extra=jobs.parse_extra(algorithm, extra or []),
+              allow_disconnected=allow_disconnected)
+    out_dir = render.claim_out(out, force)
+    if processes:
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+    executors = jobs.build_executors(job)
+    with render.progress_bar(iterations, algorithm) as on_progress:
+        result = _simulate(job.config, executors, transport, on_progress, allow_disconnected)
+    _exit_on_interrupt(algorithm, result, job.config, executors, out_dir)
+    render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
+    _exit_on_abort(result)
+
+
+for _name in ("gossip", "async-push-sum"):
+    simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_async)
 
 
 @app.command("topology")

@@ -3,7 +3,8 @@
 ``JOB.toml``::
 
     algorithm = "gt"       # consensus, push-sum, dgd, gt, gtadam, extra,
-                           # subgradient-push, push-diging or fedavg
+                           # subgradient-push, push-diging, fedavg; asynchronous: gossip,
+                           # async-push-sum, ad-psgd, async-gradient-push
     iterations = 60        # (consensus, push-sum: 50; learning: the problem's if not given;
                            # fedavg: num_rounds, 5)
     seed = 0               # data, models, initial values (and a random topology)
@@ -17,7 +18,9 @@
     [extra]                # learning only: the algorithm's tunables (its registry entry's
     beta1 = 0.9            # ``tunables()``: gtadam's beta1, beta2, epsilon; subgradient-push's
                            # power; fedavg's min_clients, wait_time_after_min_received,
-                           # train_timeout, local_epochs); finite numbers >= 0
+                           # train_timeout, local_epochs; the asynchronous ones' max_wait,
+                           # scheduled, max_delay, drop, also for gossip and
+                           # async-push-sum); finite numbers >= 0
                            # (fedavg's min_clients and local_epochs: integers >= 1)
 
     [network]              # a built-in topology ...
@@ -181,6 +184,12 @@ class JobFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     network: NetworkTable = NetworkTable()
 
 
+class TunedJobFile(JobFile):
+    """The job file of an algorithm with tunables that trains nothing (gossip)."""
+
+    extra: dict[str, Any] = {}
+
+
 class LearningJobFile(JobFile):
     """A learning algorithm's job file: a problem to train and how."""
 
@@ -224,7 +233,7 @@ def _schema(algorithm: str) -> type[JobFile]:
     """What a job file of ``algorithm`` may hold."""
     spec = ALGORITHMS[algorithm]
     return (WorkflowJobFile if spec.controller else LearningJobFile if spec.trains
-            else JobFile)
+            else TunedJobFile if spec.extra else JobFile)
 
 
 def _resolve(file: JobFile, folder: Path) -> Job:
@@ -244,6 +253,8 @@ def _resolve(file: JobFile, folder: Path) -> Job:
                             torch_threads=file.torch_threads,
                             allow_disconnected=table.allow_disconnected,
                             initial_weights=None if weights is UNSET else str(folder / weights))
+    extra = file.extra if isinstance(file, TunedJobFile) else {}
     return Job(file.algorithm, CONSENSUS_ITERATIONS if iterations is None else iterations,
                file.seed, file.sync_timeout, network,
+               extra=ALGORITHMS[file.algorithm].check_extra(extra, "[extra]"),
                allow_disconnected=table.allow_disconnected)

@@ -19,6 +19,12 @@ from peerflow import algorithms
 from peerflow.actors import CONTROLLER_NAME, DistOptController, RunResult
 
 from . import _learning as learning
+from ._async_jobs import (
+    async_learning_executors,
+    averaging_executors,
+    report_async_learning,
+    report_averaging,
+)
 from ._consensus import consensus_executors, report_consensus
 from ._errors import JobError, invalid
 from ._fedavg import (
@@ -68,7 +74,7 @@ class AlgorithmSpec:
     def tunables(self) -> type[algorithms.Tunables]:
         """The struct of the ``extra`` keys the algorithm reads, with their types and
         defaults (``msgspec.structs.fields``); a learning one imports torch."""
-        if self.learning:
+        if self.learning and self.extra is None:
             return algorithms.LEARNING_EXECUTORS[self.name].tunables
         return self.extra or algorithms.Tunables
 
@@ -139,6 +145,23 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
+    AlgorithmSpec(
+        "gossip", "Asynchronous randomized pairwise gossip (Boyd et al.): a node that wakes "
+        "averages with a random neighbour; the sum is kept exactly under delay and loss.",
+        build=averaging_executors, report=report_averaging, extra=algorithms.AsyncTunables),
+    AlgorithmSpec(
+        "async-push-sum", "Asynchronous robust push-sum (running sums): averages over a "
+        "directed graph under any delay, loss and wake order.",
+        build=averaging_executors, report=report_averaging, extra=algorithms.AsyncTunables),
+    AlgorithmSpec(
+        "ad-psgd", "AD-PSGD: asynchronous SGD; each wake, a gradient step and a pairwise "
+        "gossip average with a random neighbour.", build=async_learning_executors,
+        report=report_async_learning, learning=True, extra=algorithms.AsyncTunables),
+    AlgorithmSpec(
+        "async-gradient-push", "Asynchronous robust gradient-push, for directed graphs: "
+        "x <- x - a grad f_i(x / w), then push shares as running sums.",
+        build=async_learning_executors, report=report_async_learning, learning=True,
+        extra=algorithms.AsyncTunables),
     AlgorithmSpec(
         "fedavg", "Federated averaging (NVFlare's ScatterAndGather): each round, task "
         "\"train\" to every site, then the average of the results weighted by their "

@@ -21,6 +21,11 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert {"MixingSchedule", "exponential_one_peer", "random_matching", "cycle_of_graphs",
             "nids", "nids_reference", "NIDSExecutor"} <= set(peerflow.algorithms.__all__)
     assert "Schedule" in peerflow.__all__
+    assert set(peerflow.actors.__all__) >= {"AsyncAlgorithmExecutor", "LatestMailbox", "Latest",
+                                            "TickSchedule"}
+    assert set(peerflow.algorithms.__all__) >= {"GossipExecutor", "AsyncPushSumExecutor",
+                                                "ADPSGDExecutor", "GradientPushExecutor",
+                                                "AsyncTunables"}
     assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
                                             "TaskResult", "RC", "MetaKey", "AgentClosed",
                                             "CallStateError", "AgentServer", "TaskExchanger"}
@@ -61,7 +66,7 @@ def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
 def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> None:
     out = without_torch("import peerflow.jobs as j\n"
                         "print(all(hasattr(j, name) for name in j.__all__), len(j.ALGORITHMS))")
-    assert out.split() == ["True", "10"]
+    assert out.split() == ["True", "14"]
 
 
 def test_the_torch_using_names_load_on_first_use() -> None:
@@ -81,13 +86,15 @@ from peerflow.cli._jobs import Job, build_executors, load_job, report_job
 assert main(["--help"]) == 0 and main(["simulate", "--help"]) == 0
 assert main(["simulate", "consensus", "-n", "3", "-i", "5", "--out", {str(tmp_path)!r},
              "--force"]) == 0
+assert main(["simulate", "gossip", "-n", "3", "-i", "5", "--out", {str(tmp_path)!r},
+             "--force"]) == 0
 job = load_job(Path({str(job)!r}))                       # the controller
 executors = build_executors(Job.from_spec(job.spec()))  # a node
 report_job(peerflow.simulate(job.config, executors), job, Path({str(tmp_path)!r}))
 """)
     for command in ("simulate", "controller", "node", "status", "provision", "topology",
                     "consensus", "dgd", "gt", "gtadam", "extra", "nids", "subgradient-push",
-                    "push-diging", "push-sum"):
+                    "push-diging", "push-sum", "gossip", "async-push-sum", "ad-psgd"):
         assert f" {command} " in out, command
 
 

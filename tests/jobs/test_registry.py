@@ -44,9 +44,11 @@ def test_a_set_value_that_is_not_a_finite_number_at_least_0_is_refused_naming_it
 
 
 def test_the_registry_names_every_learning_executor_and_its_agent_backed_variant() -> None:
-    assert set(LEARNING) == set(algorithms.LEARNING_EXECUTORS)
-    assert set(LEARNING) == set(algorithms.AGENT_LEARNING_EXECUTORS)
-    assert all(ALGORITHMS[name].agents is not None for name in LEARNING)
+    synchronous = [name for name in LEARNING if name not in algorithms.ASYNC_LEARNING_EXECUTORS]
+    assert set(synchronous) == set(algorithms.LEARNING_EXECUTORS)
+    assert set(synchronous) == set(algorithms.AGENT_LEARNING_EXECUTORS)
+    assert set(LEARNING) - set(synchronous) == set(algorithms.ASYNC_LEARNING_EXECUTORS)
+    assert all(ALGORITHMS[name].agents is not None for name in synchronous)
     assert all(ALGORITHMS[name].help for name in ALGORITHMS)
 
 
