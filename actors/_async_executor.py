@@ -21,9 +21,9 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from ._config import LocalConfig
 from ._executor import DEFAULT_SYNC_TIMEOUT, VALUE_TOPIC, SyncAlgorithmExecutor
 from ._latest import Latest, LatestMailbox
+from ._local import LocalConfig
 from ._ticks import TickSchedule
 
 DEFAULT_MAX_WAIT = 0.01

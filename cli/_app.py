@@ -179,7 +179,7 @@ def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.Topol
               allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
     if processes:
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, algorithm) as on_progress:
         result = _simulate(job.config, executors, transport, on_progress, allow_disconnected)
