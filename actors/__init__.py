@@ -7,6 +7,7 @@ from ._checks import check_connected, is_symmetric, unweighted_nodes, with_defau
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
+from ._deploy import memory_transport
 from ._errors import (
     ActorDead,
     ActorError,
@@ -53,6 +54,7 @@ __all__ = [
     "check_connected",
     "is_symmetric",
     "local_configs",
+    "memory_transport",
     "query_status",
     "run",
     "serve_controller",

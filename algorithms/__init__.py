@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._compress_spec import COMPRESSOR_FORMS, CompressSpec, parse_compress_spec
 from ._consensus import ConsensusExecutor
 from ._fedavg import (
     TRAIN_TASK,
@@ -68,6 +69,7 @@ from ._topology import (
     star,
 )
 from ._tunables import (
+    ChocoTunables,
     FedAvgTunables,
     GTAdamTunables,
     NonNegative,
@@ -79,10 +81,13 @@ from ._tunables import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_choco": ("ChocoState", "choco_gossip", "choco_sgd"),
+    "_compress": ("Compressor", "compress_tree", "decompress", "decompress_tree",
+                  "error_feedback", "node_generator", "parse_compressor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
-    "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
-                  "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
-                  "SubgradientPushExecutor", "dataset_loss"),
+    "_learning": ("LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
+                  "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
+                  "PushDIGingExecutor", "SubgradientPushExecutor", "dataset_loss"),
     "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "flatten", "least_squares",
                   "two_moons"),
     "_pushsum": ("PushSumExecutor", "push_mix", "push_share"),
@@ -93,9 +98,20 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._choco import ChocoState, choco_gossip, choco_sgd
+    from ._compress import (
+        Compressor,
+        compress_tree,
+        decompress,
+        decompress_tree,
+        error_feedback,
+        node_generator,
+        parse_compressor,
+    )
     from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
+        ChocoSGDExecutor,
         DGDExecutor,
         ExtraExecutor,
         GTADAMExecutor,
@@ -146,6 +162,12 @@ __all__ = [
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
+    "COMPRESSOR_FORMS",
+    "ChocoSGDExecutor",
+    "ChocoState",
+    "ChocoTunables",
+    "CompressSpec",
+    "Compressor",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
@@ -187,15 +209,21 @@ __all__ = [
     "as_weights",
     "blobs",
     "column_stochastic",
+    "choco_gossip",
+    "choco_sgd",
     "complete",
+    "compress_tree",
     "consensus",
     "consensus_rate",
     "consensus_reference",
     "dataset_loss",
+    "decompress",
+    "decompress_tree",
     "describe",
     "dgd",
     "dgd_reference",
     "directed_ring",
+    "error_feedback",
     "extra",
     "extra_reference",
     "flatten",
@@ -214,6 +242,9 @@ __all__ = [
     "metropolis_hastings",
     "mixing_matrix",
     "network_from_graph",
+    "node_generator",
+    "parse_compress_spec",
+    "parse_compressor",
     "path",
     "problem_weights",
     "push_diging",

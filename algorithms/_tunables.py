@@ -16,7 +16,9 @@ from typing import Annotated, Any, Self
 
 import msgspec
 
-__all__ = ["ADAM_CLIP", "FedAvgTunables", "GTAdamTunables", "NonNegative",
+from ._compress_spec import parse_compress_spec
+
+__all__ = ["ADAM_CLIP", "ChocoTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
            "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
@@ -63,6 +65,18 @@ class SubgradientPushTunables(Tunables, kw_only=True):
     """Subgradient-push's step decay a(t) = a / (t+1)^power (0: a constant step)."""
 
     power: NonNegative = 0.0
+
+
+class ChocoTunables(Tunables, kw_only=True):
+    """CHOCO's consensus step size gamma and its compressor: a spec ``none``,
+    ``top-k:FRACTION``, ``random-k:FRACTION`` or ``qsgd:LEVELS``. gamma = 1 without
+    compression is exact gossip; a compressor that keeps little needs a small gamma."""
+
+    gamma: NonNegative = 1.0
+    compress: str = "none"
+
+    def __post_init__(self) -> None:
+        parse_compress_spec(self.compress)
 
 
 class FedAvgTunables(Tunables, kw_only=True):

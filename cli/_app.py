@@ -18,7 +18,13 @@ import typer
 
 import peerflow
 from peerflow import jobs
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult
+from peerflow.actors import (
+    DEFAULT_SYNC_TIMEOUT,
+    Config,
+    ConfigError,
+    RunResult,
+    memory_transport,
+)
 from peerflow.algorithms import describe
 from peerflow.jobs import (
     ALGORITHMS,
@@ -99,7 +105,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       stepsize: opt.Stepsize = None, extra: opt.ExtraParams = None,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
-                      torch_threads: opt.TorchThreads = 1,
+                      torch_threads: opt.TorchThreads = 1, compress: opt.Compress = None,
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
@@ -108,9 +114,10 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
+    extras = {**jobs.parse_extra(algorithm, extra or []),
+              **jobs.compress_extra(algorithm, ALGORITHMS[algorithm].extra_keys(), compress)}
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
-                       stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
-                       torch_threads=torch_threads)
+                       stepsize=stepsize, extra=extras, torch_threads=torch_threads)
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
@@ -196,9 +203,10 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
             executor.stop()
 
     started = time.perf_counter()
+    carrier = memory_transport(count_bytes=True) if transport == "memory" else transport
     try:
         return run_async(lambda: peerflow.run(
-            config, executors, transport, on_progress=on_progress,
+            config, executors, carrier, on_progress=on_progress,
             allow_disconnected=allow_disconnected,
             config_timeout=in_process_timeout(10.0, len(executors))),
                          on_signal=stop)

@@ -23,6 +23,7 @@ from ._errors import JobError
 from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
+from ._traffic import plot_loss_against_bytes, traffic_metrics
 
 if TYPE_CHECKING:
     from peerflow.algorithms import AgentLearning, LearningExecutor, Problem, PushSumExecutor
@@ -126,10 +127,16 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
                     executors: dict[str, LearningExecutor], out: Path | None) -> Table:
-    """Write summary.json and the train and test loss plots (if ``out``); the summary table."""
-    metrics = learning_metrics(task, executors) if result.ok else {}
+    """Write summary.json, the train and test loss plots and the train loss against bytes
+    sent (if ``out``); the summary table."""
+    metrics = {**learning_metrics(task, executors), **traffic_metrics(executors)} \
+        if result.ok else {}
     curves = {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
                      for node, ex in executors.items()} for kind in ("train", "test")}
+    if out is not None:
+        plot_loss_against_bytes(out / "train_loss_bytes.png", f"{algorithm} on {task.name}: "
+                                "train loss against bytes sent", curves["train"],
+                                {node: ex.bytes_sequence for node, ex in executors.items()})
     return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
         f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node", "epoch",
                              "loss", series) for kind, series in curves.items()})

@@ -137,6 +137,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
+    _learning("choco-sgd", "CHOCO-SGD: DGD with compressed gossip (--compress), "
+              "x <- x + gamma (W x_hat - x_hat), then x <- x - a grad f_i(x).", "the optimum"),
     AlgorithmSpec(
         "fedavg", "Federated averaging (NVFlare's ScatterAndGather): each round, task "
         "\"train\" to every site, then the average of the results weighted by their "
