@@ -32,6 +32,7 @@ QUANTIZED_EXT: Final = 3
 _INDEX_TYPES: Final = (("uint16", 1 << 16), ("uint32", 1 << 32), ("uint64", 1 << 64))
 _DTYPES: Final = frozenset({"float16", "bfloat16", "float32", "float64"})
 _MAX_NDIM: Final = 32
+_MAX_LEVELS: Final = 1 << 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +186,11 @@ def _sparse(shape: tuple[int, ...], lib: str, dtype: str, values: Any, index_typ
 
 def _quantized(shape: tuple[int, ...], lib: str, dtype: str, norm: Any, s: Any, bits: Any,
                magnitudes: Any, signs: Any) -> QuantizedTensor:
-    if type(s) is not int or s < 1 or bits != level_bits(s) or \
-            not all(type(b) is bytes for b in (norm, magnitudes, signs)):
-        raise DecodeError(f"quantized tensor has bad levels s={describe(s)}, "
-                          f"bits={describe(bits)}, or data")
+    if type(s) is not int or not 1 <= s <= _MAX_LEVELS or bits != level_bits(s):
+        raise DecodeError(f"quantized tensor has bad levels: s={describe(s)} with "
+                          f"{describe(bits)} bits per level")
+    if not all(type(b) is bytes for b in (norm, magnitudes, signs)):
+        raise DecodeError("quantized tensor data must be bin")
     count = math.prod(shape)
     if len(magnitudes) != -(-count * bits // 8) or len(signs) != -(-count // 8):
         raise DecodeError(f"quantized tensor data does not match its {count} entries")

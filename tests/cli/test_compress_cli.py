@@ -1,0 +1,60 @@
+"""``peerflow simulate choco-sgd --compress``: bytes per node in the summary and table, the
+loss-against-bytes plot, and clear errors for bad specs and uncompressed algorithms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from peerflow.cli import app, main
+from peerflow.jobs import JobError, load_job
+
+runner = CliRunner()
+
+
+def _summary(out: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["simulate", *args, "-p", "least-squares", "-n", "4", "-i", "30",
+                                 "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "bytes sent per node" in result.output
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.timeout(300)
+def test_choco_sgd_with_top_k_reports_fewer_bytes_per_node_than_dgd(tmp_path: Path) -> None:
+    dgd = _summary(tmp_path / "dgd", "dgd")
+    choco = _summary(tmp_path / "choco", "choco-sgd", "--compress", "qsgd:4",
+                     "--set", "gamma=0.5")
+    assert choco["config"]["extra"] == {"iterations": 30, "stepsize": 0.05, "gamma": 0.5,
+                                        "compress": "qsgd:4"}
+    for node, result in choco["results"].items():
+        sent = result["bytes_sent"]
+        assert 0 < sent < dgd["results"][node]["bytes_sent"]
+        assert result["bytes_sequence"][0] == 0 and result["bytes_sequence"][-1] == sent
+    per_node = [r["bytes_sent"] for r in choco["results"].values()]
+    assert choco["metrics"]["bytes_sent_per_node"] == sum(per_node) / len(per_node)
+    assert choco["metrics"]["bytes_sent_total"] == sum(per_node)
+    assert (tmp_path / "choco" / "train_loss_bytes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["choco-sgd", "--compress", "top-k:2"], "--compress: compressor 'top-k:2': the fraction"),
+    (["choco-sgd", "--compress", "zip"], "expected one of none, top-k:FRACTION"),
+    (["dgd", "--compress", "top-k:0.01"], "dgd sends its values uncompressed"),
+])
+def test_a_bad_compress_option_is_one_clear_line(args: list[str], message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", *args, "-i", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_job_file_with_a_bad_compressor_is_refused(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('algorithm = "choco-sgd"\nproblem = "least-squares"\n[network]\nnodes = 3\n'
+                   '[extra]\ncompress = "qsgd:0"\n')
+    with pytest.raises(JobError, match="qsgd:0"):
+        load_job(job)
