@@ -39,7 +39,8 @@ class AlgorithmSpec:
     agent-backed if it has them) and how to report a run of it.
 
     ``learning`` algorithms train a problem: they read ``problem``, ``stepsize``,
-    ``torch_threads`` and ``extra`` (the fields of ``tunables``, finite numbers >= 0; an
+    ``torch_threads`` and ``extra`` (the fields of ``tunables``: finite numbers >= 0, or
+    CHOCO's compressor spec; an
     absent key takes its default there).
     """
 
@@ -80,7 +81,7 @@ class AlgorithmSpec:
         """The algorithm's own ``extra`` keys with their defaults."""
         return self.tunables().defaults()
 
-    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, int | float]:
+    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, int | float | str]:
         """``extra`` checked against ``tunables``: only the keys it gives, as numbers.
 
         Raises:

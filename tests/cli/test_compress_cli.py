@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from peerflow.cli import app, main
-from peerflow.jobs import JobError, load_job
+from peerflow.jobs import Job, JobError, load_job
 
 runner = CliRunner()
 
@@ -58,3 +58,12 @@ def test_a_job_file_with_a_bad_compressor_is_refused(tmp_path: Path) -> None:
                    '[extra]\ncompress = "qsgd:0"\n')
     with pytest.raises(JobError, match="qsgd:0"):
         load_job(job)
+
+
+def test_a_job_file_names_its_compressor_and_nodes_rebuild_it(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('algorithm = "choco-sgd"\nproblem = "least-squares"\n[network]\nnodes = 3\n'
+                   '[extra]\ncompress = "random-k:0.5"\ngamma = 0.4\n')
+    loaded = load_job(job)
+    assert loaded.config.extra["compress"] == "random-k:0.5"
+    assert Job.from_spec(loaded.spec()) == loaded
