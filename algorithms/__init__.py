@@ -69,6 +69,7 @@ from ._topology import (
     star,
 )
 from ._tunables import (
+    ChocoGossipTunables,
     ChocoTunables,
     FedAvgTunables,
     GTAdamTunables,
@@ -81,7 +82,7 @@ from ._tunables import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
-    "_choco": ("ChocoState", "choco_gossip", "choco_sgd"),
+    "_choco": ("ChocoGossipExecutor", "ChocoState", "choco_gossip", "choco_sgd"),
     "_compress": ("Compressor", "compress_tree", "decompress", "decompress_tree",
                   "error_feedback", "node_generator", "parse_compressor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
@@ -98,7 +99,7 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
-    from ._choco import ChocoState, choco_gossip, choco_sgd
+    from ._choco import ChocoGossipExecutor, ChocoState, choco_gossip, choco_sgd
     from ._compress import (
         Compressor,
         compress_tree,
@@ -163,6 +164,8 @@ __all__ = [
     "AgentTrainer",
     "Algorithm",
     "COMPRESSOR_FORMS",
+    "ChocoGossipExecutor",
+    "ChocoGossipTunables",
     "ChocoSGDExecutor",
     "ChocoState",
     "ChocoTunables",

@@ -17,16 +17,23 @@ reads the state alone.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
+import msgspec
+import numpy as np
 import torch
 
-from ._compress import Compressor, compress_tree, decompress_tree
-from ._loop import Algorithm
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT
+
+from ._compress import Compressor, compress_tree, decompress_tree, node_generator, parse_compressor
+from ._consensus import ValueHistory, _iterations
+from ._loop import NO_OBJECTIVE, Algorithm, StepExecutor
 from ._steps import Params, _step
 from ._trees import Tree, tree_map
+from ._tunables import ChocoTunables
 
-__all__ = ["ChocoState", "choco_gossip", "choco_sgd"]
+__all__ = ["ChocoGossipExecutor", "ChocoState", "choco_gossip", "choco_sgd"]
 
 
 class ChocoState(NamedTuple):
@@ -85,3 +92,59 @@ def choco_sgd(stepsize: float, gamma: float, compressor: Compressor,
               generator: torch.Generator) -> Algorithm:
     """CHOCO-SGD: the gossip step of ``choco_gossip``, then x <- x - a grad f_i(x)."""
     return _choco(gamma, compressor, generator, stepsize)
+
+
+class ChocoGossipExecutor(ValueHistory, StepExecutor):
+    """Averages a vector with CHOCO-gossip for ``extra["iterations"]`` iterations;
+    ``extra``: ``ChocoTunables``' gamma and compress. Random compressors draw from a
+    generator seeded by the node's name. ``bytes_sequence`` holds the bytes the node had
+    sent after each iteration (0 first), as its transport counted them.
+
+    Args:
+        initial_value: the node's vector (a float64 copy is kept).
+        sync_timeout: seconds to wait for all neighbours' values of one iteration.
+    """
+
+    tunables: ClassVar[type[ChocoTunables]] = ChocoTunables
+
+    def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+                 max_ahead: int = 1000) -> None:
+        super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
+        self.initial_value = self.current_value = np.array(initial_value, dtype=np.float64)
+        self.value_history: list[Any] = [self.initial_value]
+        self.bytes_sequence: list[int] = [0]
+
+    async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
+        try:
+            tuned = self.tunables.from_extra(extra)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"extra: {exc}") from None
+        algorithm = choco_gossip(tuned.gamma, parse_compressor(tuned.compress),
+                                 node_generator(self.id))
+        before = self.sent_bytes()
+
+        def observe(state: ChocoState) -> None:
+            self.value_history.append(state.x.numpy().copy())
+            self.bytes_sequence.append(self.sent_bytes() - before)
+
+        x0 = torch.from_numpy(self.current_value.copy())
+        await self.run_steps(algorithm, algorithm.init(x0), NO_OBJECTIVE, _iterations(extra),
+                             observe)
+        self.current_value = self.value_history[-1]
+        return self.to_result()
+
+    def to_result(self) -> dict[str, Any]:
+        """This node's value history and the bytes it had sent after each iteration."""
+        return {**super().to_result(), "bytes_sequence": self.bytes_sequence,
+                "bytes_sent": self.bytes_sequence[-1]}
+
+    def load_result(self, result: Mapping[str, Any]) -> None:
+        """Restore what ``to_result`` gave (see ``ValueHistory.load_result``).
+
+        Raises:
+            KeyError: the result lacks a field.
+        """
+        super().load_result(result)
+        self.value_history = [np.asarray(x, dtype=np.float64) for x in self.value_history]
+        self.initial_value, self.current_value = self.value_history[0], self.value_history[-1]
+        self.bytes_sequence = [int(n) for n in result["bytes_sequence"]]

@@ -18,8 +18,8 @@ import msgspec
 
 from ._compress_spec import parse_compress_spec
 
-__all__ = ["ADAM_CLIP", "ChocoTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
-           "SubgradientPushTunables", "Tunables"]
+__all__ = ["ADAM_CLIP", "ChocoGossipTunables", "ChocoTunables", "FedAvgTunables",
+           "GTAdamTunables", "NonNegative", "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """A finite number >= 0."""
@@ -77,6 +77,12 @@ class ChocoTunables(Tunables, kw_only=True):
 
     def __post_init__(self) -> None:
         parse_compress_spec(self.compress)
+
+
+class ChocoGossipTunables(ChocoTunables, kw_only=True):
+    """CHOCO-gossip's job: ``ChocoTunables`` and the length of the vectors averaged."""
+
+    dimension: AtLeastOne = 100
 
 
 class FedAvgTunables(Tunables, kw_only=True):

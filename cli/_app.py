@@ -40,6 +40,7 @@ from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
+from ._choco import simulate_choco_gossip
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
@@ -139,6 +140,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
 for _name in LEARNING:
     simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_learning)
 simulate_app.command("fedavg", help=ALGORITHMS["fedavg"].help)(simulate_fedavg)
+simulate_app.command("choco-gossip", help=ALGORITHMS["choco-gossip"].help)(simulate_choco_gossip)
 
 
 @simulate_app.command("push-sum", help=ALGORITHMS["push-sum"].help)

@@ -19,6 +19,7 @@ from peerflow import algorithms
 from peerflow.actors import CONTROLLER_NAME, DistOptController, RunResult
 
 from . import _learning as learning
+from ._choco_gossip import choco_gossip_executors, report_choco_gossip
 from ._consensus import consensus_executors, report_consensus
 from ._errors import JobError, invalid
 from ._fedavg import (
@@ -40,8 +41,7 @@ class AlgorithmSpec:
 
     ``learning`` algorithms train a problem: they read ``problem``, ``stepsize``,
     ``torch_threads`` and ``extra`` (the fields of ``tunables``: finite numbers >= 0, or
-    CHOCO's compressor spec; an
-    absent key takes its default there).
+    CHOCO's compressor spec; an absent key takes its default there).
     """
 
     name: str
@@ -127,6 +127,11 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                                                            job.sync_timeout)),
         report=lambda result, job, executors, out: learning.report_push_sum(
             result, job.config, executors, out)),
+    AlgorithmSpec(
+        "choco-gossip", "CHOCO-gossip: average random vectors with compressed messages "
+        "(--compress): x <- x + gamma (W x_hat - x_hat), x_hat updated by q = C(x - x_hat).",
+        build=choco_gossip_executors, report=report_choco_gossip,
+        extra=algorithms.ChocoGossipTunables, target="the average"),
     _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
               "the optimum"),
     _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g.",
@@ -191,11 +196,11 @@ def parse_extra(algorithm: str, items: list[str]) -> dict[str, int | float]:
         JobError: an item is not KEY=NUMBER, the algorithm does not read KEY, or
             NUMBER is not finite and >= 0.
     """
-    parsed: dict[str, float] = {}
+    parsed: dict[str, int | float] = {}
     for item in items:
         key, _, value = item.partition("=")
-        try:
-            parsed[key.strip()] = float(value)
+        try:  # an integer stays one, for counts (a float key converts it)
+            parsed[key.strip()] = int(value) if value.strip().isdigit() else float(value)
         except ValueError:
             raise JobError(f"--set {item!r}: expected KEY=NUMBER, e.g. beta1=0.95") from None
         if not key.strip():

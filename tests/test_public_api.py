@@ -57,7 +57,7 @@ def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
 def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> None:
     out = without_torch("import peerflow.jobs as j\n"
                         "print(all(hasattr(j, name) for name in j.__all__), len(j.ALGORITHMS))")
-    assert out.split() == ["True", "10"]
+    assert out.split() == ["True", "11"]
 
 
 def test_the_torch_using_names_load_on_first_use() -> None:

@@ -67,3 +67,20 @@ def test_a_job_file_names_its_compressor_and_nodes_rebuild_it(tmp_path: Path) ->
     loaded = load_job(job)
     assert loaded.config.extra["compress"] == "random-k:0.5"
     assert Job.from_spec(loaded.spec()) == loaded
+
+
+@pytest.mark.timeout(300)
+def test_choco_gossip_averages_vectors_and_reports_bytes_per_node(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "choco-gossip", "-n", "5", "-i", "150",
+                                 "--compress", "top-k:0.1", "--set", "gamma=0.15",
+                                 "--set", "dimension=20", "--out", str(tmp_path)],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["extra"] == {"iterations": 150, "gamma": 0.15, "dimension": 20,
+                                          "compress": "top-k:0.1"}
+    assert summary["metrics"]["distance_to_average"] < 1e-4
+    sent = [r["bytes_sent"] for r in summary["results"].values()]
+    assert min(sent) > 0 and summary["metrics"]["bytes_sent_total"] == sum(sent)
+    for plot in ("consensus_error.png", "consensus_error_bytes.png"):
+        assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
