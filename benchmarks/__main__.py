@@ -9,7 +9,8 @@ from pathlib import Path
 
 from . import _report, _suite
 
-SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence")
+SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence",
+            "compression")
 
 
 def bench(out: Path, *, quick: bool, nvflare_python: str | None = None,
