@@ -48,7 +48,7 @@ class Run:
 
 
 RUNS = (Run("DGD (uncompressed)", "dgd", {}),
-        Run("CHOCO-SGD top-k 1%", "choco-sgd", {"compress": "top-k:0.01", "gamma": 0.02}))
+        Run("CHOCO-SGD top-k 1%", "choco-sgd", {"compress": "top-k:0.01", "gamma": 0.05}))
 
 
 def _problem(name: str, quick: bool) -> tuple[Any, int]:
