@@ -70,7 +70,7 @@ from ._topology import (
 )
 from ._tunables import (
     ChocoGossipTunables,
-    ChocoTunables,
+    CompressTunables,
     FedAvgTunables,
     GTAdamTunables,
     NonNegative,
@@ -83,6 +83,7 @@ from ._tunables import (
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
     "_choco": ("ChocoGossipExecutor", "ChocoState", "choco_gossip", "choco_sgd"),
+    "_squeeze": ("SqueezeState", "error_feedback_dgd"),
     "_compress": ("Compressor", "compress_tree", "decompress", "decompress_tree",
                   "error_feedback", "node_generator", "parse_compressor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
     )
     from ._problems import PROBLEMS, Problem, accuracy, blobs, flatten, least_squares, two_moons
     from ._pushsum import PushSumExecutor, push_mix, push_share
+    from ._squeeze import SqueezeState, error_feedback_dgd
     from ._steps import (
         Scaling,
         adam_scaling,
@@ -168,7 +170,7 @@ __all__ = [
     "ChocoGossipTunables",
     "ChocoSGDExecutor",
     "ChocoState",
-    "ChocoTunables",
+    "CompressTunables",
     "CompressSpec",
     "Compressor",
     "ConsensusExecutor",
@@ -195,6 +197,7 @@ __all__ = [
     "RoundRecord",
     "Scaling",
     "ScatterAndGather",
+    "SqueezeState",
     "StepExecutor",
     "SubgradientPushExecutor",
     "SubgradientPushTunables",
@@ -227,6 +230,7 @@ __all__ = [
     "dgd_reference",
     "directed_ring",
     "error_feedback",
+    "error_feedback_dgd",
     "extra",
     "extra_reference",
     "flatten",

@@ -31,7 +31,7 @@ from ._consensus import ValueHistory, _iterations
 from ._loop import NO_OBJECTIVE, Algorithm, StepExecutor
 from ._steps import Params, _step
 from ._trees import Tree, tree_map
-from ._tunables import ChocoTunables
+from ._tunables import CompressTunables
 
 __all__ = ["ChocoGossipExecutor", "ChocoState", "choco_gossip", "choco_sgd"]
 
@@ -96,7 +96,7 @@ def choco_sgd(stepsize: float, gamma: float, compressor: Compressor,
 
 class ChocoGossipExecutor(ValueHistory, StepExecutor):
     """Averages a vector with CHOCO-gossip for ``extra["iterations"]`` iterations;
-    ``extra``: ``ChocoTunables``' gamma and compress. Random compressors draw from a
+    ``extra``: ``CompressTunables``' gamma and compress. Random compressors draw from a
     generator seeded by the node's name. ``bytes_sequence`` holds the bytes the node had
     sent after each iteration (0 first), as its transport counted them.
 
@@ -105,7 +105,7 @@ class ChocoGossipExecutor(ValueHistory, StepExecutor):
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
     """
 
-    tunables: ClassVar[type[ChocoTunables]] = ChocoTunables
+    tunables: ClassVar[type[CompressTunables]] = CompressTunables
 
     def __init__(self, initial_value: Any, sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
                  max_ahead: int = 1000) -> None:

@@ -20,13 +20,13 @@ from torch import nn
 
 from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 
-from . import _choco, _steps
+from . import _choco, _squeeze, _steps
 from ._compress import node_generator, parse_compressor
 from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
 from ._objective import BatchObjective, dataset_loss, torch_gradient
 from ._steps import Params
-from ._tunables import ChocoTunables, GTAdamTunables, SubgradientPushTunables, Tunables
+from ._tunables import CompressTunables, GTAdamTunables, SubgradientPushTunables, Tunables
 
 __all__ = ["LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
            "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
@@ -205,10 +205,20 @@ def _stepsize(extra: Mapping[str, Any]) -> float:
 
 
 class DGDExecutor(LearningExecutor):
-    """Distributed gradient descent (NVFlare's name); ``extra``: iterations, stepsize."""
+    """Distributed gradient descent (NVFlare's name); ``extra``: iterations, stepsize and
+    ``CompressTunables``' gamma and compress: with a compressor (or gamma other than 1),
+    DGD whose gossip is compressed with error feedback (``_squeeze``); random compressors
+    draw from a generator seeded by the node's name."""
+
+    tunables = CompressTunables
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.dgd(_stepsize(extra), **self.tuned(extra))
+        tuned = self.tuned(extra)
+        if tuned == CompressTunables.defaults():  # NVFlare's recursion, operation for operation
+            return _steps.dgd(_stepsize(extra))
+        return _squeeze.error_feedback_dgd(_stepsize(extra), tuned["gamma"],
+                                           parse_compressor(tuned["compress"]),
+                                           node_generator(self.id))
 
 
 class GTExecutor(LearningExecutor):
@@ -257,10 +267,10 @@ class PushDIGingExecutor(LearningExecutor):
 
 class ChocoSGDExecutor(LearningExecutor):
     """CHOCO-SGD, DGD with compressed gossip; ``extra``: iterations, stepsize and
-    ``ChocoTunables``' gamma and compress. Random compressors draw from a generator
+    ``CompressTunables``' gamma and compress. Random compressors draw from a generator
     seeded by the node's name."""
 
-    tunables = ChocoTunables
+    tunables = CompressTunables
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
         tuned = self.tuned(extra)

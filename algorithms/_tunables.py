@@ -18,7 +18,7 @@ import msgspec
 
 from ._compress_spec import parse_compress_spec
 
-__all__ = ["ADAM_CLIP", "ChocoGossipTunables", "ChocoTunables", "FedAvgTunables",
+__all__ = ["ADAM_CLIP", "ChocoGossipTunables", "CompressTunables", "FedAvgTunables",
            "GTAdamTunables", "NonNegative", "SubgradientPushTunables", "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
@@ -67,10 +67,11 @@ class SubgradientPushTunables(Tunables, kw_only=True):
     power: NonNegative = 0.0
 
 
-class ChocoTunables(Tunables, kw_only=True):
-    """CHOCO's consensus step size gamma and its compressor: a spec ``none``,
-    ``top-k:FRACTION``, ``random-k:FRACTION`` or ``qsgd:LEVELS``. gamma = 1 without
-    compression is exact gossip; a compressor that keeps little needs a small gamma."""
+class CompressTunables(Tunables, kw_only=True):
+    """Compressed gossip's (CHOCO's, DGD's) consensus step size gamma and compressor: a
+    spec ``none``, ``top-k:FRACTION``, ``random-k:FRACTION`` or ``qsgd:LEVELS``. gamma = 1
+    without compression is exact gossip; a compressor that keeps little needs a small
+    gamma."""
 
     gamma: NonNegative = 1.0
     compress: str = "none"
@@ -79,8 +80,8 @@ class ChocoTunables(Tunables, kw_only=True):
         parse_compress_spec(self.compress)
 
 
-class ChocoGossipTunables(ChocoTunables, kw_only=True):
-    """CHOCO-gossip's job: ``ChocoTunables`` and the length of the vectors averaged."""
+class ChocoGossipTunables(CompressTunables, kw_only=True):
+    """CHOCO-gossip's job: ``CompressTunables`` and the length of the vectors averaged."""
 
     dimension: AtLeastOne = 100
 

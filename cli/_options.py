@@ -53,4 +53,4 @@ Force = Annotated[bool, typer.Option(
 Compress = Annotated[str | None, typer.Option(
     "--compress", metavar="SPEC",
     help="Compress what nodes send: top-k:FRACTION, random-k:FRACTION, qsgd:LEVELS or none "
-    "(choco-sgd; e.g. top-k:0.01).")]
+    "(choco-sgd, choco-gossip, dgd; e.g. top-k:0.01).")]

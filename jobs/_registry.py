@@ -132,8 +132,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
         "(--compress): x <- x + gamma (W x_hat - x_hat), x_hat updated by q = C(x - x_hat).",
         build=choco_gossip_executors, report=report_choco_gossip,
         extra=algorithms.ChocoGossipTunables, target="the average"),
-    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
-              "the optimum"),
+    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x); "
+              "with --compress, gossip compressed with error feedback.", "the optimum"),
     _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g.",
               "the optimum"),
     _learning("gtadam", "GTAdam: gradient tracking with an Adam scaling of the tracker.",

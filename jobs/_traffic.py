@@ -63,8 +63,8 @@ def compress_extra(algorithm: str, keys: Sequence[str], spec: str | None) -> dic
         return {}
     if "compress" not in keys:
         raise JobError(f"--compress: {algorithm} sends its values uncompressed; compressed "
-                       "gossip needs error compensation, which choco-sgd (DGD's "
-                       "recursion with compressed differences) has: "
+                       "gossip needs error compensation, which choco-sgd (compressed "
+                       "differences) and dgd (error feedback) have: "
                        f"peerflow simulate choco-sgd --compress {spec}")
     try:
         parse_compress_spec(spec)

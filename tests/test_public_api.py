@@ -104,7 +104,7 @@ def test_the_agent_link_and_its_handshake_are_public() -> None:
 
 def test_compression_is_public() -> None:
     assert set(peerflow.transport.__all__) >= {"SparseTensor", "QuantizedTensor"}
-    assert set(peerflow.algorithms.__all__) >= {"ChocoSGDExecutor", "ChocoTunables", "choco_sgd",
+    assert set(peerflow.algorithms.__all__) >= {"ChocoSGDExecutor", "CompressTunables", "choco_sgd",
                                                 "choco_gossip", "parse_compressor",
                                                 "parse_compress_spec", "error_feedback"}
     assert "memory_transport" in peerflow.actors.__all__

@@ -17,6 +17,7 @@ from peerflow.algorithms import (
     StepExecutor,
     choco_gossip,
     choco_sgd,
+    error_feedback_dgd,
     metropolis_hastings,
     mixing_matrix,
     node_generator,
@@ -89,9 +90,16 @@ async def test_choco_gossip_without_compression_and_gamma_one_is_exact_gossip(
     np.testing.assert_allclose(trajectory, np.array(expected), rtol=0, atol=1e-12)
 
 
+def _squeeze(spec: str, gamma: float, stepsize: float) -> Any:
+    return lambda node: error_feedback_dgd(stepsize, gamma, parse_compressor(spec),
+                                           node_generator(node))
+
+
 @pytest.mark.timeout(120)
-async def test_choco_sgd_without_compression_and_gamma_one_is_dgd(transport: str) -> None:
-    trajectory = _trajectory(await _run(_sgd("none", 1.0, 0.3), 30, transport))
+@pytest.mark.parametrize("make", [_sgd, _squeeze], ids=["choco-sgd", "error-feedback-dgd"])
+async def test_compressed_dgd_without_compression_and_gamma_one_is_dgd(
+        make: Any, transport: str) -> None:
+    trajectory = _trajectory(await _run(make("none", 1.0, 0.3), 30, transport))
     expected = [X0]
     for _ in range(30):
         mixed = W @ expected[-1]
@@ -122,3 +130,12 @@ async def test_each_node_sends_a_tenth_of_the_bytes_with_top_k_five_percent(
     for node in NETWORK.node_ids:
         assert dense[node].bytes > 10 * DIM * 8
         assert sparse[node].bytes < dense[node].bytes * 0.6
+
+
+@pytest.mark.timeout(120)
+async def test_error_feedback_gossip_keeps_the_average_and_narrows_the_spread() -> None:
+    trajectory = _trajectory(await _run(_squeeze("top-k:0.1", 0.2, 0.0), 300, "memory"))
+    np.testing.assert_allclose(trajectory[-1].mean(axis=0), X0.mean(axis=0), rtol=0,
+                               atol=1e-12)
+    spread = [np.ptp(x, axis=0).max() for x in trajectory]
+    assert spread[-1] < spread[0] / 4  # slower than CHOCO: no copies of the neighbours

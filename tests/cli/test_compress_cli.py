@@ -43,7 +43,7 @@ def test_choco_sgd_with_top_k_reports_fewer_bytes_per_node_than_dgd(tmp_path: Pa
 @pytest.mark.parametrize("args, message", [
     (["choco-sgd", "--compress", "top-k:2"], "--compress: compressor 'top-k:2': the fraction"),
     (["choco-sgd", "--compress", "zip"], "expected one of none, top-k:FRACTION"),
-    (["dgd", "--compress", "top-k:0.01"], "dgd sends its values uncompressed"),
+    (["gt", "--compress", "top-k:0.01"], "gt sends its values uncompressed"),
 ])
 def test_a_bad_compress_option_is_one_clear_line(args: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
