@@ -84,3 +84,13 @@ def test_choco_gossip_averages_vectors_and_reports_bytes_per_node(tmp_path: Path
     assert min(sent) > 0 and summary["metrics"]["bytes_sent_total"] == sum(sent)
     for plot in ("consensus_error.png", "consensus_error_bytes.png"):
         assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.timeout(300)
+def test_dgd_with_compress_sends_error_feedback_compressed_gossip(tmp_path: Path) -> None:
+    dense = _summary(tmp_path / "dense", "dgd")
+    sparse = _summary(tmp_path / "sparse", "dgd", "--compress", "top-k:0.2", "--set",
+                      "gamma=0.3")
+    assert sparse["config"]["extra"]["compress"] == "top-k:0.2"
+    assert sparse["metrics"]["bytes_sent_total"] < dense["metrics"]["bytes_sent_total"]
+    assert sparse["metrics"]["train_loss"] < sparse["metrics"]["train_loss_start"]
