@@ -51,11 +51,14 @@ RUNS = (Run("DGD (uncompressed)", "dgd", {}),
         Run("CHOCO-SGD top-k 1%", "choco-sgd", {"compress": "top-k:0.01", "gamma": 0.05}))
 
 
-def _problem(name: str, quick: bool) -> tuple[Any, int]:
+ITERATIONS = {"least-squares": (300, 2000), "two-moons": (300, 1500)}
+"""Each problem's iterations: quick, full."""
+
+
+def _problem(name: str) -> Any:
     if name == "least-squares":  # features with a mean: the largest local curvature is ~540
-        task = replace(least_squares(NODES, 0, dim=1000, samples=150), stepsize=0.0015)
-        return task, 300 if quick else 2000
-    return two_moons(NODES, 0), 300 if quick else 1500
+        return replace(least_squares(NODES, 0, dim=1000, samples=150), stepsize=0.0015)
+    return two_moons(NODES, 0)
 
 
 def run_curve(task: Any, run: Run, iterations: int) -> dict[str, Any]:
@@ -107,9 +110,9 @@ def bytes_to_reach(curve: dict[str, Any], target: float) -> float | None:
     return None
 
 
-def compare(problem: str, quick: bool) -> dict[str, Any]:
+def compare(problem: str, iterations: int) -> dict[str, Any]:
     """Both runs on ``problem``, the target loss and the bytes ratio to reach it."""
-    task, iterations = _problem(problem, quick)
+    task = _problem(problem)
     curves = [run_curve(task, run, iterations) for run in RUNS]
     target = TARGET_MARGIN * max(curve["loss"][-1] for curve in curves)
     reached = [bytes_to_reach(curve, target) for curve in curves]
@@ -157,7 +160,8 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
 
 def measure(out: Path, quick: bool) -> dict[str, Any]:
     """Both problems; plots into ``out``; the results with their markdown table."""
-    results = [compare(problem, quick) for problem in ("least-squares", "two-moons")]
+    results = [compare(problem, ITERATIONS[problem][0 if quick else 1])
+               for problem in ITERATIONS]
     for result in results:
         plot(result, out)
         plot_iterations(result, out)
