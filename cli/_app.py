@@ -130,7 +130,8 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
-                  else _simulate(config, executors, transport, on_progress, allow_disconnected))
+                  else _simulate(config, executors, transport, on_progress, allow_disconnected,
+                                 count_bytes=True))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
                                              out_dir))
@@ -195,8 +196,9 @@ def _network_transport(transport: str) -> str:
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
               on_progress: Callable[[Mapping[str, int | None]], None],
-              allow_disconnected: bool) -> RunResult:
-    """Run the job; SIGINT or SIGTERM stop every node and give an "interrupted" result."""
+              allow_disconnected: bool, count_bytes: bool = False) -> RunResult:
+    """Run the job; SIGINT or SIGTERM stop every node and give an "interrupted" result.
+    ``count_bytes``: in memory, count what each node sends (it costs an encode per value)."""
     def stop() -> None:
         # The run's objects live until exit: spare them the full collections that the
         # unwinding and the summary would trigger (seconds at 10,000 nodes).
@@ -205,7 +207,7 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
             executor.stop()
 
     started = time.perf_counter()
-    carrier = memory_transport(count_bytes=True) if transport == "memory" else transport
+    carrier = memory_transport(count_bytes=count_bytes) if transport == "memory" else transport
     try:
         return run_async(lambda: peerflow.run(
             config, executors, carrier, on_progress=on_progress,

@@ -37,7 +37,8 @@ def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "ra
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, "choco-gossip") as on_progress:
-        result = _simulate(job.config, executors, transport, on_progress, allow_disconnected)
+        result = _simulate(job.config, executors, transport, on_progress, allow_disconnected,
+                           count_bytes=True)
     _exit_on_interrupt("choco-gossip", result, job.config, executors, out_dir)
     render.print_table(*ALGORITHMS["choco-gossip"].report(result, job, executors, out_dir))
     _exit_on_abort(result)

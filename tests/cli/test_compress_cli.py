@@ -94,3 +94,15 @@ def test_dgd_with_compress_sends_error_feedback_compressed_gossip(tmp_path: Path
     assert sparse["config"]["extra"]["compress"] == "top-k:0.2"
     assert sparse["metrics"]["bytes_sent_total"] < dense["metrics"]["bytes_sent_total"]
     assert sparse["metrics"]["train_loss"] < sparse["metrics"]["train_loss_start"]
+
+
+@pytest.mark.timeout(120)
+def test_bytes_are_counted_in_memory_by_reference_too(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEERFLOW_STRICT")  # values by reference, as in use
+    result = runner.invoke(app, ["simulate", "choco-gossip", "-n", "3", "-i", "5",
+                                 "--set", "dimension=10", "--out", str(tmp_path)],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert min(r["bytes_sent"] for r in summary["results"].values()) > 5 * 10 * 8
