@@ -44,8 +44,8 @@ def plot_loss_against_bytes(path: Path, title: str, losses: Mapping[str, Sequenc
     with figure(path, title, "bytes sent by the node", "loss", logy=True,
                 legend_beside=True) as axes:
         for node in drawn:
-            axes.plot(np.asarray(sent[node], dtype=float),
-                      np.asarray(losses[node], dtype=float), lw=1.2, marker=".", label=node)
+            axes.plot(np.asarray(sent[node], dtype=float), np.asarray(losses[node], dtype=float),
+                      lw=1.2, marker="." if len(losses[node]) <= 50 else None, label=node)
 
 
 def compress_extra(algorithm: str, keys: Sequence[str], spec: str | None) -> dict[str, str]:
