@@ -125,7 +125,7 @@ def plot(result: dict[str, Any], out: Path) -> Path:
     """Loss against bytes (log-log) and against iterations, side by side."""
     path = out / f"compression_{result['problem']}.png"
     with figure(path, f"{result['problem']}: global train loss against bytes sent per node",
-                "bytes sent per node", "global train loss", logx=True, logy=True) as axes:
+                "bytes sent per node", "global train loss", logx=True) as axes:
         for curve in result["curves"]:
             axes.plot(np.maximum(curve["bytes_per_node"], 1), curve["loss"], lw=1.5,
                       label=curve["label"])
@@ -137,7 +137,7 @@ def plot_iterations(result: dict[str, Any], out: Path) -> Path:
     """Loss against iterations."""
     path = out / f"compression_{result['problem']}_iterations.png"
     with figure(path, f"{result['problem']}: global train loss per iteration", "iteration",
-                "global train loss", logy=True) as axes:
+                "global train loss") as axes:
         for curve in result["curves"]:
             axes.plot(curve["iterations"], curve["loss"], lw=1.5, label=curve["label"])
     return path
