@@ -8,6 +8,7 @@ from ._checks import check_connected, is_symmetric, unweighted_nodes, with_defau
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, Neighbor, Network, Node, network_from_data
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
+from ._deploy import memory_transport
 from ._errors import (
     ActorDead,
     ActorError,
@@ -67,6 +68,7 @@ __all__ = [
     "is_symmetric",
     "local_configs",
     "network_from_data",
+    "memory_transport",
     "query_status",
     "run",
     "serve_controller",

@@ -43,6 +43,12 @@ STRICT_ENV = "PEERFLOW_STRICT"
 MAX_RECONNECT_WINDOW = 2.0
 
 
+def memory_transport(*, count_bytes: bool = False) -> MemoryTransport:
+    """The transport of a "memory" run: strict if ``PEERFLOW_STRICT`` is 1; with
+    ``count_bytes``, it counts what each node sends (``Transport.sent_bytes``)."""
+    return MemoryTransport(strict=os.environ.get(STRICT_ENV) == "1", count_bytes=count_bytes)
+
+
 @contextlib.asynccontextmanager
 async def deploy(transport: str | Transport, network: Network,
                  executors: Mapping[str, SyncAlgorithmExecutor],
@@ -60,7 +66,7 @@ async def deploy(transport: str | Transport, network: Network,
             async with _networked(address, network, executors, controller):
                 yield
             return
-        carrier = MemoryTransport(strict=os.environ.get(STRICT_ENV) == "1")
+        carrier = memory_transport()
     async with carrier, Runtime(carrier) as runtime:
         for node_id, executor in executors.items():
             await runtime.spawn(executor, node_id)

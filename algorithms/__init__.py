@@ -16,6 +16,7 @@ from ._async import (
     push_sum_share,
 )
 from ._async_averaging import AsyncPushSumExecutor, GossipExecutor
+from ._compress_spec import COMPRESSOR_FORMS, CompressSpec, parse_compress_spec
 from ._consensus import ConsensusExecutor
 from ._fedavg import (
     TRAIN_TASK,
@@ -101,6 +102,8 @@ from ._topology import (
 )
 from ._tunables import (
     AsyncTunables,
+    ChocoGossipTunables,
+    CompressTunables,
     FedAvgTunables,
     GTAdamTunables,
     NonNegative,
@@ -114,9 +117,14 @@ _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
     "_async_learning": ("ASYNC_LEARNING_EXECUTORS", "ADPSGDExecutor", "AsyncLearningExecutor",
                         "GradientPushExecutor"),
+    "_choco": ("ChocoGossipExecutor", "ChocoState", "choco_gossip", "choco_sgd"),
+    "_squeeze": ("SqueezeState", "error_feedback_dgd"),
+    "_compress": ("Compressor", "compress_tree", "decompress", "decompress_tree",
+                  "error_feedback", "node_generator", "parse_compressor"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
-    "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
-                  "GTAdamExecutor", "GTExecutor", "LearningExecutor", "NIDSExecutor",
+    "_learning": ("LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
+                  "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
+                  "NIDSExecutor",
                   "PushDIGingExecutor", "SubgradientPushExecutor", "dataset_loss"),
     "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "flatten", "least_squares",
                   "two_moons"),
@@ -134,9 +142,20 @@ if TYPE_CHECKING:
         AsyncLearningExecutor,
         GradientPushExecutor,
     )
+    from ._choco import ChocoGossipExecutor, ChocoState, choco_gossip, choco_sgd
+    from ._compress import (
+        Compressor,
+        compress_tree,
+        decompress,
+        decompress_tree,
+        error_feedback,
+        node_generator,
+        parse_compressor,
+    )
     from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
+        ChocoSGDExecutor,
         DGDExecutor,
         ExtraExecutor,
         GTADAMExecutor,
@@ -150,6 +169,7 @@ if TYPE_CHECKING:
     )
     from ._problems import PROBLEMS, Problem, accuracy, blobs, flatten, least_squares, two_moons
     from ._pushsum import PushSumExecutor, push_mix, push_share
+    from ._squeeze import SqueezeState, error_feedback_dgd
     from ._steps import (
         Scaling,
         adam_scaling,
@@ -194,6 +214,14 @@ __all__ = [
     "AsyncLearningExecutor",
     "AsyncPushSumExecutor",
     "AsyncTunables",
+    "COMPRESSOR_FORMS",
+    "ChocoGossipExecutor",
+    "ChocoGossipTunables",
+    "ChocoSGDExecutor",
+    "ChocoState",
+    "CompressTunables",
+    "CompressSpec",
+    "Compressor",
     "ConsensusExecutor",
     "DGDExecutor",
     "ExtraExecutor",
@@ -227,6 +255,7 @@ __all__ = [
     "Scaling",
     "ScatterAndGather",
     "ScheduleReport",
+    "SqueezeState",
     "StepExecutor",
     "SubgradientPushExecutor",
     "SubgradientPushTunables",
@@ -244,12 +273,17 @@ __all__ = [
     "as_weights",
     "blobs",
     "column_stochastic",
+    "choco_gossip",
+    "choco_sgd",
     "complete",
+    "compress_tree",
     "consensus",
     "consensus_rate",
     "consensus_reference",
     "cycle_of_graphs",
     "dataset_loss",
+    "decompress",
+    "decompress_tree",
     "describe",
     "describe_schedule",
     "dgd",
@@ -257,6 +291,8 @@ __all__ = [
     "directed_ring",
     "exponential",
     "exponential_one_peer",
+    "error_feedback",
+    "error_feedback_dgd",
     "extra",
     "extra_reference",
     "flatten",
@@ -286,6 +322,9 @@ __all__ = [
     "network_from_graph",
     "nids",
     "nids_reference",
+    "node_generator",
+    "parse_compress_spec",
+    "parse_compressor",
     "path",
     "problem_weights",
     "push_diging",

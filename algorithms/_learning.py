@@ -20,16 +20,17 @@ from torch import nn
 
 from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 
-from . import _steps
+from . import _choco, _squeeze, _steps
+from ._compress import node_generator, parse_compressor
 from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
 from ._objective import BatchObjective, dataset_loss, torch_gradient
 from ._steps import Params
-from ._tunables import GTAdamTunables, SubgradientPushTunables, Tunables
+from ._tunables import CompressTunables, GTAdamTunables, SubgradientPushTunables, Tunables
 
-__all__ = ["LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
-           "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
-           "SubgradientPushExecutor", "dataset_loss"]
+__all__ = ["LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
+           "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
+           "PushDIGingExecutor", "SubgradientPushExecutor", "dataset_loss"]
 
 AlgorithmFactory = Callable[[dict[str, Any]], Algorithm]
 StepCallback = Callable[[int, Any], None]
@@ -88,6 +89,8 @@ class LearningExecutor(StepExecutor):
         self.test_loss_sequence: list[LossRecord] = []
         self.val_loss_sequence: list[LossRecord] = []
         self.test_accuracy: float | None = None
+        self.bytes_sequence: list[int] = []
+        self._bytes_before = 0
         self._objective = BatchObjective((), self.batch_gradient)
         self._t, self._last, self._start = -1, -1, 0.0
 
@@ -127,6 +130,8 @@ class LearningExecutor(StepExecutor):
     async def _pre_algorithm_run(self, extra: dict[str, Any]) -> None:
         for name in _SEQUENCES:
             getattr(self, name).clear()
+        self.bytes_sequence[:] = [0]
+        self._bytes_before = self.sent_bytes()
         self._record(0.0, None)
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
@@ -143,11 +148,16 @@ class LearningExecutor(StepExecutor):
         if self.on_step is not None:
             self.on_step(self._t, state)
         if self._objective.epoch_end or self._t == self._last:
+            self.bytes_sequence.append(self.sent_bytes() - self._bytes_before)
             self._record(time.perf_counter() - self._start, state.x)
 
     def to_result(self) -> dict[str, Any]:
-        """What a report reads of this node: its loss sequences and final parameters."""
-        return {**{name: getattr(self, name) for name in _SEQUENCES}, "params": self.state.x}
+        """What a report reads of this node: its loss sequences, the bytes it had sent at
+        each loss record and in all, and its final parameters."""
+        return {**{name: getattr(self, name) for name in _SEQUENCES},
+                "bytes_sequence": self.bytes_sequence,
+                "bytes_sent": self.bytes_sequence[-1] if self.bytes_sequence else 0,
+                "params": self.state.x}
 
     def load_result(self, result: Mapping[str, Any]) -> None:
         """Restore what ``to_result`` gave (on another executor of the same node): loss
@@ -160,6 +170,7 @@ class LearningExecutor(StepExecutor):
             setattr(self, name, [(float(t), float(loss)) for t, loss in result[name]])
         self.state = FinalState(dict(result["params"]))
         self.test_accuracy = result.get("test_accuracy")
+        self.bytes_sequence = [int(n) for n in result.get("bytes_sequence", ())]
         self._load(self.state.x)
 
     async def batch_gradient(self, x: Params, batch: Any) -> Params:
@@ -194,10 +205,20 @@ def _stepsize(extra: Mapping[str, Any]) -> float:
 
 
 class DGDExecutor(LearningExecutor):
-    """Distributed gradient descent (NVFlare's name); ``extra``: iterations, stepsize."""
+    """Distributed gradient descent (NVFlare's name); ``extra``: iterations, stepsize and
+    ``CompressTunables``' gamma and compress: with a compressor (or gamma other than 1),
+    DGD whose gossip is compressed with error feedback (``_squeeze``); random compressors
+    draw from a generator seeded by the node's name."""
+
+    tunables = CompressTunables
 
     def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
-        return _steps.dgd(_stepsize(extra), **self.tuned(extra))
+        tuned = self.tuned(extra)
+        if tuned == CompressTunables.defaults():  # NVFlare's recursion, operation for operation
+            return _steps.dgd(_stepsize(extra))
+        return _squeeze.error_feedback_dgd(_stepsize(extra), tuned["gamma"],
+                                           parse_compressor(tuned["compress"]),
+                                           node_generator(self.id))
 
 
 class GTExecutor(LearningExecutor):
@@ -252,9 +273,22 @@ class PushDIGingExecutor(LearningExecutor):
         return _steps.push_diging(_stepsize(extra), **self.tuned(extra))
 
 
+class ChocoSGDExecutor(LearningExecutor):
+    """CHOCO-SGD, DGD with compressed gossip; ``extra``: iterations, stepsize and
+    ``CompressTunables``' gamma and compress. Random compressors draw from a generator
+    seeded by the node's name."""
+
+    tunables = CompressTunables
+
+    def build_algorithm(self, extra: dict[str, Any]) -> Algorithm:
+        tuned = self.tuned(extra)
+        return _choco.choco_sgd(_stepsize(extra), tuned["gamma"],
+                                parse_compressor(tuned["compress"]), node_generator(self.id))
+
+
 LEARNING_EXECUTORS: dict[str, type[LearningExecutor]] = {
     "dgd": DGDExecutor, "gt": GTExecutor, "gtadam": GTAdamExecutor, "extra": ExtraExecutor,
     "nids": NIDSExecutor, "subgradient-push": SubgradientPushExecutor,
-    "push-diging": PushDIGingExecutor,
+    "push-diging": PushDIGingExecutor, "choco-sgd": ChocoSGDExecutor,
 }
 """The learning executors by their command-line name."""

@@ -19,7 +19,7 @@ path, and each function call the loop makes costs a measurable share of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import cycle
 from typing import Any, NamedTuple, Protocol
 
@@ -40,6 +40,8 @@ class Algorithm(NamedTuple):
             step, the mixed payload is the next state.
         update: the next state from what ``query`` kept and the gradient there.
         push: mix with sender-side column-stochastic weights (directed graphs).
+        receive: what a payload, the node's own or one received, becomes before it is
+            mixed (None: itself); compressed payloads are decompressed here.
     """
 
     init: Callable[[Any], Any]
@@ -47,6 +49,16 @@ class Algorithm(NamedTuple):
     query: Callable[[Any, Tree], tuple[Tree | None, Any]] | None = None
     update: Callable[[Any, Tree | None], Any] | None = None
     push: bool = False
+    receive: Callable[[Tree], Tree] | None = None
+
+
+def receiving(mix: Callable[[Tree, Mapping[str, Tree]], Tree],
+              receive: Callable[[Tree], Tree]) -> Callable[[Tree, Mapping[str, Tree]], Tree]:
+    """``mix`` of the payloads as ``receive`` makes them."""
+    def mixed(own: Tree, received: Mapping[str, Tree]) -> Tree:
+        return mix(receive(own), {node: receive(value) for node, value in received.items()})
+
+    return mixed
 
 
 class Objective(Protocol):
@@ -100,12 +112,20 @@ class StepExecutor(SyncAlgorithmExecutor):
             raise ValueError(f"node {self.id!r}: neighbours {missing} have no weight")
         return row_mixing(phase.weight, [(n.id, n.weight) for n in phase.neighbors])
 
+    def sent_bytes(self) -> int:
+        """Bytes the transport has sent for this node so far (``Transport.sent_bytes``:
+        0 on a transport that does not count)."""
+        return self.runtime.transport.sent_bytes(self.name)
+
     async def run_steps(self, algorithm: Algorithm, state: Any, objective: Objective,
                         iterations: int, observe: Callable[[Any], object]) -> Any:
         """Run ``iterations`` steps from ``state``, calling ``observe`` with every new
         state; return the final state. Iteration t mixes with iteration t's mixing."""
         mixings = [self.mixing(algorithm.push, t) for t in range(self.period)]
-        steps = cycle([(sending(algorithm.send, m), m.mix) for m in mixings])
+        receive = algorithm.receive
+        steps = cycle([(sending(algorithm.send, m),
+                        m.mix if receive is None else receiving(m.mix, receive))
+                       for m in mixings])
         query, update, gradient = algorithm.query, algorithm.update, objective.gradient
         exchange = self.exchange
         # the hot loop: locals only, no attribute look-ups

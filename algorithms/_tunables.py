@@ -18,8 +18,11 @@ import msgspec
 
 from peerflow.actors import DEFAULT_MAX_WAIT
 
-__all__ = ["ADAM_CLIP", "AsyncTunables", "FedAvgTunables", "GTAdamTunables", "NonNegative",
-           "SubgradientPushTunables", "Tunables"]
+from ._compress_spec import parse_compress_spec
+
+__all__ = ["ADAM_CLIP", "AsyncTunables", "ChocoGossipTunables", "CompressTunables",
+           "FedAvgTunables", "GTAdamTunables", "NonNegative", "SubgradientPushTunables",
+           "Tunables"]
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """A finite number >= 0."""
@@ -65,6 +68,25 @@ class SubgradientPushTunables(Tunables, kw_only=True):
     """Subgradient-push's step decay a(t) = a / (t+1)^power (0: a constant step)."""
 
     power: NonNegative = 0.0
+
+
+class CompressTunables(Tunables, kw_only=True):
+    """Compressed gossip's (CHOCO's, DGD's) consensus step size gamma and compressor: a
+    spec ``none``, ``top-k:FRACTION``, ``random-k:FRACTION`` or ``qsgd:LEVELS``. gamma = 1
+    without compression is exact gossip; a compressor that keeps little needs a small
+    gamma."""
+
+    gamma: NonNegative = 1.0
+    compress: str = "none"
+
+    def __post_init__(self) -> None:
+        parse_compress_spec(self.compress)
+
+
+class ChocoGossipTunables(CompressTunables, kw_only=True):
+    """CHOCO-gossip's job: ``CompressTunables`` and the length of the vectors averaged."""
+
+    dimension: AtLeastOne = 100
 
 
 class FedAvgTunables(Tunables, kw_only=True):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from . import _report, _suite
 
-SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence",
-            "asynchronous")
+SECTIONS = ("latency", "scale", "consensus", "time-varying", "emulation", "nvflare", "transport",
+            "convergence",
+            "asynchronous", "compression")
 
 
 def bench(out: Path, *, quick: bool, nvflare_python: str | None = None,

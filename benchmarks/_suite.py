@@ -5,8 +5,9 @@ bare-asyncio floor run in the same process), scale and memory, consensus
 against the spectral-gap bound, consensus on time-varying topologies, network
 emulation, NVFlare side by side, and the other suites when their modules are
 there (benchmarks/transport.py for TCP/TLS round trips and throughput,
-benchmarks/convergence.py for the learning algorithms). A section that fails
-is reported as failed; the others still run.
+benchmarks/convergence.py for the learning algorithms, benchmarks/compression.py
+for loss against bytes with CHOCO-SGD). A section that fails is reported as
+failed; the others still run.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ def sections(plan: Plan, out: Path, quick: bool,
         chosen["transport"] = lambda: transport_section(transport)
     if convergence is not None:
         chosen["convergence"] = lambda: convergence_section(convergence, out, quick)
+    compression = optional("compression")
+    if compression is not None:
+        chosen["compression"] = lambda: compression.measure(out, quick)
     return chosen
 
 

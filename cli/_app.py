@@ -18,7 +18,14 @@ import typer
 
 import peerflow
 from peerflow import jobs
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult, Schedule
+from peerflow.actors import (
+    DEFAULT_SYNC_TIMEOUT,
+    Config,
+    ConfigError,
+    RunResult,
+    Schedule,
+    memory_transport,
+)
 from peerflow.algorithms import describe, describe_schedule
 from peerflow.jobs import (
     ALGORITHMS,
@@ -34,6 +41,7 @@ from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._bench import add_commands as add_bench_commands
+from ._choco import simulate_choco_gossip
 from ._distributed import add_commands as add_distributed_commands
 from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
@@ -99,7 +107,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       stepsize: opt.Stepsize = None, extra: opt.ExtraParams = None,
                       network: opt.NetworkFile = None, transport: opt.TransportName = "memory",
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
-                      torch_threads: opt.TorchThreads = 1,
+                      torch_threads: opt.TorchThreads = 1, compress: opt.Compress = None,
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
@@ -108,9 +116,10 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
+    extras = {**jobs.parse_extra(algorithm, extra or []),
+              **jobs.compress_extra(algorithm, ALGORITHMS[algorithm].extra_keys(), compress)}
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
-                       stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
-                       torch_threads=torch_threads)
+                       stepsize=stepsize, extra=extras, torch_threads=torch_threads)
     config = job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     if agent_command and ALGORITHMS[algorithm].agents is None:
@@ -125,7 +134,8 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
-                  else _simulate(config, executors, transport, on_progress, allow_disconnected))
+                  else _simulate(config, executors, transport, on_progress, allow_disconnected,
+                                 count_bytes=True))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
     _exit_on_abort(result)
@@ -134,6 +144,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
 for _name in LEARNING:
     simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_learning)
 simulate_app.command("fedavg", help=ALGORITHMS["fedavg"].help)(simulate_fedavg)
+simulate_app.command("choco-gossip", help=ALGORITHMS["choco-gossip"].help)(simulate_choco_gossip)
 
 
 @simulate_app.command("push-sum", help=ALGORITHMS["push-sum"].help)
@@ -219,8 +230,9 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
               on_progress: Callable[[Mapping[str, int | None]], None],
-              allow_disconnected: bool) -> RunResult:
-    """Run the job; SIGINT or SIGTERM stop every node and give an "interrupted" result."""
+              allow_disconnected: bool, count_bytes: bool = False) -> RunResult:
+    """Run the job; SIGINT or SIGTERM stop every node and give an "interrupted" result.
+    ``count_bytes``: in memory, count what each node sends (it costs an encode per value)."""
     def stop() -> None:
         # The run's objects live until exit: spare them the full collections that the
         # unwinding and the summary would trigger (seconds at 10,000 nodes).
@@ -229,9 +241,10 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
             executor.stop()
 
     started = time.perf_counter()
+    carrier = memory_transport(count_bytes=count_bytes) if transport == "memory" else transport
     try:
         return run_async(lambda: peerflow.run(
-            config, executors, transport, on_progress=on_progress,
+            config, executors, carrier, on_progress=on_progress,
             allow_disconnected=allow_disconnected,
             config_timeout=in_process_timeout(10.0, len(executors))),
                          on_signal=stop)

@@ -20,7 +20,7 @@ from . import _render as render
 from ._errors import CliInputError
 
 SECTIONS = ("latency", "scale", "consensus", "time-varying", "emulation", "nvflare", "transport",
-            "convergence", "asynchronous")
+            "convergence", "asynchronous", "compression")
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -53,3 +53,7 @@ TorchThreads = Annotated[int, typer.Option(
 Force = Annotated[bool, typer.Option(
     "--force", help="Write into a non-empty --out: its summary.json, *.png and "
     "global_weights.npz are removed first (other files are kept).")]
+Compress = Annotated[str | None, typer.Option(
+    "--compress", metavar="SPEC",
+    help="Compress what nodes send: top-k:FRACTION, random-k:FRACTION, qsgd:LEVELS or none "
+    "(choco-sgd, choco-gossip, dgd; e.g. top-k:0.01).")]

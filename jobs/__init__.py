@@ -50,6 +50,7 @@ from ._registry import (
     report_job,
 )
 from ._table import Table
+from ._traffic import bytes_sent, compress_extra, plot_loss_against_bytes, traffic_metrics
 
 __all__ = [
     "ALGORITHMS",
@@ -64,11 +65,13 @@ __all__ = [
     "Table",
     "agent_learning_executors",
     "build_controller",
+    "bytes_sent",
     "build_executors",
     "build_network",
     "build_problem",
     "check_network",
     "claim_out",
+    "compress_extra",
     "consensus_executors",
     "consensus_metrics",
     "epoch_axis",
@@ -90,6 +93,7 @@ __all__ = [
     "parse_extra",
     "parse_file",
     "plot_lines",
+    "plot_loss_against_bytes",
     "prepare_out",
     "provenance",
     "push_sum_executors",
@@ -100,6 +104,7 @@ __all__ = [
     "report_job",
     "report_learning",
     "report_push_sum",
+    "traffic_metrics",
     "write_json",
     "write_summary",
 ]

@@ -89,7 +89,7 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     network: Network
     problem: str | None = None
     stepsize: NonNegative | None = None
-    extra: dict[str, int | float] = {}
+    extra: dict[str, int | float | str] = {}
     torch_threads: Positive = 1
     allow_disconnected: bool = False
     initial_weights: str | None = None

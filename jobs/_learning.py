@@ -24,6 +24,7 @@ from ._learning_plots import Plots, learning_plots, optimum_traces, push_sum_plo
 from ._output import write_summary
 from ._plots import plot_lines
 from ._table import Table
+from ._traffic import plot_loss_against_bytes, traffic_metrics
 
 if TYPE_CHECKING:
     from peerflow.algorithms import AgentLearning, LearningExecutor, Problem, PushSumExecutor
@@ -128,11 +129,18 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
                     executors: dict[str, LearningExecutor], out: Path | None) -> Table:
-    """Write summary.json and the train and test loss plots, and the distance to the
-    optimum where it is known (if ``out``); the summary table."""
-    metrics = learning_metrics(task, executors) if result.ok else {}
-    plots = learning_plots(f"{algorithm} on {task.name}", executors,
-                           config.extra["iterations"])
+    """Write summary.json, the train and test loss plots, the distance to the optimum where
+    it is known and the train loss against bytes sent (if ``out``); the summary table."""
+    metrics = {**learning_metrics(task, executors), **traffic_metrics(executors)} \
+        if result.ok else {}
+    title = f"{algorithm} on {task.name}"
+    if out is not None:  # the loss is each record's last field
+        plot_loss_against_bytes(
+            out / "train_loss_bytes.png", f"{title}: train loss against bytes sent",
+            {node: [record[-1] for record in ex.train_loss_sequence]
+             for node, ex in executors.items()},
+            {node: ex.bytes_sequence for node, ex in executors.items()})
+    plots = learning_plots(title, executors, config.extra["iterations"])
     return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, plots)
 
 

@@ -25,6 +25,7 @@ from ._async_jobs import (
     report_async_learning,
     report_averaging,
 )
+from ._choco_gossip import choco_gossip_executors, report_choco_gossip
 from ._consensus import consensus_executors, report_consensus
 from ._errors import JobError, invalid
 from ._fedavg import (
@@ -45,8 +46,8 @@ class AlgorithmSpec:
     agent-backed if it has them) and how to report a run of it.
 
     ``learning`` algorithms train a problem: they read ``problem``, ``stepsize``,
-    ``torch_threads`` and ``extra`` (the fields of ``tunables``, finite numbers >= 0; an
-    absent key takes its default there).
+    ``torch_threads`` and ``extra`` (the fields of ``tunables``: finite numbers >= 0, or
+    CHOCO's compressor spec; an absent key takes its default there).
     """
 
     name: str
@@ -86,7 +87,7 @@ class AlgorithmSpec:
         """The algorithm's own ``extra`` keys with their defaults."""
         return self.tunables().defaults()
 
-    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, int | float]:
+    def check_extra(self, extra: Mapping[str, Any], where: str) -> dict[str, int | float | str]:
         """``extra`` checked against ``tunables``: only the keys it gives, as numbers.
 
         Raises:
@@ -132,8 +133,13 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                                                            job.sync_timeout)),
         report=lambda result, job, executors, out: learning.report_push_sum(
             result, job.config, executors, out)),
-    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x).",
-              "the optimum"),
+    AlgorithmSpec(
+        "choco-gossip", "CHOCO-gossip: average random vectors with compressed messages "
+        "(--compress): x <- x + gamma (W x_hat - x_hat), x_hat updated by q = C(x - x_hat).",
+        build=choco_gossip_executors, report=report_choco_gossip,
+        extra=algorithms.ChocoGossipTunables, target="the average"),
+    _learning("dgd", "Distributed gradient descent: x <- W x, then x <- x - a grad f_i(x); "
+              "with --compress, gossip compressed with error feedback.", "the optimum"),
     _learning("gt", "Gradient tracking: x <- W x - a y;  y <- W y + grad f_i(x) - g.",
               "the optimum"),
     _learning("gtadam", "GTAdam: gradient tracking with an Adam scaling of the tracker.",
@@ -145,6 +151,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     _learning("subgradient-push", "Subgradient-push: push-sum weights, for directed graphs."),
     _learning("push-diging",
               "Push-DIGing: gradient tracking with push-sum, exact on directed graphs."),
+    _learning("choco-sgd", "CHOCO-SGD: DGD with compressed gossip (--compress), "
+              "x <- x + gamma (W x_hat - x_hat), then x <- x - a grad f_i(x).", "the optimum"),
     AlgorithmSpec(
         "gossip", "Asynchronous randomized pairwise gossip (Boyd et al.): a node that wakes "
         "averages with a random neighbour; the sum is kept exactly under delay and loss.",
@@ -213,11 +221,11 @@ def parse_extra(algorithm: str, items: list[str]) -> dict[str, int | float]:
         JobError: an item is not KEY=NUMBER, the algorithm does not read KEY, or
             NUMBER is not finite and >= 0.
     """
-    parsed: dict[str, float] = {}
+    parsed: dict[str, int | float] = {}
     for item in items:
         key, _, value = item.partition("=")
-        try:
-            parsed[key.strip()] = float(value)
+        try:  # an integer stays one, for counts (a float key converts it)
+            parsed[key.strip()] = int(value) if value.strip().isdigit() else float(value)
         except ValueError:
             raise JobError(f"--set {item!r}: expected KEY=NUMBER, e.g. beta1=0.95") from None
         if not key.strip():

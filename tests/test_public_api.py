@@ -66,7 +66,7 @@ def test_importing_peerflow_and_its_algorithms_does_not_import_torch() -> None:
 def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> None:
     out = without_torch("import peerflow.jobs as j\n"
                         "print(all(hasattr(j, name) for name in j.__all__), len(j.ALGORITHMS))")
-    assert out.split() == ["True", "14"]
+    assert out.split() == ["True", "16"]
 
 
 def test_the_torch_using_names_load_on_first_use() -> None:
@@ -111,3 +111,11 @@ def test_the_agent_link_and_its_handshake_are_public() -> None:
     assert set(peerflow.transport.__all__) >= {"Hello", "Welcome", "Gate", "admit",
                                                "HandshakeError", "StartupKit",
                                                "certificate_subject"}
+
+
+def test_compression_is_public() -> None:
+    assert set(peerflow.transport.__all__) >= {"SparseTensor", "QuantizedTensor"}
+    assert set(peerflow.algorithms.__all__) >= {"ChocoSGDExecutor", "CompressTunables", "choco_sgd",
+                                                "choco_gossip", "parse_compressor",
+                                                "parse_compress_spec", "error_feedback"}
+    assert "memory_transport" in peerflow.actors.__all__

@@ -12,6 +12,7 @@ from ._loop import loop_options, run_loop
 from ._project import Project, ProvisionError, load_project, project_from_dict
 from ._provision import provision
 from ._select import Address, create_transport, parse_address
+from ._sparse import QuantizedTensor, SparseTensor
 from ._startup import STARTUP_FOLDER, StartupKit
 from .abc import (
     DeadLetter,
@@ -60,9 +61,11 @@ __all__ = [
     "OverLimit",
     "PeerCongested",
     "PeerLost",
+    "QuantizedTensor",
     "Project",
     "ProvisionError",
     "STARTUP_FOLDER",
+    "SparseTensor",
     "StartupKit",
     "TRAINER_ROLE",
     "TcpTransport",

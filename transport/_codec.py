@@ -36,7 +36,9 @@ import msgpack
 import msgspec
 
 from ._envelope import KINDS, PROTOCOL_VERSION, Envelope, Kind
+from ._sparse import compact_ext, decode_compact
 from ._tensors import (
+    TENSOR_EXT,
     TensorReader,
     describe,
     ext_header_len,
@@ -118,6 +120,9 @@ class _Packing:
         parts = tensor_parts(obj)
         if parts is not None:
             return self.tensor(*parts)
+        compact = compact_ext(obj)
+        if compact is not None:
+            return compact
         for base in _BASE_TYPES:  # their subclasses, refused by strict_types
             if isinstance(obj, base):
                 return base(obj)
@@ -236,9 +241,14 @@ def _byte_view(frame: bytes | bytearray | memoryview) -> memoryview:
 
 def _unpack_map(view: memoryview, map_len: int) -> Any:
     reader = TensorReader(view, padded(4 + map_len))
+
+    def ext_hook(code: int, payload: bytes) -> Any:
+        return reader.ext_hook(code, payload) if code == TENSOR_EXT else \
+            decode_compact(code, payload)
+
     try:
         return msgpack.unpackb(
-            view[4 : 4 + map_len], raw=False, strict_map_key=False, ext_hook=reader.ext_hook,
+            view[4 : 4 + map_len], raw=False, strict_map_key=False, ext_hook=ext_hook,
             max_str_len=map_len, max_bin_len=map_len, max_array_len=map_len,
             max_map_len=map_len // 2, max_ext_len=map_len,
         )

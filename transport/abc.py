@@ -61,6 +61,19 @@ class Transport(ABC):
     copy_on_send: bool = True
     """Snapshot ``send_values`` bodies; False only for senders that never update a sent
     buffer in place (then in memory the recipients see those updates)."""
+    _sent: dict[str, int] | None = None
+
+    def sent_bytes(self, sender: str) -> int:
+        """Bytes this transport has sent for the local endpoint ``sender`` so far: the
+        frames it wrote (over a network) or encoded (in memory, when it counts); 0 if
+        this transport does not count."""
+        return 0 if self._sent is None else self._sent.get(sender, 0)
+
+    def count_sent(self, sender: str, nbytes: int) -> None:
+        """Add ``nbytes`` sent for ``sender`` to what ``sent_bytes`` reports."""
+        if self._sent is None:
+            self._sent = {}
+        self._sent[sender] = self._sent.get(sender, 0) + nbytes
 
     @abstractmethod
     def register(self, name: str, deliver: Deliver) -> None:

@@ -138,6 +138,9 @@ class EmulatedTransport(Transport):
     def register(self, name: str, deliver: Deliver) -> None:
         self.inner.register(name, deliver)
 
+    def sent_bytes(self, sender: str) -> int:
+        return self.inner.sent_bytes(sender)
+
     def unregister(self, name: str) -> None:
         self.inner.unregister(name)
 

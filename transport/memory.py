@@ -7,6 +7,7 @@ envelope is encoded and decoded on the way, which proves that what runs here als
 runs over the network (the test suite runs so).
 Otherwise ``send_values`` skips the envelopes: each recipient's value hook for
 the topic gets (sender, iteration, body) directly, which halves the per-message cost.
+With ``count_bytes`` every envelope is encoded (not decoded) to count its sender's bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from ._codec import decode, encode
+from ._codec import decode, encode, frame_size
 from ._envelope import Envelope
 from .abc import Deliver, DeliverValue, Transport
 
@@ -27,10 +28,14 @@ class MemoryTransport(Transport):
     Args:
         strict: run every envelope through the codec (encode, then decode).
         copy_on_send: snapshot ``send_values`` bodies (see ``Transport.copy_on_send``).
+        count_bytes: count each sender's bytes (``sent_bytes``) as the size of the frames
+            its envelopes encode to; strict mode always counts (it encodes anyway).
     """
 
-    def __init__(self, *, strict: bool = False, copy_on_send: bool = True) -> None:
+    def __init__(self, *, strict: bool = False, copy_on_send: bool = True,
+                 count_bytes: bool = False) -> None:
         self.strict = strict
+        self.count_bytes = count_bytes
         self.copy_on_send = copy_on_send
         self._endpoints: dict[str, Deliver] = {}
         self._value_hooks: dict[str, dict[str, DeliverValue]] = {}  # topic -> name -> hook
@@ -59,13 +64,17 @@ class MemoryTransport(Transport):
             self.dead_letter(envelope, f"no endpoint named {envelope.recipient!r}")
             return
         if self.strict:
-            envelope = decode(bytearray().join(encode(envelope)))
+            frame = bytearray().join(encode(envelope))
+            self.count_sent(envelope.sender, len(frame))
+            envelope = decode(frame)
+        elif self.count_bytes:
+            self.count_sent(envelope.sender, frame_size(encode(envelope)))
         deliver(envelope)
 
     def _send_values(self, sender: str, recipients: Iterable[str], topic: str, iteration: int,
                      body: Any, run: str) -> None:
         hooks = self._value_hooks.get(topic)
-        if self.strict or hooks is None:
+        if self.strict or self.count_bytes or hooks is None:
             return super()._send_values(sender, recipients, topic, iteration, body, run)
         for recipient in recipients:
             hook = hooks.get(recipient)

@@ -217,6 +217,7 @@ class TcpTransport(NetworkTransport):
     def _enqueue(self, peer: Peer, envelope: Envelope) -> None:
         buffers = encode(envelope)
         size = frame_size(buffers)
+        self.count_sent(envelope.sender, size + 4)
         link = peer.link
         if size <= self.max_frame and link is not None and not peer.queue and link.writable:
             link.conn.write(framed(buffers, size))  # the common case: nothing waits
