@@ -23,7 +23,7 @@ def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "ra
                           allow_disconnected: opt.AllowDisconnected = False,
                           force: opt.Force = False) -> None:
     """CHOCO-gossip (its help is the registry's); --set gamma=..., dimension=..."""
-    from ._app import _exit_on_abort, _exit_on_interrupt, _network_transport, _simulate
+    from ._app import _exit_on_abort, _exit_on_interrupt, _simulate
 
     graph = build_network(topology, nodes, seed, network, algorithm="choco-gossip",
                           allow_disconnected=allow_disconnected)
@@ -34,7 +34,7 @@ def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "ra
               allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
     if processes:
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, "choco-gossip") as on_progress:
         result = _simulate(job.config, executors, transport, on_progress, allow_disconnected,
