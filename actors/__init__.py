@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ._actor import Actor
-from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
+from ._checks import (
+    check_connected,
+    is_symmetric,
+    prepare_config,
+    unweighted_nodes,
+    with_default_weights,
+)
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, LocalConfig, Neighbor, Network, Node, local_configs
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
@@ -53,6 +59,7 @@ __all__ = [
     "check_connected",
     "is_symmetric",
     "local_configs",
+    "prepare_config",
     "query_status",
     "run",
     "serve_controller",

@@ -79,6 +79,8 @@ from ._tunables import (
 # so that consensus, topologies and every process that runs neither import torch.
 _LAZY = {
     "_agent_learning": ("AGENT_LEARNING_EXECUTORS", "AgentLearning"),
+    "_batched": ("push_schedule", "row_schedule"),
+    "_batched_engine": ("batched_obstacle", "simulate_batched"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor",
                   "GTAdamExecutor", "GTExecutor", "LearningExecutor", "PushDIGingExecutor",
@@ -93,6 +95,8 @@ _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in nam
 
 if TYPE_CHECKING:
     from ._agent_learning import AGENT_LEARNING_EXECUTORS, AgentLearning
+    from ._batched import push_schedule, row_schedule
+    from ._batched_engine import batched_obstacle, simulate_batched
     from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
     from ._learning import (
         LEARNING_EXECUTORS,
@@ -185,6 +189,7 @@ __all__ = [
     "adam_scaling",
     "aggregate",
     "as_weights",
+    "batched_obstacle",
     "blobs",
     "column_stochastic",
     "complete",
@@ -220,6 +225,7 @@ __all__ = [
     "push_diging_reference",
     "push_mix",
     "push_mixing",
+    "push_schedule",
     "push_share",
     "push_sum",
     "push_sum_reference",
@@ -227,7 +233,9 @@ __all__ = [
     "random_directed",
     "ring",
     "row_mixing",
+    "row_schedule",
     "second_largest_eigenvalue_modulus",
+    "simulate_batched",
     "sites_config",
     "sparse_mixing_matrix",
     "spectral_gap",
