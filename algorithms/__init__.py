@@ -7,6 +7,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._consensus import ConsensusExecutor
+from ._engines import ENGINES, check_engine, fallback_line
 from ._fedavg import (
     TRAIN_TASK,
     ResultError,
@@ -147,6 +148,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AGENT_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
+    "ENGINES",
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
@@ -191,6 +193,7 @@ __all__ = [
     "as_weights",
     "batched_obstacle",
     "blobs",
+    "check_engine",
     "column_stochastic",
     "complete",
     "consensus",
@@ -203,6 +206,7 @@ __all__ = [
     "directed_ring",
     "extra",
     "extra_reference",
+    "fallback_line",
     "flatten",
     "global_metrics",
     "graph_of",
