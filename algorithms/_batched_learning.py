@@ -2,10 +2,11 @@
 
 Gradients are ``vmap(grad(loss of functional_call))`` of the first node's model with
 every node's parameters and batch; batches come from each node's own loaders, read
-exactly as its executor reads them (so seeded shuffles give the same batches), then
-stacked. Losses are recorded in bulk at the iterations the executors would record
-them, through the same loaders; the executors are left as an actor run leaves them
-(state, loss sequences, model), so reports read them alike.
+as its executor reads them (the same draws, so seeded shuffles give the same
+batches; ``_batched_data``), then stacked. Losses are recorded in bulk at the
+iterations the executors would record them, through the same loaders; the
+executors are left as an actor run leaves them (state, loss sequences, model), so
+reports read them alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch.func import functional_call, grad
 
 from ._batched import Mixer, stack, unstack, vectorized
+from ._batched_data import epoch
 from ._consensus import _iterations
 from ._learning import LearningExecutor, record_due
 from ._loop import Algorithm
@@ -55,7 +57,7 @@ class BatchedLearning:
                 record.clear()
         self.record(range(len(self.executors)), 0.0, None)
         state = stack([algorithm.init(ex.trainable()) for ex in self.executors])
-        batches = [_epoch_batches(ex.train_dataloader) for ex in self.executors]
+        batches = [_epoch_batches(ex.train_dataloader, epoch) for ex in self.executors]
         send, query, update = (None if f is None else vectorized(f) for f in
                                (algorithm.send, algorithm.query, algorithm.update))
         every = self.executors[0].record_every
@@ -100,7 +102,7 @@ class BatchedLearning:
     def dataset_losses(self, x: Any, loaders: Sequence[Iterable[Any]]) -> list[float]:
         """Each node's mean loss over its loader (as ``dataset_loss``: batch means times
         batch sizes, summed in float64), at its row of stacked ``x``."""
-        batches = [list(loader) for loader in loaders]
+        batches = [list(epoch(loader)) for loader in loaders]
         totals = torch.zeros(len(loaders), dtype=torch.float64)
         counts = 0
         training = self.model.training

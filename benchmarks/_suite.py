@@ -124,6 +124,12 @@ def convergence_section(module: Any, out: Path, quick: bool) -> dict[str, Any]:
     return {"folder": "convergence", "markdown": (folder / "REPORT.md").read_text()}
 
 
+def engines_section(module: Any, quick: bool) -> dict[str, Any]:
+    """benchmarks/engines.py: batched engine against actors and the vmap floor."""
+    figures = module.measure(quick)
+    return {**figures, "markdown": module.markdown(figures)}
+
+
 def optional(name: str) -> Any | None:
     """Another engineer's benchmark module, or None if it is not in this checkout."""
     try:
@@ -149,6 +155,9 @@ def sections(plan: Plan, out: Path, quick: bool,
         chosen["transport"] = lambda: transport_section(transport)
     if convergence is not None:
         chosen["convergence"] = lambda: convergence_section(convergence, out, quick)
+    engines = optional("engines")
+    if engines is not None:
+        chosen["engines"] = lambda: engines_section(engines, quick)
     return chosen
 
 
