@@ -17,6 +17,10 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.actors.__all__) >= {"Actor", "Controller", "DistOptController",
                                             "SyncAlgorithmExecutor"}
     assert "ConsensusExecutor" in peerflow.algorithms.__all__
+    assert set(peerflow.algorithms.__all__) >= {"ENGINES", "batched_obstacle", "check_engine",
+                                                "fallback_line", "push_schedule",
+                                                "row_schedule", "simulate_batched"}
+    assert "prepare_config" in peerflow.actors.__all__
     assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
                                             "TaskResult", "RC", "MetaKey", "AgentClosed",
                                             "CallStateError", "AgentServer", "TaskExchanger"}

@@ -198,3 +198,29 @@ def test_simulate_with_the_batched_engine_falls_back_to_actors_in_one_line(
     assert batched.ok and batched.engine == "batched" and capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="engine must be one of"):
         peerflow.simulate(config, custom, engine="vmap")
+
+
+@pytest.mark.timeout(120)
+def test_the_batched_engine_replays_nvflares_two_moons_losses_to_float32_rounding() -> None:
+    """NVFlare's executors read the train loss through the training loader: the batched
+    engine draws what each node's loaders draw, so the batches stay NVFlare's."""
+    pytest.importorskip("sklearn", reason="nvflare-two-moons needs scikit-learn")
+    import json
+    from pathlib import Path
+
+    from peerflow.jobs import Job, build_executors, load_network
+
+    data = Path(__file__).parents[1] / "data" / "nvflare_two_moons"
+    recorded = json.loads((data / "losses.json").read_text())
+    job = Job.learning("gt", load_network(data / "config_fed_server.json"), "nvflare-two-moons",
+                       0, 30.0, iterations=recorded["iterations"], stepsize=recorded["stepsize"])
+    executors = build_executors(job)
+
+    result = simulate_batched(job.config, executors)
+
+    assert result.ok, result.reason
+    for node, ex in executors.items():
+        for kind in ("train", "test"):
+            theirs = recorded["losses"][node][kind]
+            ours = [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")][:len(theirs)]
+            assert ours == pytest.approx(theirs, abs=1e-6), (node, kind)
