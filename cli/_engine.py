@@ -11,6 +11,7 @@ from peerflow.actors import Config, ConfigError, RunResult
 from peerflow.algorithms import check_engine, fallback_line
 
 from ._errors import CliInputError
+from ._interrupt import Interrupted
 
 Engine = Annotated[str, typer.Option(
     "--engine", help="actors (one actor per node, over --transport) or batched (every node's "
@@ -58,3 +59,5 @@ def run_batched(engine: str, config: Config, executors: Mapping[str, Any], trans
                                            allow_disconnected=allow_disconnected)
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
+    except Interrupted as exc:  # the nodes' states are one program's: none is kept
+        return RunResult("interrupted", str(exc), engine="batched")
