@@ -116,13 +116,10 @@ def simulate_batched(config: Config, executors: Mapping[str, Any] | Sequence[Any
     config = prepare_config(config, allow_disconnected=allow_disconnected)
     ids = config.network.node_ids
     nodes = _in_order(ids, executors)
-    push = isinstance(nodes[0], PushSumExecutor) or (
-        isinstance(nodes[0], LearningExecutor) and nodes[0].build_algorithm(config.extra).push)
-    mixer = Mixer(schedule or (push_schedule if push else row_schedule)(config.network))
     progress = _progress(ids, on_progress)
     started = time.perf_counter()
     try:
-        results = _run(nodes, dict(config.extra), mixer, progress)
+        results = _run(nodes, config, schedule, progress)
     except (ValueError, TypeError, RuntimeError) as exc:
         return RunResult("aborted", f"batched run failed: {exc}", timings=_timings(started),
                          engine="batched")
@@ -131,11 +128,16 @@ def simulate_batched(config: Config, executors: Mapping[str, Any] | Sequence[Any
                      timings=_timings(started), engine="batched")
 
 
-def _run(nodes: list[Any], extra: dict[str, Any], mixer: Mixer,
+def _run(nodes: list[Any], config: Config, schedule: Schedule | None,
          progress: Callable[[int | None], None]) -> list[dict[str, Any]]:
-    if isinstance(nodes[0], LearningExecutor):
+    """Every node's result; ``schedule`` None: the network's W (A for push algorithms)."""
+    extra, learning = dict(config.extra), isinstance(nodes[0], LearningExecutor)
+    algorithm = nodes[0].build_algorithm(extra) if learning else None
+    push = isinstance(nodes[0], PushSumExecutor) or (algorithm is not None and algorithm.push)
+    mixer = Mixer(schedule or (push_schedule if push else row_schedule)(config.network))
+    if algorithm is not None:
         batched = BatchedLearning(nodes)
-        batched.run(nodes[0].build_algorithm(extra), extra, mixer, progress)
+        batched.run(algorithm, extra, mixer, progress)
         return batched.results(_iterations(extra))
     _average(nodes, _iterations(extra), mixer, progress)
     return [ex.to_result() for ex in nodes]
