@@ -181,8 +181,8 @@ def markdown(figures: dict[str, Any]) -> str:
                  f"{'met' if ratio <= aim else 'missed'}).")
     for kind, found in figures["largest"].items():
         cap = f" (the search stops at {figures['cap']:,})" if found["capped"] else ""
-        lines.append(f"\nlargest {kind} run of 10 iterations within a minute: "
-                     f"{found['largest'] or 'none'} nodes{cap}.")
+        size = "none" if found["largest"] is None else f"{found['largest']:,} nodes"
+        lines.append(f"\nlargest {kind} run of 10 iterations within a minute: {size}{cap}.")
     return "\n".join(lines) + "\n"
 
 
