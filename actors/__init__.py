@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from ._actor import Actor
 from ._async_executor import DEFAULT_MAX_WAIT, AsyncAlgorithmExecutor
-from ._checks import check_connected, is_symmetric, unweighted_nodes, with_default_weights
+from ._checks import (
+    check_connected,
+    is_symmetric,
+    prepare_config,
+    unweighted_nodes,
+    with_default_weights,
+)
 from ._cluster import query_status, serve_controller, serve_node
 from ._config import Config, ConfigError, Neighbor, Network, Node, network_from_data
 from ._controller import CONTROLLER_NAME, Controller, DistOptController
@@ -69,6 +75,7 @@ __all__ = [
     "local_configs",
     "network_from_data",
     "memory_transport",
+    "prepare_config",
     "query_status",
     "run",
     "serve_controller",

@@ -59,6 +59,8 @@ class RunResult:
             stalled a run and are not themselves waiting on anyone.
         results: each node's result dict (completed runs).
         timings: seconds spent configuring ("config"), running ("run") and in all ("total").
+        engine: what ran the nodes: "actors" (one actor per node), or "batched" (every
+            node's state stacked in one program).
     """
 
     status: Literal["completed", "aborted", "interrupted"]
@@ -68,6 +70,7 @@ class RunResult:
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     roots: tuple[str, ...] = ()
+    engine: str = "actors"
 
     @property
     def wall_time(self) -> float:
@@ -94,4 +97,4 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "node": self.node,
                 "iteration": self.iteration, "roots": list(self.roots), "results": self.results,
-                "timings": self.timings, "wall_time": self.wall_time}
+                "timings": self.timings, "wall_time": self.wall_time, "engine": self.engine}

@@ -18,6 +18,7 @@ from ._async import (
 from ._async_averaging import AsyncPushSumExecutor, GossipExecutor
 from ._compress_spec import COMPRESSOR_FORMS, CompressSpec, parse_compress_spec
 from ._consensus import ConsensusExecutor
+from ._engines import ENGINES, check_engine, fallback_line
 from ._fedavg import (
     TRAIN_TASK,
     ResultError,
@@ -121,6 +122,7 @@ _LAZY = {
     "_squeeze": ("SqueezeState", "error_feedback_dgd"),
     "_compress": ("Compressor", "compress_tree", "decompress", "decompress_tree",
                   "error_feedback", "node_generator", "parse_compressor"),
+    "_batched_engine": ("batched_obstacle", "simulate_batched"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
     "_learning": ("LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
                   "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
@@ -142,6 +144,7 @@ if TYPE_CHECKING:
         AsyncLearningExecutor,
         GradientPushExecutor,
     )
+    from ._batched_engine import batched_obstacle, simulate_batched
     from ._choco import ChocoGossipExecutor, ChocoState, choco_gossip, choco_sgd
     from ._compress import (
         Compressor,
@@ -208,6 +211,7 @@ __all__ = [
     "AGENT_LEARNING_EXECUTORS",
     "ASYNC_LEARNING_EXECUTORS",
     "ARPACK_MAXITER",
+    "ENGINES",
     "AgentLearning",
     "AgentTrainer",
     "Algorithm",
@@ -271,7 +275,9 @@ __all__ = [
     "adam_scaling",
     "aggregate",
     "as_weights",
+    "batched_obstacle",
     "blobs",
+    "check_engine",
     "column_stochastic",
     "choco_gossip",
     "choco_sgd",
@@ -295,6 +301,7 @@ __all__ = [
     "error_feedback_dgd",
     "extra",
     "extra_reference",
+    "fallback_line",
     "flatten",
     "global_metrics",
     "gossip_absorb",
@@ -344,6 +351,7 @@ __all__ = [
     "ring",
     "row_mixing",
     "second_largest_eigenvalue_modulus",
+    "simulate_batched",
     "sites_config",
     "sparse_mixing_matrix",
     "spectral_gap",

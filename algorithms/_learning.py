@@ -4,8 +4,11 @@ Each iteration the loop (``_loop``) sends ``algorithm.send(state)`` (push shares
 push algorithms), mixes what came back, and steps with the gradient the node's
 objective gives at the point ``algorithm.query`` names: here a ``BatchObjective``
 over the train dataloader. Losses over the train, test and validation sets are
-recorded at the start, at the end of every epoch and after the last iteration; the
-model is loaded with the parameters recorded last, so it ends with the final ones.
+recorded at the start, at the end of every epoch (or every ``record_every``
+iterations) and after the last iteration; the model is loaded with the parameters
+recorded last, so it ends with the final ones. The train loss is read through
+``train_eval_dataloader`` when given: a loader with a random stream of its own, so
+that recording (on, off or how often) never changes which batches a node trains on.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ class LearningExecutor(StepExecutor):
         sync_timeout: seconds to wait for all neighbours' values of one iteration.
         algorithm: builds the algorithm from ``extra`` (else ``build_algorithm``).
         on_step: called after every iteration with (iteration, state).
+        train_eval_dataloader: the training set as the train loss reads it (None: the
+            train dataloader itself, as NVFlare's executors do, so each record draws a
+            shuffle from the generator that picks training batches).
+        record_every: record the losses every this many iterations (None: at every
+            epoch's end; 0: only at the start and after the last iteration).
     """
 
     tunables: ClassVar[type[Tunables]] = Tunables
@@ -76,12 +84,17 @@ class LearningExecutor(StepExecutor):
                  val_dataloader: Iterable[Any] | None = None,
                  sync_timeout: float = DEFAULT_SYNC_TIMEOUT, *,
                  algorithm: AlgorithmFactory | None = None, on_step: StepCallback | None = None,
-                 max_ahead: int = 1000) -> None:
+                 max_ahead: int = 1000, train_eval_dataloader: Iterable[Any] | None = None,
+                 record_every: int | None = None) -> None:
         super().__init__(sync_timeout=sync_timeout, max_ahead=max_ahead)
         self.model, self.loss = model, loss
         self.train_dataloader = train_dataloader
         self.test_dataloader = test_dataloader
         self.val_dataloader = val_dataloader
+        self.train_eval_dataloader = train_eval_dataloader
+        if record_every is not None and (isinstance(record_every, bool) or record_every < 0):
+            raise ValueError(f"record_every must be an integer >= 0 or None, got {record_every!r}")
+        self.record_every = record_every
         self.on_step = on_step
         self._factory = algorithm
         self.state: Any = None
@@ -147,7 +160,8 @@ class LearningExecutor(StepExecutor):
         self.state, self._t = state, self._t + 1
         if self.on_step is not None:
             self.on_step(self._t, state)
-        if self._objective.epoch_end or self._t == self._last:
+        if record_due(self.record_every, self._t, self._objective.epoch_end) or \
+                self._t == self._last:
             self.bytes_sequence.append(self.sent_bytes() - self._bytes_before)
             self._record(time.perf_counter() - self._start, state.x)
 
@@ -180,13 +194,18 @@ class LearningExecutor(StepExecutor):
         """
         return torch_gradient(self.model, self.loss, x, batch)
 
+    def evaluated(self) -> tuple[tuple[Iterable[Any] | None, list[LossRecord]], ...]:
+        """(loader, loss sequence) of the train, test and validation losses."""
+        train = self.train_dataloader if self.train_eval_dataloader is None else \
+            self.train_eval_dataloader
+        return ((train, self.train_loss_sequence), (self.test_dataloader, self.test_loss_sequence),
+                (self.val_dataloader, self.val_loss_sequence))
+
     def _record(self, elapsed: float, x: Params | None) -> None:
         """Load ``x`` into the model and record its losses."""
         if x is not None:
             self._load(x)
-        for data, record in ((self.train_dataloader, self.train_loss_sequence),
-                             (self.test_dataloader, self.test_loss_sequence),
-                             (self.val_dataloader, self.val_loss_sequence)):
+        for data, record in self.evaluated():
             if data is not None:
                 record.append((elapsed, dataset_loss(self.model, self.loss, data)))
 
@@ -195,6 +214,13 @@ class LearningExecutor(StepExecutor):
             for name, p in self.model.named_parameters():
                 if name in x:
                     p.copy_(x[name])
+
+
+def record_due(record_every: int | None, t: int, epoch_end: bool) -> bool:
+    """Whether iteration ``t``'s losses are recorded (besides the start and the last)."""
+    if record_every is None:
+        return epoch_end
+    return record_every > 0 and (t + 1) % record_every == 0
 
 
 def _stepsize(extra: Mapping[str, Any]) -> float:

@@ -71,11 +71,13 @@ def dataset_loss(model: nn.Module, loss: nn.Module, data: Iterable[Any]) -> floa
     return total / max(count, 1)
 
 
-def _epoch_batches(data: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
-    """Yield (batch, is the last of its epoch) forever, starting a new epoch when one ends."""
+def _epoch_batches(data: Iterable[Any], epoch: Callable[[Any], Iterator[Any]] = iter
+                   ) -> Iterator[tuple[Any, bool]]:
+    """Yield (batch, is the last of its epoch) forever, starting a new epoch (``epoch(data)``:
+    its batches) when one ends."""
     end = object()
     while True:
-        batches = iter(data)
+        batches = epoch(data)
         batch = next(batches, end)
         if batch is end:
             raise ValueError("the train dataloader yields no batch")

@@ -69,13 +69,15 @@ class Problem:
             return self.model()
 
     def node_kwargs(self, node: int) -> dict[str, Any]:
-        """model, loss, train_dataloader and test_dataloader for an executor of ``node``."""
+        """model, loss, train_dataloader, test_dataloader and train_eval_dataloader for an
+        executor of ``node``."""
         if self.node_parts is not None:
             return self.node_parts(self, node)
         size = self.batch_size[node] if isinstance(self.batch_size, tuple) else self.batch_size
         return {"model": self.node_model(node), "loss": self.loss(),
                 "train_dataloader": loader(self.train[node], size, seed=self.seed * 1000 + node),
-                "test_dataloader": loader(self.test, None)}
+                "test_dataloader": evaluation_loader(self.test),
+                "train_eval_dataloader": evaluation_loader(self.train[node])}
 
 
 def loader(arrays: Arrays, batch_size: int | None, seed: int | None = None) -> DataLoader:
@@ -88,6 +90,17 @@ def loader(arrays: Arrays, batch_size: int | None, seed: int | None = None) -> D
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     return DataLoader(dataset, sampler=BatchIndices(len(dataset), batch_size, generator),
                       batch_size=None)
+
+
+def evaluation_loader(arrays: Arrays) -> DataLoader:
+    """The whole of (features, labels) as one batch, in order, for evaluation.
+
+    Its DataLoader draws the seed each iteration takes from a generator of its own,
+    so evaluating draws nothing from torch's global generator or a training one.
+    """
+    dataset = TensorDataset(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+    return DataLoader(dataset, sampler=BatchIndices(len(dataset), None), batch_size=None,
+                      generator=torch.Generator().manual_seed(0))
 
 
 class BatchIndices(Sampler[Any]):

@@ -32,7 +32,6 @@ from ._mixing import (
     second_largest_eigenvalue_modulus,
     sparse_mixing_matrix,
 )
-from ._reference import column_stochastic
 from ._topology import _count
 
 ScheduleBuilder = Callable[[int, int], Schedule]
@@ -135,8 +134,17 @@ class MixingSchedule:
 
 
 def _push_matrix(graph: Network) -> tuple[sp.csr_array, list[str]]:
-    matrix, ids = column_stochastic(graph)
-    return sp.csr_array(matrix), ids
+    """A[j, i] = 1 / (outdeg_i + 1) for j = i or an out-neighbour of i (sender's shares)."""
+    ids = graph.node_ids
+    index = {node_id: k for k, node_id in enumerate(ids)}
+    rows, cols, data = [], [], []
+    for node_id, targets in graph.out_neighbors().items():
+        i = index[node_id]
+        for j in (i, *(index[target] for target in targets)):
+            rows.append(j)
+            cols.append(i)
+            data.append(1.0 / (len(targets) + 1))
+    return sp.csr_array((data, (rows, cols)), shape=(len(ids), len(ids))), list(ids)
 
 
 def _one_peer(ids: list[str], hop: int) -> Network:

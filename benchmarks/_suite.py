@@ -132,8 +132,10 @@ def convergence_section(module: Any, out: Path, quick: bool) -> dict[str, Any]:
     return {"folder": "convergence", "markdown": (folder / "REPORT.md").read_text()}
 
 
-def asynchronous_section(module: Any, quick: bool) -> dict[str, Any]:
-    """benchmarks/asynchronous.py: a slow node's cost, sync against async; the lossy run."""
+def measured_section(module: Any, quick: bool) -> dict[str, Any]:
+    """A section module's ``measure(quick)`` and its ``markdown`` (benchmarks/asynchronous.py:
+    sync against async with a slow node; benchmarks/engines.py: the batched engine against
+    actors and the vmap floor)."""
     figures = module.measure(quick)
     return {**figures, "markdown": module.markdown(figures)}
 
@@ -161,7 +163,7 @@ def sections(plan: Plan, out: Path, quick: bool,
     }
     asynchronous = optional("asynchronous")
     if asynchronous is not None:
-        chosen["asynchronous"] = lambda: asynchronous_section(asynchronous, quick)
+        chosen["asynchronous"] = lambda: measured_section(asynchronous, quick)
     transport, convergence = optional("transport"), optional("convergence")
     if transport is not None:
         chosen["transport"] = lambda: transport_section(transport)
@@ -170,6 +172,9 @@ def sections(plan: Plan, out: Path, quick: bool,
     compression = optional("compression")
     if compression is not None:
         chosen["compression"] = lambda: compression.measure(out, quick)
+    engines = optional("engines")
+    if engines is not None:
+        chosen["engines"] = lambda: measured_section(engines, quick)
     return chosen
 
 

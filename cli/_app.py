@@ -43,6 +43,7 @@ from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_
 from ._bench import add_commands as add_bench_commands
 from ._choco import simulate_choco_gossip
 from ._distributed import add_commands as add_distributed_commands
+from ._engine import Engine, on_actors, run_batched
 from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
@@ -79,7 +80,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
-                       force: opt.Force = False) -> None:
+                       force: opt.Force = False, engine: Engine = "actors") -> None:
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
@@ -89,13 +90,16 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                             "--processes")
     out_dir = render.claim_out(out, force)
     if processes:
+        on_actors(engine, _PROCESSES)
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
-        result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+        result = (run_batched(engine, config, executors, transport, on_progress,
+                              allow_disconnected)
+                  or _simulate(config, executors, transport, on_progress, allow_disconnected))
     _exit_on_interrupt("consensus", result, config, executors, out_dir)
     render.print_table(*jobs.report_consensus(result, config, executors, iterations, out_dir))
     _exit_on_abort(result)
@@ -111,7 +115,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False, engine: Engine = "actors") -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
@@ -127,15 +131,21 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                             "--agent-command")
     out_dir = render.claim_out(out, force)
     if processes:
+        on_actors(engine, _PROCESSES)
         raise typer.Exit(run_processes(job, transport, out_dir,
                                        node_options(agent_command, agent_tls)))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
-        result = (simulate_with_agents(config, executors, agent_command, transport=transport,
-                                       on_progress=on_progress, tls=agent_tls,
-                                       allow_disconnected=allow_disconnected) if agent_command
-                  else _simulate(config, executors, transport, on_progress, allow_disconnected,
-                                 count_bytes=True))
+        if agent_command:
+            on_actors(engine, "agents compute the nodes' gradients")
+            result = simulate_with_agents(config, executors, agent_command, transport=transport,
+                                          on_progress=on_progress, tls=agent_tls,
+                                          allow_disconnected=allow_disconnected)
+        else:
+            result = (run_batched(engine, config, executors, transport, on_progress,
+                                  allow_disconnected)
+                      or _simulate(config, executors, transport, on_progress,
+                                   allow_disconnected, count_bytes=True))
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
     _exit_on_abort(result)
@@ -154,19 +164,22 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False, engine: Engine = "actors") -> None:
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
     if processes:
+        on_actors(engine, _PROCESSES)
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
-        result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+        result = (run_batched(engine, config, executors, transport, on_progress,
+                              allow_disconnected)
+                  or _simulate(config, executors, transport, on_progress, allow_disconnected))
     _exit_on_interrupt("push-sum", result, config, executors, out_dir)
     render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
     _exit_on_abort(result)
@@ -226,6 +239,9 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
     if out_dir is not None:
         write_json(out_dir / "network.json", graph.to_dict())
         write_json(out_dir / "topology.json", asdict(report))
+
+
+_PROCESSES = "--processes runs one process per node"
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,

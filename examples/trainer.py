@@ -44,6 +44,7 @@ class Trainer:
         parts = PROBLEMS[problem](nodes, seed).node_kwargs(node_index)
         self.model, self.loss = parts["model"], parts["loss"]
         self.train, self.test = parts["train_dataloader"], parts["test_dataloader"]
+        self.train_eval = parts["train_eval_dataloader"]  # draws nothing from self.train's
         self.batches = self.endless()
         params = {name: p.detach().clone() for name, p in self.model.named_parameters()}
         return {"params": params, "batches_per_epoch": len(self.train)}
@@ -66,7 +67,7 @@ class Trainer:
 
     def evaluate(self, params: dict[str, torch.Tensor]) -> dict[str, float]:
         self.load(params)
-        return {"train": dataset_loss(self.model, self.loss, self.train),
+        return {"train": dataset_loss(self.model, self.loss, self.train_eval),
                 "test": dataset_loss(self.model, self.loss, self.test),
                 "accuracy": accuracy(self.model, self.test)}
 

@@ -26,6 +26,9 @@ def test_the_facade_exports_the_contract_names() -> None:
     assert set(peerflow.algorithms.__all__) >= {"GossipExecutor", "AsyncPushSumExecutor",
                                                 "ADPSGDExecutor", "GradientPushExecutor",
                                                 "AsyncTunables"}
+    assert set(peerflow.algorithms.__all__) >= {"ENGINES", "batched_obstacle", "check_engine",
+                                                "fallback_line", "simulate_batched"}
+    assert "prepare_config" in peerflow.actors.__all__
     assert set(peerflow.agents.__all__) >= {"FlareAgent", "FlareAgentWithCellPipe", "Task",
                                             "TaskResult", "RC", "MetaKey", "AgentClosed",
                                             "CallStateError", "AgentServer", "TaskExchanger"}

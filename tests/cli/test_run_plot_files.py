@@ -76,7 +76,8 @@ def pngs(folder: Path) -> list[str]:
 
 def test_least_squares_plots_each_nodes_distance_to_the_optimum(tmp_path: Path) -> None:
     simulate("gt", "-p", "least-squares", "-n", "3", "-i", "30", "--out", str(tmp_path))
-    assert pngs(tmp_path) == ["distance_to_optimum.png", "test_loss.png", "train_loss.png"]
+    assert pngs(tmp_path) == ["distance_to_optimum.png", "test_loss.png", "train_loss.png",
+                              "train_loss_bytes.png"]
     title, axes = seen(tmp_path / "distance_to_optimum.png")
     assert axes["yscale"] == "log" and axes["ylabel"] == "||x_i - x*||"
     assert len(axes["legend"]) == 3 and "distance to the optimum" in title
@@ -84,7 +85,7 @@ def test_least_squares_plots_each_nodes_distance_to_the_optimum(tmp_path: Path) 
 
 def test_a_problem_without_a_known_optimum_has_no_distance_plot(tmp_path: Path) -> None:
     simulate("dgd", "-p", "blobs", "-n", "3", "-i", "16", "--out", str(tmp_path))
-    assert pngs(tmp_path) == ["test_loss.png", "train_loss.png"]
+    assert pngs(tmp_path) == ["test_loss.png", "train_loss.png", "train_loss_bytes.png"]
 
 
 def test_push_sum_plots_its_estimates_and_their_error(tmp_path: Path) -> None:
