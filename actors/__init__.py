@@ -22,6 +22,7 @@ from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
+from ._shards import serve_shard, serve_shards, shard_guard, shard_of, split_nodes
 from ._waitfor import WaitState
 
 __all__ = [
@@ -57,7 +58,12 @@ __all__ = [
     "run",
     "serve_controller",
     "serve_node",
+    "serve_shard",
+    "serve_shards",
+    "shard_guard",
+    "shard_of",
     "simulate",
+    "split_nodes",
     "unweighted_nodes",
     "with_default_weights",
 ]

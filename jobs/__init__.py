@@ -39,6 +39,7 @@ from ._learning import (
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
+from ._ray import connect_ray, import_ray, run_on_ray
 from ._registry import (
     ALGORITHMS,
     LEARNING,
@@ -67,12 +68,14 @@ __all__ = [
     "build_problem",
     "check_network",
     "claim_out",
+    "connect_ray",
     "consensus_executors",
     "consensus_metrics",
     "fedavg_config",
     "fedavg_controller",
     "fedavg_executors",
     "figure",
+    "import_ray",
     "in_process_timeout",
     "initial_weights",
     "learning_executors",
@@ -94,6 +97,7 @@ __all__ = [
     "report_job",
     "report_learning",
     "report_push_sum",
+    "run_on_ray",
     "write_json",
     "write_summary",
 ]

@@ -87,6 +87,9 @@ class TcpTransport(NetworkTransport):
             4 frames of ``max_frame``); see ``ReadLimits`` for this and the next two.
         stall_grace: seconds an unfinished frame may take before it must keep up.
         min_rate: bytes a second an unfinished frame must average after the grace.
+        carriers: ``{endpoint name: transport name}`` for endpoints a transport carries
+            under names other than its own (a shard process hosting many nodes); any
+            other endpoint is carried by the part of its name before "/".
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -98,7 +101,8 @@ class TcpTransport(NetworkTransport):
                  handshake_timeout: float = 10.0, close_timeout: float = 2.0,
                  secret: str | None = None, max_pending: int = 64,
                  max_buffered: int | None = None, stall_grace: float = DEFAULT_STALL_GRACE,
-                 min_rate: float = DEFAULT_MIN_RATE) -> None:
+                 min_rate: float = DEFAULT_MIN_RATE,
+                 carriers: Mapping[str, str] | None = None) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
         self.name, self.run_id, self.tls, self.secret = name, run_id, tls, secret
@@ -116,6 +120,7 @@ class TcpTransport(NetworkTransport):
             self._serve)
         self._listen = listen
         self._endpoints: dict[str, Deliver] = {}
+        self._carriers: Mapping[str, str] = carriers or {}
         self._listener: socket.socket | None = None
         self._outer: TaskGroup | None = None
         self._closed = False
@@ -174,12 +179,18 @@ class TcpTransport(NetworkTransport):
     def register(self, name: str, deliver: Deliver) -> None:
         if name in self._endpoints:
             raise ValueError(f"endpoint {name!r} is already registered")
-        if name.partition("/")[0] != self.name:
-            raise ValueError(f"endpoint {name!r} is not {self.name!r} or {self.name + '/...'!r}")
+        if self.carrier(name) != self.name:
+            raise ValueError(f"endpoint {name!r} is not {self.name!r} or {self.name + '/...'!r}"
+                             " nor carried by it")
         self._endpoints[name] = deliver
 
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
+
+    def carrier(self, endpoint: str) -> str:
+        """The name of the transport that carries ``endpoint``."""
+        root = endpoint.partition("/")[0]
+        return self._carriers.get(root, root)
 
     # -- peers (the connector's) -------------------------------------------------
     def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
@@ -205,7 +216,7 @@ class TcpTransport(NetworkTransport):
         if deliver is not None:
             deliver(envelope)
             return
-        name = envelope.recipient.partition("/")[0]
+        name = self.carrier(envelope.recipient)
         peer = self._net.peers.get(name)
         if name == self.name or peer is None or (peer.link is None and peer.route is None):
             self.dead_letter(envelope, f"no endpoint or route for {envelope.recipient!r}")
@@ -274,7 +285,7 @@ class TcpTransport(NetworkTransport):
             link.hear_goodbye()
             return
         envelope = decode(body, max_size=self.max_frame)
-        if envelope.sender.partition("/")[0] != link.peer or envelope.run != link.run:
+        if self.carrier(envelope.sender) != link.peer or envelope.run != link.run:
             logger.warning("%s: dropped %s %r from %r on the connection of %r (run %r): "
                            "sender or run does not match", self.name, envelope.kind,
                            envelope.topic, envelope.sender, link.peer, envelope.run)
