@@ -154,8 +154,7 @@ class ShardDesk(Actor):
         if shard not in self.shards or self.over:
             return
         nodes = self.shards[shard]
-        shown = ", ".join(nodes[:10]) + (f", ... ({len(nodes)} nodes)" if len(nodes) > 10
-                                         else "")
+        shown = ", ".join(nodes[:10]) + (f", ... ({len(nodes)} nodes)" * (len(nodes) > 10))
         self.fail(f"lost shard {shard!r} hosting nodes [{shown}]: {reason}", nodes[0])
 
     def fail(self, reason: str, node: str | None) -> None:

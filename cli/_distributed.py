@@ -103,7 +103,8 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
         raise typer.Exit(controller_on_ray(job, ray, shards, out_dir, listen, tls, workflow))
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
-        transport = _transport(listen or "127.0.0.1:7000", "controller", tls, run_id=uuid.uuid4().hex,
+        transport = _transport(listen or "127.0.0.1:7000", "controller", tls,
+                               run_id=uuid.uuid4().hex,
                                joiners=lambda name: name in nodes or name.startswith(ADMIN),
                                reconnect_window=0.0, secret=secret)
 

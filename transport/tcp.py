@@ -6,13 +6,12 @@
   is bound by a handshake (``_handshake``, ``_accept``) to a peer name and a
   run. With TLS a peer's name is its certificate's; without, its hello's, and
   only a hello with the join ``secret`` gets in (no secret: loopback only). An
-  envelope whose sender is not that name or a sub-name (``name/...``), or that
-  the deployment's ``guard`` refuses from that name, is dropped and logged.
-- Data plane: asyncio's loop API directly (``_protocol``), not anyio streams:
-  the runtime runs on anyio's asyncio backend (uvloop included), and this is
-  what takes a message through without a task wake or a socket re-registration.
-  anyio still owns the tasks (accepting, dialing, one per connection awaiting
-  its end) and the timeouts.
+  envelope whose sender that name does not carry (itself, ``name/...``, its
+  ``carriers``), or that the ``guard`` refuses from it, is dropped and logged.
+- Data plane: asyncio's loop API directly (``_protocol``), not anyio streams: the runtime runs
+  on anyio's asyncio backend (uvloop included), and this is what takes a message through without
+  a task wake or a socket re-registration. anyio still owns the tasks (accepting, dialing, one
+  per connection awaiting its end) and the timeouts.
 - Sending never awaits: ``send`` encodes and writes the frame to the peer's
   connection at once, one system call (an iteration sends one envelope per
   peer: one write per connection; deferring writes to gather more costs more
@@ -23,12 +22,11 @@
   ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
   panic); control envelopes (asks, replies, panics, aborts) always queue, they
   are small. The backlog is bounded by ``max_queued`` plus those.
-- Faults: a frame that does not decode, or an unfinished one over the
-  ``ReadLimits``, drops its connection (logged), nothing else. A connection that
-  breaks without goodbye is redialed (if the peer's address is known) or awaited
-  for ``reconnect_window`` seconds; then the peer is lost: its queue becomes dead
-  letters and ``on_peer_lost(name, reason)`` is called for watched peers.
-"""
+- Faults: a frame that does not decode, or an unfinished one over the ``ReadLimits``, drops its
+  connection (logged), nothing else. A connection that breaks without goodbye is redialed (if
+  the peer's address is known) or awaited for ``reconnect_window`` seconds; then the peer is
+  lost: its queue becomes dead letters and ``on_peer_lost(name, reason)`` is called for watched
+  peers."""
 
 from __future__ import annotations
 
@@ -87,9 +85,8 @@ class TcpTransport(NetworkTransport):
             4 frames of ``max_frame``); see ``ReadLimits`` for this and the next two.
         stall_grace: seconds an unfinished frame may take before it must keep up.
         min_rate: bytes a second an unfinished frame must average after the grace.
-        carriers: ``{endpoint name: transport name}`` for endpoints a transport carries
-            under names other than its own (a shard process hosting many nodes); any
-            other endpoint is carried by the part of its name before "/".
+        carriers: ``{endpoint: transport name}`` for endpoints not named after the transport
+            that carries them (a shard's nodes); others: the part of the name before "/".
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -101,8 +98,8 @@ class TcpTransport(NetworkTransport):
                  handshake_timeout: float = 10.0, close_timeout: float = 2.0,
                  secret: str | None = None, max_pending: int = 64,
                  max_buffered: int | None = None, stall_grace: float = DEFAULT_STALL_GRACE,
-                 min_rate: float = DEFAULT_MIN_RATE,
-                 carriers: Mapping[str, str] | None = None) -> None:
+                 min_rate: float = DEFAULT_MIN_RATE, carriers: Mapping[str, str] | None = None
+                 ) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
         self.name, self.run_id, self.tls, self.secret = name, run_id, tls, secret
@@ -139,8 +136,7 @@ class TcpTransport(NetworkTransport):
         group.start_soon(self._net.watch_stalls)
         if self._listen is not None:
             self._listener = listening_socket(*split_address(self._listen))
-            host, port = self._listener.getsockname()[:2]
-            self.address = join_address(host, port)
+            self.address = join_address(*self._listener.getsockname()[:2])
             group.start_soon(self._net.accept_loop, self._listener)
         return self
 
@@ -180,8 +176,7 @@ class TcpTransport(NetworkTransport):
         if name in self._endpoints:
             raise ValueError(f"endpoint {name!r} is already registered")
         if self.carrier(name) != self.name:
-            raise ValueError(f"endpoint {name!r} is not {self.name!r} or {self.name + '/...'!r}"
-                             " nor carried by it")
+            raise ValueError(f"endpoint {name!r} is not carried by {self.name!r}")
         self._endpoints[name] = deliver
 
     def unregister(self, name: str) -> None:
@@ -189,8 +184,7 @@ class TcpTransport(NetworkTransport):
 
     def carrier(self, endpoint: str) -> str:
         """The name of the transport that carries ``endpoint``."""
-        root = endpoint.partition("/")[0]
-        return self._carriers.get(root, root)
+        return self._carriers.get(root := endpoint.partition("/")[0], root)
 
     # -- peers (the connector's) -------------------------------------------------
     def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
@@ -234,9 +228,8 @@ class TcpTransport(NetworkTransport):
             return
         problem: TransportError | None = None
         if size > self.max_frame:
-            problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} "
-                                    f"is a {size}-byte frame, over the limit of "
-                                    f"{self.max_frame} bytes")
+            problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} is a "
+                                    f"{size}-byte frame, over the limit of {self.max_frame} bytes")
         elif envelope.kind == "tell" and (backlog := peer.backlog) and \
                 backlog + size > self.max_queued:
             problem = PeerCongested(f"peer {peer.name!r} is congested: {backlog} bytes "
