@@ -2,7 +2,8 @@
 
 Sections: latency (node count, topology, payload, memory/TCP/TLS, each against a
 bare-asyncio floor run in the same process), scale and memory, consensus
-against the spectral-gap bound, network emulation, NVFlare side by side, and
+against the spectral-gap bound, network emulation, NVFlare side by side, the Ray
+engine (shards, their boundaries, its largest job within a minute), and
 the other suites when their modules are there (benchmarks/transport.py for
 TCP/TLS round trips and throughput, benchmarks/convergence.py for the learning
 algorithms). A section that fails is reported as failed; the others still run.
@@ -26,7 +27,7 @@ from typing import Any
 
 from peerflow.jobs import write_json
 
-from . import _plots, _report, consensus, emulation, latency, nvflare, scale
+from . import _plots, _report, consensus, emulation, latency, nvflare, ray_engine, scale
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def sections(plan: Plan, out: Path, quick: bool,
         "consensus": lambda: consensus_section(plan, out),
         "emulation": lambda: emulation_section(plan, out),
         "nvflare": lambda: nvflare_section(plan, out, nvflare_python),
+        "ray": lambda: ray_engine.section(quick),
     }
     transport, convergence = optional("transport"), optional("convergence")
     if transport is not None:

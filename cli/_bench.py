@@ -19,7 +19,8 @@ import typer
 from . import _render as render
 from ._errors import CliInputError
 
-SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence")
+SECTIONS = ("latency", "scale", "consensus", "emulation", "nvflare", "transport", "convergence",
+            "ray")
 
 
 def add_commands(app: typer.Typer) -> None:
