@@ -22,7 +22,8 @@ from ._mailbox import IterationMailbox
 from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
-from ._shards import serve_shard, serve_shards, shard_guard, shard_of, split_nodes
+from ._sharding import shard_guard, shard_of, split_nodes
+from ._shards import serve_shard, serve_shards
 from ._waitfor import WaitState
 
 __all__ = [

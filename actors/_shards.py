@@ -24,15 +24,16 @@ from typing import Any
 
 import anyio
 
-from peerflow.transport import Envelope, Guard, NetworkTransport, join_address, split_address
+from peerflow.transport import Envelope, NetworkTransport, join_address, split_address
 
 from ._actor import Actor
-from ._config import Config, Network
+from ._config import Config
 from ._controller import CONTROLLER_NAME, DistOptController
 from ._deploy import reconnect_window
-from ._executor import VALUE_TOPIC, SyncAlgorithmExecutor
+from ._executor import SyncAlgorithmExecutor
 from ._result import PanicReport, RunResult
 from ._runtime import Runtime
+from ._sharding import shard_controller_guard, shard_routes
 
 logger = logging.getLogger("peerflow.shards")
 
@@ -45,73 +46,9 @@ Launch = Callable[[str, ShardLost], Awaitable[None]]
 end, calling ``ShardLost`` for each that fails; cancelled once the run is over."""
 
 
-def split_nodes(node_ids: Sequence[str], count: int) -> dict[str, list[str]]:
-    """``count`` shards ``shard-0`` ... of consecutive nodes, sizes differing by one at most
-    (a ring or a path then crosses a shard boundary ``count`` times only).
-
-    Raises:
-        ValueError: ``count`` is below 1 or above the number of nodes.
-    """
-    if not 1 <= count <= len(node_ids):
-        raise ValueError(f"cannot split {len(node_ids)} nodes into {count} shards")
-    size, rest = divmod(len(node_ids), count)
-    shards, start = {}, 0
-    for index in range(count):
-        end = start + size + (index < rest)
-        shards[f"shard-{index}"] = list(node_ids[start:end])
-        start = end
-    return shards
-
-
-def shard_of(shards: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Which shard carries each node."""
-    return {node: shard for shard, nodes in shards.items() for node in nodes}
-
-
-def shard_routes(network: Network, shards: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    """For each shard, the other shards its nodes send to or hear from."""
-    owner = shard_of(shards)
-    peers: dict[str, set[str]] = {shard: set() for shard in shards}
-    for node in network.nodes:
-        for neighbour in node.neighbors:
-            a, b = owner[node.id], owner[neighbour.id]
-            if a != b:
-                peers[a].add(b)
-                peers[b].add(a)
-    return peers
-
-
 def host_name(shard: str) -> str:
     """The name of ``shard``'s ``ShardHost``."""
     return f"{shard}/host"
-
-
-def controller_guard(shards: Mapping[str, Sequence[str]]) -> Guard:
-    """The controller's guard: only shards connect; a panic names a node of its shard."""
-    owner = shard_of(shards)
-
-    def sends(peer: str, envelope: Envelope) -> str | None:
-        if envelope.kind == "panic" and isinstance(envelope.body, dict):
-            named = envelope.body.get("node")
-            if named is not None and owner.get(named) != peer:
-                return f"shard {peer!r} may only report its own nodes' panics, not {named!r}'s"
-        return None
-
-    return Guard(shards.__contains__, sends)
-
-
-def shard_guard(shards: Mapping[str, Sequence[str]]) -> Guard:
-    """A shard's guard: the controller may send anything, other shards their values."""
-    def connects(name: str) -> bool:
-        return name == CONTROLLER_NAME or name in shards
-
-    def sends(peer: str, envelope: Envelope) -> str | None:
-        if peer == CONTROLLER_NAME or (envelope.kind == "tell"
-                                       and envelope.topic == VALUE_TOPIC):
-            return None
-        return f"shard {peer!r} may only send its nodes' values"
-
-    return Guard(connects, sends)
 
 
 class ShardDesk(Actor):
@@ -194,7 +131,7 @@ async def serve_shards(config: Config, transport: NetworkTransport,
     workflow), else a ``DistOptController`` of ``config``.
     """
     controller = controller or DistOptController(config, config_timeout=config_timeout)
-    transport.guard = controller_guard(shards)
+    transport.guard = shard_controller_guard(shards)
     async with transport, Runtime(transport, transport.run_id) as runtime, \
             anyio.create_task_group() as group:
         desk = ShardDesk(controller, transport, shards)
@@ -248,9 +185,13 @@ class ShardHost(Actor):
     async def handle(self, envelope: Envelope) -> Any:
         if envelope.sender.partition("/")[0] != CONTROLLER_NAME:
             raise ValueError(f"{self.name!r} takes tasks from {CONTROLLER_NAME!r} only")
-        if envelope.topic == "routes":
-            for peer, address in dict(envelope.body).items():
+        if envelope.topic == "routes":  # connected now: a busy loop later is slow to accept
+            routes = dict(envelope.body)
+            for peer, address in routes.items():
                 self.transport.add_route(peer, address)
+            async with anyio.create_task_group() as group:
+                for peer in routes:
+                    group.start_soon(self.transport.connect, peer)
             return "ok"
         if envelope.topic == "finish":
             self.finish(dict(envelope.body or {}))
