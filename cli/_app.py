@@ -40,7 +40,7 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
-from ._ray import RayAddress, Shards, bare_ray, run_ray
+from ._ray import RayAddress, Shards, bare_ray, check_ray_options, run_ray
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -75,6 +75,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        force: opt.Force = False, ray: RayAddress = None,
                        shards: Shards = None) -> None:
     """Consensus (its help is the registry's)."""
+    check_ray_options(ray, shards, processes)
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
     x0 = None if initial_values is None else jobs.load_initial_values(initial_values, graph)
@@ -110,6 +111,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       force: opt.Force = False, ray: RayAddress = None,
                       shards: Shards = None) -> None:
     """Train a built-in problem with the algorithm named by the command."""
+    check_ray_options(ray, shards, processes)
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
@@ -153,6 +155,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       force: opt.Force = False, ray: RayAddress = None,
                       shards: Shards = None) -> None:
     """Push-sum (its help is the registry's)."""
+    check_ray_options(ray, shards, processes)
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)

@@ -67,7 +67,7 @@ from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_controller, build_executors, load_job, report_job
 from ._options import Force
-from ._ray import ControllerListen, RayAddress, Shards, controller_on_ray
+from ._ray import ControllerListen, RayAddress, Shards, check_ray_options, controller_on_ray
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
 Tls = Annotated[Path | None, typer.Option(
@@ -96,6 +96,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None,
                force: Force = False, ray: RayAddress = None, shards: Shards = None) -> None:
     """Run a job whose nodes are ``peerflow node`` processes, or Ray actors; write its summary."""
+    check_ray_options(ray, shards)
     job = load_job(job_file)
     workflow = build_controller(job)
     out_dir = render.claim_out(out, force)

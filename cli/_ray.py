@@ -45,6 +45,19 @@ def bare_ray(args: list[str]) -> list[str]:
     return out
 
 
+def check_ray_options(ray: str | None, shards: int | None, processes: bool = False) -> None:
+    """Refuse ``--shards`` without ``--ray``, and ``--ray`` with ``--processes``.
+
+    Raises:
+        CliInputError: naming the options that do not go together.
+    """
+    if shards is not None and ray is None:
+        raise CliInputError("--shards goes with --ray: the shards are Ray actors")
+    if ray is not None and processes:
+        raise CliInputError("--ray and --processes both run the nodes outside this process; "
+                            "choose one")
+
+
 def controller_on_ray(job: Job, address: str, shards: int | None, out: Path | None,
                       listen: str | None, tls: Path | None,
                       controller: DistOptController | None) -> int:

@@ -32,3 +32,13 @@ def test_the_controller_refuses_tls_kits_with_ray(
     job.write_text('algorithm = "consensus"\n')
     assert main(["controller", "--job", str(job), "--ray", "--tls", str(tmp_path)]) == 2
     assert "--tls takes a provisioned project's kits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shards", "2"], "--shards goes with --ray"),
+    (["--ray", "--processes"], "--ray and --processes both run the nodes outside"),
+])
+def test_ray_options_that_do_not_go_together_are_refused(
+        args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "consensus", "--nodes", "4", *args]) == 2
+    assert message in capsys.readouterr().err
