@@ -189,8 +189,8 @@ class ShardHost(Actor):
             routes = dict(envelope.body)
             for peer, address in routes.items():
                 self.transport.add_route(peer, address)
-            async with anyio.create_task_group() as group:
-                for peer in routes:
+            async with anyio.create_task_group() as group:  # one side dials: no crossed links
+                for peer in (peer for peer in routes if self.transport.name < peer):
                     group.start_soon(self.transport.connect, peer)
             return "ok"
         if envelope.topic == "finish":
