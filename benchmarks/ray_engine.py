@@ -13,8 +13,8 @@ crosses a shard boundary, and the largest job the Ray engine runs within a minut
   of the cluster, until a run (placement, actor start, building the executors,
   config and run: the wall time of ``run_on_ray``) misses the minute.
 
-Ray: ``RAY_ADDRESS`` if set, else a local Ray with four CPUs (logical ones: on a
-smaller machine the shards share the cores, which the report's CPU count shows).
+Ray: ``RAY_ADDRESS`` if set, else a local Ray with a CPU per core and at least four
+(logical ones: on a smaller machine the shards share the cores, as the report says).
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from typing import Any
 
 import peerflow
 from peerflow.actors import shard_of, split_nodes
-from peerflow.jobs import Job, build_executors, build_network, import_ray, run_on_ray
+from peerflow.jobs import (
+    Job,
+    JobError,
+    build_executors,
+    build_network,
+    connect_ray,
+    import_ray,
+    run_on_ray,
+)
 from peerflow.transport import Envelope, encode, frame_size, new_message_id, run_loop
 
 BUDGET_S = 60.0
@@ -36,13 +44,10 @@ LOCAL_CPUS = 4
 def section(quick: bool) -> dict[str, Any]:
     """Both measurements, or why they were skipped."""
     try:
-        ray = import_ray()
-    except Exception as exc:
+        owned = connect_ray(None, LOCAL_CPUS)
+    except JobError as exc:
         return {"skipped": str(exc)}
-    owned = not ray.is_initialized()
-    if owned:
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, logging_level="WARNING",
-                 **({} if os.environ.get("RAY_ADDRESS") else {"num_cpus": LOCAL_CPUS}))
+    ray = import_ray()
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         results = {"cpus": cpus, "machine_cpus": os.cpu_count(),

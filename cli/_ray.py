@@ -85,7 +85,7 @@ def run_ray(job: Job, address: str, shards: int | None, out: Path | None, *,
     Raises:
         JobError: Ray is missing or unreachable, or ``shards`` does not fit.
     """
-    owned = jobs.connect_ray(address or None)
+    owned = jobs.connect_ray(address or None, shards)
     try:
         result = run_async(lambda: jobs.run_on_ray(job, shards=shards, scheme=scheme,
                                                    listen=listen, controller=controller))

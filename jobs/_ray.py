@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import tempfile
 import uuid
@@ -72,10 +73,11 @@ def import_ray() -> Any:
     return ray
 
 
-def connect_ray(address: str | None) -> bool:
+def connect_ray(address: str | None, shards: int | None = None) -> bool:
     """Connect this process to a Ray cluster unless it is connected already: ``address``
     (``auto``, ``HOST:PORT``, ``ray://HOST:10001``), or if None ``RAY_ADDRESS`` or else
-    a new local Ray. True if it connected now (then ``ray.shutdown()`` is the caller's).
+    a new local Ray with a CPU per core, or per shard if ``shards`` asks for more. True
+    if it connected now (then ``ray.shutdown()`` is the caller's).
 
     Raises:
         JobError: Ray is not installed, or the cluster cannot be reached.
@@ -83,9 +85,11 @@ def connect_ray(address: str | None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    local = not (address or os.environ.get("RAY_ADDRESS"))
+    cpus = {"num_cpus": max(os.cpu_count() or 1, shards or 0)} if local else {}
     try:
         ray.init(address=address or None, logging_level="WARNING", log_to_driver=True,
-                 configure_logging=False)
+                 configure_logging=False, **cpus)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise JobError(f"cannot reach the Ray cluster {address or '(RAY_ADDRESS or local)'}: "
                        f"{exc}") from None
