@@ -231,7 +231,8 @@ def _transport(scheme: str, listen: str, name: str, run_id: str, secret: str | N
     """A transport named ``name`` carrying every node's name to its shard."""
     tls = None if kit is None else TlsConfig.from_dir(kit)
     transport = create_transport(f"{scheme}://{listen}", name=name, run_id=run_id, tls=tls,
-                                 secret=secret, carriers=shard_of(split), **options)
+                                 secret=secret, carriers=shard_of(split), coalesce=True,
+                                 **options)
     assert isinstance(transport, NetworkTransport)
     return transport
 

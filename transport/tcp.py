@@ -2,26 +2,24 @@
 
 - Wire: u32-length-prefixed frames (``_frames``); a frame is one codec envelope;
   a zero-length frame is a *goodbye*: "I send nothing more on this connection".
-- Connections: one per peer pair, reused both ways, one live one per name; each
-  is bound by a handshake (``_handshake``, ``_accept``) to a peer name and a
-  run. With TLS a peer's name is its certificate's; without, its hello's, and
-  only a hello with the join ``secret`` gets in (no secret: loopback only). An
-  envelope whose sender that name does not carry (itself, ``name/...``, its
-  ``carriers``), or that the ``guard`` refuses from it, is dropped and logged.
+- Connections: one per peer pair, reused both ways, one live one per name; each is bound by a
+  handshake (``_handshake``, ``_accept``) to a peer name and a run. With TLS a peer's name is
+  its certificate's; without, its hello's, and only a hello with the join ``secret`` gets in (no
+  secret: loopback only). An envelope whose sender that name does not carry (itself,
+  ``name/...``, its ``carriers``), or that the ``guard`` refuses from it, is dropped and logged.
 - Data plane: asyncio's loop API directly (``_protocol``), not anyio streams: the runtime runs
   on anyio's asyncio backend (uvloop included), and this is what takes a message through without
   a task wake or a socket re-registration. anyio still owns the tasks (accepting, dialing, one
   per connection awaiting its end) and the timeouts.
-- Sending never awaits: ``send`` encodes and writes the frame to the peer's
-  connection at once, one system call (an iteration sends one envelope per
-  peer: one write per connection; deferring writes to gather more costs more
-  than it saves). While there is no connection, or its transport paused
-  writing, frames wait in the peer's queue, written in gathered writes later.
-- Backpressure: a slow reader fills the transport's buffer (TCP flow control),
-  then the peer's queue. A ``tell`` that would push that backlog over
-  ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
-  panic); control envelopes (asks, replies, panics, aborts) always queue, they
-  are small. The backlog is bounded by ``max_queued`` plus those.
+- Sending never awaits: ``send`` encodes and writes the frame to the peer's connection at once,
+  one system call (a node's iteration sends a peer one envelope; a shard sends it many: with
+  ``coalesce`` the frames of one event-loop pass go in one write). While there is no connection,
+  or its transport paused writing, frames wait in the peer's queue, written in gathered writes
+  later.
+- Backpressure: a slow reader fills the transport's buffer (TCP flow control), then the peer's
+  queue. A ``tell`` that would push that backlog over ``max_queued`` bytes raises
+  ``PeerCongested`` (an executor turns that into a panic); control envelopes (asks, replies,
+  panics, aborts, all small) always queue.
 - Faults: a frame that does not decode, or an unfinished one over the ``ReadLimits``, drops its
   connection (logged), nothing else. A connection that breaks without goodbye is redialed (if
   the peer's address is known) or awaited for ``reconnect_window`` seconds; then the peer is
@@ -87,6 +85,7 @@ class TcpTransport(NetworkTransport):
         min_rate: bytes a second an unfinished frame must average after the grace.
         carriers: ``{endpoint: transport name}`` for endpoints not named after the transport
             that carries them (a shard's nodes); others: the part of the name before "/".
+        coalesce: gather the frames one event-loop pass sends a peer into one write.
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -98,12 +97,12 @@ class TcpTransport(NetworkTransport):
                  handshake_timeout: float = 10.0, close_timeout: float = 2.0,
                  secret: str | None = None, max_pending: int = 64,
                  max_buffered: int | None = None, stall_grace: float = DEFAULT_STALL_GRACE,
-                 min_rate: float = DEFAULT_MIN_RATE, carriers: Mapping[str, str] | None = None
-                 ) -> None:
+                 min_rate: float = DEFAULT_MIN_RATE, carriers: Mapping[str, str] | None = None,
+                 coalesce: bool = False) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
         self.name, self.run_id, self.tls, self.secret = name, run_id, tls, secret
-        self.max_frame, self.max_queued = max_frame, max_queued
+        self.max_frame, self.max_queued, self.coalesce = max_frame, max_queued, coalesce
         self.reconnect_window, self.close_timeout = reconnect_window, close_timeout
         self.guard: Guard = OPEN
         self.on_peer_lost: PeerLost | None = None
@@ -223,7 +222,8 @@ class TcpTransport(NetworkTransport):
         buffers = encode(envelope)
         size = frame_size(buffers)
         link = peer.link
-        if size <= self.max_frame and link is not None and not peer.queue and link.writable:
+        if size <= self.max_frame and link is not None and not peer.queue and link.writable \
+                and not self.coalesce:
             link.conn.write(framed(buffers, size))  # the common case: nothing waits
             return
         problem: TransportError | None = None
@@ -240,7 +240,7 @@ class TcpTransport(NetworkTransport):
             self.dead_letter(envelope, str(problem))
             return
         peer.enqueue(envelope, framed(buffers, size), size + 4)
-        self._net.flush(peer)
+        (self._net.flush_soon if self.coalesce else self._net.flush)(peer)
         self._net.ensure_dialing(peer)
 
     # -- connections -------------------------------------------------------------

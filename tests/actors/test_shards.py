@@ -37,7 +37,7 @@ async def run_sharded(job: Job, count: int,
 
     def transport(name: str, **options: Any) -> TcpTransport:
         return TcpTransport(name, "127.0.0.1:0", run_id=run_id, carriers=shard_of(split),
-                            **options)
+                            coalesce=True, **options)
 
     async def launch(address: str, lost: Callable[[str, str], None]) -> None:
         async with anyio.create_task_group() as group:
