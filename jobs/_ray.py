@@ -57,6 +57,9 @@ from ._registry import build_executors
 
 INSTALL_HINT = "--ray needs Ray, which is not installed: pip install 'peerflow[ray]'"
 PLACEMENT_TIMEOUT = 60.0
+JOIN_TIMEOUT = 120.0
+"""Seconds for the shards to start and build their nodes, raised as for one process with
+as many nodes (``in_process_timeout``): every shard reads the whole job."""
 KIT_FILES = ("root.pem", "cert.pem", "key.pem")
 
 
@@ -137,6 +140,7 @@ async def run_on_ray(job: Job, *, shards: int | None = None, scheme: str = "tcp"
             await _launch(ray, common, announced, split, kits, run_id, lost)
 
         return await serve_shards(job.config, transport, split, launch,
+                                  join_timeout=in_process_timeout(JOIN_TIMEOUT, len(nodes)),
                                   config_timeout=timeout, controller=controller)
 
 
