@@ -45,6 +45,7 @@ from peerflow.transport import (
     Project,
     TlsConfig,
     create_transport,
+    join_address,
     provision,
     run_loop,
     split_address,
@@ -126,22 +127,26 @@ async def run_on_ray(job: Job, *, shards: int | None = None, scheme: str = "tcp"
     run_id = uuid.uuid4().hex
     secret = secrets.token_urlsafe(32) if scheme == "tcp" else None
     here = ray.util.get_node_ip_address()
-    host, port = split_address(listen or f"{here}:0")
     timeout = in_process_timeout(job.sync_timeout, len(nodes))
     with _kits(scheme, list(split)) as kits:
-        transport = _transport(scheme, f"{host}:{port}", CONTROLLER_NAME, run_id, secret,
-                               kits.get(CONTROLLER_NAME), split, reconnect_window=0.0)
+        transport = _transport(scheme, listen or join_address(here, 0), CONTROLLER_NAME,
+                               run_id, secret, kits.get(CONTROLLER_NAME), split,
+                               reconnect_window=0.0)
         common = msgspec.msgpack.encode({"job": job.spec(), "shards": split, "run": run_id,
                                          "secret": secret, "scheme": scheme})
 
         async def launch(address: str, lost: Any) -> None:
-            announced = address if split_address(address)[0] not in ("0.0.0.0", "::") \
-                else f"{here}:{split_address(address)[1]}"
-            await _launch(ray, common, announced, split, kits, run_id, lost)
+            await _launch(ray, common, _announced(address, here), split, kits, run_id, lost)
 
         return await serve_shards(job.config, transport, split, launch,
                                   join_timeout=in_process_timeout(JOIN_TIMEOUT, len(nodes)),
                                   config_timeout=timeout, controller=controller)
+
+
+def _announced(address: str, here: str) -> str:
+    """``address`` with a wildcard host replaced by this host's Ray address."""
+    host, port = split_address(address)
+    return join_address(here, port) if host in ("0.0.0.0", "::", "") else address
 
 
 async def _launch(ray: Any, common: bytes, controller: str, split: Mapping[str, Sequence[str]],
