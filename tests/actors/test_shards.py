@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +21,7 @@ from peerflow.actors import (
     split_nodes,
 )
 from peerflow.jobs import Job, build_executors, build_network
-from peerflow.transport import TcpTransport
+from peerflow.transport import Project, TcpTransport, TlsConfig, provision
 
 
 def consensus_job(nodes: int = 12, iterations: int = 30, sync_timeout: float = 10.0) -> Job:
@@ -29,15 +30,19 @@ def consensus_job(nodes: int = 12, iterations: int = 30, sync_timeout: float = 1
 
 
 async def run_sharded(job: Job, count: int,
-                      after_ready: Callable[[Callable[[str, str], None]], Any] | None = None
-                      ) -> RunResult:
-    """Run ``job`` over ``count`` shards, each a task serving its nodes on loopback TCP."""
+                      after_ready: Callable[[Callable[[str, str], None]], Any] | None = None,
+                      kits: Path | None = None) -> RunResult:
+    """Run ``job`` over ``count`` shards, each a task serving its nodes on loopback TCP
+    (TLS with the kits of a project whose nodes are the shards, if ``kits``)."""
     split = split_nodes(job.network.node_ids, count)
     run_id = uuid.uuid4().hex
+    if kits is not None:
+        provision(Project("shards", CONTROLLER_NAME, tuple(split), ()), kits)
 
     def transport(name: str, **options: Any) -> TcpTransport:
         return TcpTransport(name, "127.0.0.1:0", run_id=run_id, carriers=shard_of(split),
-                            coalesce=True, **options)
+                            coalesce=True, tls=kits and TlsConfig.from_dir(kits, name),
+                            **options)
 
     async def launch(address: str, lost: Callable[[str, str], None]) -> None:
         async with anyio.create_task_group() as group:
@@ -64,9 +69,11 @@ def test_split_nodes_makes_consecutive_blocks_of_near_equal_size() -> None:
 
 
 @pytest.mark.timeout(30)
-async def test_a_sharded_consensus_run_gives_the_in_memory_trajectories() -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_a_sharded_consensus_run_gives_the_in_memory_trajectories(
+        tls: bool, tmp_path: Path) -> None:
     job = consensus_job()
-    sharded = await run_sharded(job, 3)
+    sharded = await run_sharded(job, 3, kits=tmp_path if tls else None)
     in_memory = await peerflow.run(job.config, build_executors(job))
     assert sharded.ok, sharded.reason
     assert sharded.results == in_memory.results
