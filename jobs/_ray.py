@@ -24,7 +24,7 @@ import os
 import secrets
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ JOIN_TIMEOUT = 120.0
 """Seconds for the shards to start and build their nodes, raised as for one process with
 as many nodes (``in_process_timeout``): every shard reads the whole job."""
 KIT_FILES = ("root.pem", "cert.pem", "key.pem")
+Lost = Callable[[str, str], None]
 
 
 def import_ray() -> Any:
@@ -135,7 +136,7 @@ async def run_on_ray(job: Job, *, shards: int | None = None, scheme: str = "tcp"
         common = msgspec.msgpack.encode({"job": job.spec(), "shards": split, "run": run_id,
                                          "secret": secret, "scheme": scheme})
 
-        async def launch(address: str, lost: Any) -> None:
+        async def launch(address: str, lost: Lost) -> None:
             await _launch(ray, common, _announced(address, here), split, kits, run_id, lost)
 
         return await serve_shards(job.config, transport, split, launch,
@@ -150,7 +151,7 @@ def _announced(address: str, here: str) -> str:
 
 
 async def _launch(ray: Any, common: bytes, controller: str, split: Mapping[str, Sequence[str]],
-                  kits: Mapping[str, bytes], run_id: str, lost: Any) -> None:
+                  kits: Mapping[str, Any], run_id: str, lost: Lost) -> None:
     """Place one actor per shard, spread over the hosts; watch them until they end."""
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -181,7 +182,7 @@ async def _launch(ray: Any, common: bytes, controller: str, split: Mapping[str, 
         remove_placement_group(group)
 
 
-async def _watch(shard: str, ref: Any, lost: Any) -> None:
+async def _watch(shard: str, ref: Any, lost: Lost) -> None:
     """Wait for a shard's actor to end; if it failed or died, say so."""
     try:
         outcome = msgspec.json.decode(await _future(ref))
