@@ -38,7 +38,7 @@ def in_memory(job: Job) -> peerflow.RunResult:
     return peerflow.simulate(job.config, build_executors(job))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_four_shards_give_the_in_memory_consensus_trajectories(ray_cluster: Any) -> None:
     job = Job("consensus", 40, 0, 10.0, build_network("random", 16, 1, None))
     result = anyio.run(lambda: run_on_ray(job, shards=4))
@@ -46,7 +46,7 @@ def test_four_shards_give_the_in_memory_consensus_trajectories(ray_cluster: Any)
     assert result.results == in_memory(job).results
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_four_shards_give_the_in_memory_learning_trajectories(ray_cluster: Any) -> None:
     network = build_network("ring", 8, 0, None)
     job = Job.learning("gt", network, "least-squares", 0, 30.0, iterations=15)
@@ -63,7 +63,7 @@ def test_four_shards_give_the_in_memory_learning_trajectories(ray_cluster: Any) 
             assert [loss for _, loss in got[name]] == [loss for _, loss in expected[name]]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_a_killed_shard_aborts_the_run_naming_its_nodes(ray_cluster: Any) -> None:
     sync_timeout = 20.0
     job = Job("consensus", 10**6, 0, sync_timeout, build_network("ring", 8, 0, None))
