@@ -33,6 +33,8 @@ from ._result import PanicReport, RunResult
 from ._run import run, simulate
 from ._runtime import Runtime
 from ._schedule import Schedule
+from ._sharding import shard_guard, shard_of, split_nodes
+from ._shards import serve_shard, serve_shards
 from ._ticks import TickSchedule
 from ._waitfor import WaitState
 
@@ -80,7 +82,12 @@ __all__ = [
     "run",
     "serve_controller",
     "serve_node",
+    "serve_shard",
+    "serve_shards",
+    "shard_guard",
+    "shard_of",
     "simulate",
+    "split_nodes",
     "unweighted_nodes",
     "with_default_weights",
 ]

@@ -11,7 +11,7 @@ from . import _report, _suite
 
 SECTIONS = ("latency", "scale", "consensus", "time-varying", "emulation", "nvflare", "transport",
             "convergence",
-            "asynchronous", "compression", "engines")
+            "asynchronous", "compression", "engines", "ray")
 
 
 def bench(out: Path, *, quick: bool, nvflare_python: str | None = None,

@@ -3,7 +3,8 @@
 Sections: latency (node count, topology, payload, memory/TCP/TLS, each against a
 bare-asyncio floor run in the same process), scale and memory, consensus
 against the spectral-gap bound, consensus on time-varying topologies, network
-emulation, NVFlare side by side, and the other suites when their modules are
+emulation, NVFlare side by side, the Ray engine (shards, their boundaries, its
+largest job within a minute), and the other suites when their modules are
 there (benchmarks/transport.py for TCP/TLS round trips and throughput,
 benchmarks/convergence.py for the learning algorithms, benchmarks/compression.py
 for loss against bytes with CHOCO-SGD). A section that fails is reported as
@@ -28,7 +29,17 @@ from typing import Any
 
 from peerflow.jobs import write_json
 
-from . import _plots, _report, consensus, emulation, latency, nvflare, scale, time_varying
+from . import (
+    _plots,
+    _report,
+    consensus,
+    emulation,
+    latency,
+    nvflare,
+    ray_engine,
+    scale,
+    time_varying,
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ def sections(plan: Plan, out: Path, quick: bool,
         "time-varying": lambda: time_varying_section(out, quick),
         "emulation": lambda: emulation_section(plan, out),
         "nvflare": lambda: nvflare_section(plan, out, nvflare_python),
+        "ray": lambda: ray_engine.section(quick),
     }
     asynchronous = optional("asynchronous")
     if asynchronous is not None:

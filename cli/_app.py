@@ -48,7 +48,8 @@ from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
-from ._launch import node_options, run_processes
+from ._launch import network_transport, node_options, run_processes
+from ._ray import RayAddress, Shards, bare_ray, check_ray_options, run_ray
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -80,19 +81,24 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
-                       force: opt.Force = False, engine: Engine = "actors") -> None:
+                       force: opt.Force = False, engine: Engine = "actors",
+                       ray: RayAddress = None, shards: Shards = None) -> None:
     """Consensus (its help is the registry's)."""
+    check_ray_options(ray, shards, processes)
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
     x0 = None if initial_values is None else jobs.load_initial_values(initial_values, graph)
-    if processes and x0 is not None:
+    if (processes or ray is not None) and x0 is not None:
         raise CliInputError("--initial-values runs in one process; it does not combine with "
-                            "--processes")
+                            "--processes or --ray")
     out_dir = render.claim_out(out, force)
+    job = Job("consensus", iterations, seed, sync_timeout, graph,
+              allow_disconnected=allow_disconnected)
+    if ray is not None:
+        on_actors(engine, _RAY)
+        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
     if processes:
         on_actors(engine, _PROCESSES)
-        job = Job("consensus", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
@@ -115,8 +121,10 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False, engine: Engine = "actors") -> None:
+                      force: opt.Force = False, engine: Engine = "actors",
+                      ray: RayAddress = None, shards: Shards = None) -> None:
     """Train a built-in problem with the algorithm named by the command."""
+    check_ray_options(ray, shards, processes)
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
@@ -130,6 +138,11 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
         raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
                             "--agent-command")
     out_dir = render.claim_out(out, force)
+    if ray is not None:
+        on_actors(engine, _RAY)
+        if agent_command:
+            raise CliInputError("--agent-command does not combine with --ray")
+        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
     if processes:
         on_actors(engine, _PROCESSES)
         raise typer.Exit(run_processes(job, transport, out_dir,
@@ -164,15 +177,20 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False, engine: Engine = "actors") -> None:
+                      force: opt.Force = False, engine: Engine = "actors",
+                      ray: RayAddress = None, shards: Shards = None) -> None:
     """Push-sum (its help is the registry's)."""
+    check_ray_options(ray, shards, processes)
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
+    job = Job("push-sum", iterations, seed, sync_timeout, graph,
+              allow_disconnected=allow_disconnected)
+    if ray is not None:
+        on_actors(engine, _RAY)
+        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
     if processes:
         on_actors(engine, _PROCESSES)
-        job = Job("push-sum", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
@@ -242,6 +260,7 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
 
 
 _PROCESSES = "--processes runs one process per node"
+_RAY = "--ray runs the nodes in shards of actors"
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
@@ -291,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
     try:
         with signals_interrupt():
-            code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
+            code = app(args=bare_ray(list(sys.argv[1:] if argv is None else argv)),
+                       prog_name="peerflow",
                        standalone_mode=False)
     except typer.TyperException as exc:
         return _input_error(exc.format_message(), exc.exit_code)

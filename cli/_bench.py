@@ -20,7 +20,7 @@ from . import _render as render
 from ._errors import CliInputError
 
 SECTIONS = ("latency", "scale", "consensus", "time-varying", "emulation", "nvflare", "transport",
-            "convergence", "asynchronous", "compression", "engines")
+            "convergence", "asynchronous", "compression", "engines", "ray")
 
 
 def add_commands(app: typer.Typer) -> None:

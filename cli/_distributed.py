@@ -29,7 +29,7 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,6 +67,7 @@ from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_controller, build_executors, load_job, report_job
 from ._options import Force
+from ._ray import ControllerListen, RayAddress, Shards, check_ray_options, controller_on_ray
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
 Tls = Annotated[Path | None, typer.Option(
@@ -89,18 +90,22 @@ def add_commands(app: typer.Typer) -> None:
 
 
 def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TOML).")],
-               listen: Listen = "127.0.0.1:7000", tls: Tls = None,
+               listen: ControllerListen = None, tls: Tls = None,
                out: Annotated[Path | None, typer.Option(
                    "--out", "-o", help="Folder for summary.json and plots.")] = None,
                join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None,
-               force: Force = False) -> None:
-    """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
+               force: Force = False, ray: RayAddress = None, shards: Shards = None) -> None:
+    """Run a job whose nodes are ``peerflow node`` processes, or Ray actors; write its summary."""
+    check_ray_options(ray, shards)
     job = load_job(job_file)
     workflow = build_controller(job)
     out_dir = render.claim_out(out, force)
+    if ray is not None:
+        raise typer.Exit(controller_on_ray(job, ray, shards, out_dir, listen, tls, workflow))
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
-        transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
+        transport = _transport(listen or "127.0.0.1:7000", "controller", tls,
+                               run_id=uuid.uuid4().hex,
                                joiners=lambda name: name in nodes or name.startswith(ADMIN),
                                reconnect_window=0.0, secret=secret)
 
@@ -109,7 +114,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                        f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
 
         try:
-            result = _run_async(lambda: serve_controller(
+            result = run_async(lambda: serve_controller(
                 job.config, job.spec(), transport, join_timeout=join_timeout,
                 on_listening=listening, controller=workflow))
         except Interrupted as exc:
@@ -137,7 +142,7 @@ def node(name: Annotated[str, typer.Option("--name", help="This node's id in the
     serve = partial(serve_node, name, controller_address, transport, join_timeout=join_timeout)
     build = _build_executor(name, agents=bool(agent_command))
     try:
-        outcome = _run_async(lambda: serve_with_agent(agent_command, name, serve, build,
+        outcome = run_async(lambda: serve_with_agent(agent_command, name, serve, build,
                                                       tls=agent_tls)
                              if agent_command else serve(build))
     except ConfigError as exc:
@@ -171,7 +176,7 @@ def status(address: Annotated[str, typer.Argument(help="HOST:PORT of a running c
     transport = _transport("127.0.0.1:0", name, tls, secret_file, connect_timeout=timeout,
                            dial_only=True)
     try:
-        report = _run_async(lambda: query_status(address, transport, timeout))
+        report = run_async(lambda: query_status(address, transport, timeout))
     except (TransportError, TimeoutError, ActorError) as exc:
         typer.echo(f"peerflow: no status from {address}: {exc or type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
@@ -216,8 +221,8 @@ def provision_command(project: Annotated[Path, typer.Argument(help="PROJECT.yml"
 @contextlib.contextmanager
 def _new_secret(path: Path | None, tls: Path | None) -> Iterator[str | None]:
     """The controller's join secret (None with TLS): ``PEERFLOW_SECRET`` or a fresh one,
-    written to ``path`` (or, if neither is given, to a private file of its own) for as
-    long as the run lasts: a stale file from an earlier run cannot mislead a node."""
+    written to ``path`` (else to a private file of its own) for as long as the run
+    lasts: a stale file from an earlier run cannot mislead a node."""
     given = os.environ.get(SECRET_ENV, "").strip()
     if tls is not None or (given and path is None):
         yield None if tls is not None else given
@@ -263,15 +268,6 @@ def _secret(path: Path | None, tls: Path | None, wait: float = 0.0) -> str | Non
         raise CliInputError("plain TCP needs the run's join secret: give --secret-file (the "
                             f"file the controller wrote) or set {SECRET_ENV}")
     return secret.strip()
-
-
-def _run_async(main: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``main`` in a fresh event loop, on uvloop when it is installed.
-
-    Raises:
-        Interrupted: SIGINT or SIGTERM stopped it.
-    """
-    return run_async(main)
 
 
 def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | None = None,

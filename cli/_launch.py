@@ -42,7 +42,7 @@ def run_processes(job: Job, transport: str, out: Path | None,
     Raises:
         Interrupted: SIGINT or SIGTERM stopped it (every child process is stopped first).
     """
-    transport = "tls" if transport == "tls" else "tcp"
+    transport = network_transport(transport)
     with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
         return run_async(lambda: _run_processes(job, transport, out, Path(folder),
                                                 list(node_options)))
@@ -88,6 +88,11 @@ async def _wait_nodes(nodes: list[Process], logs: dict[str, Path], grace: float)
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             said = f": {' | '.join(tail)}" if tail else " (it wrote nothing)"
             typer.echo(f"node {name!r}: {exit_reason(code)}{said}", err=True)
+
+
+def network_transport(transport: str) -> str:
+    """The transport between processes: as asked, "memory" meaning tcp."""
+    return "tls" if transport == "tls" else "tcp"
 
 
 def _opt(flag: str, value: str | Path | None) -> list[str]:

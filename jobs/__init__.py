@@ -40,6 +40,7 @@ from ._learning_plots import OptimumTrace, epoch_axis, epoch_length, loss_plots,
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
+from ._ray import connect_ray, import_ray, run_on_ray
 from ._registry import (
     ALGORITHMS,
     LEARNING,
@@ -72,6 +73,7 @@ __all__ = [
     "check_network",
     "claim_out",
     "compress_extra",
+    "connect_ray",
     "consensus_executors",
     "consensus_metrics",
     "epoch_axis",
@@ -80,6 +82,7 @@ __all__ = [
     "fedavg_controller",
     "fedavg_executors",
     "figure",
+    "import_ray",
     "in_process_timeout",
     "initial_weights",
     "learning_executors",
@@ -105,6 +108,7 @@ __all__ = [
     "report_learning",
     "report_push_sum",
     "traffic_metrics",
+    "run_on_ray",
     "write_json",
     "write_summary",
 ]

@@ -13,6 +13,7 @@ link is ``tcp``'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -148,6 +149,17 @@ class Connector(Acceptor):
         if self.closing and not peer.queue:
             for each in list(peer.links):
                 each.say_goodbye()
+
+    def flush_soon(self, peer: Peer) -> None:
+        """Flush the peer's queue once the event loop's pass is over: one write for all the
+        frames the pass queued (a shard sends many a peer each iteration)."""
+        if not peer.flush_due:
+            peer.flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_due, peer)
+
+    def _flush_due(self, peer: Peer) -> None:
+        peer.flush_due = False
+        self.flush(peer)
 
     async def host_group(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         """Own the connection tasks in a group that closing may cancel from any task."""

@@ -95,6 +95,7 @@ class Peer:
     link: Link | None = None
     links: set[Link] = field(default_factory=set)
     dialing: bool = False
+    flush_due: bool = False
     queue: deque[tuple[Envelope, list[Buffer], int]] = field(default_factory=deque)
     queued: int = 0
 

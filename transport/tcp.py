@@ -2,33 +2,29 @@
 
 - Wire: u32-length-prefixed frames (``_frames``); a frame is one codec envelope;
   a zero-length frame is a *goodbye*: "I send nothing more on this connection".
-- Connections: one per peer pair, reused both ways, one live one per name; each
-  is bound by a handshake (``_handshake``, ``_accept``) to a peer name and a
-  run. With TLS a peer's name is its certificate's; without, its hello's, and
-  only a hello with the join ``secret`` gets in (no secret: loopback only). An
-  envelope whose sender is not that name or a sub-name (``name/...``), or that
-  the deployment's ``guard`` refuses from that name, is dropped and logged.
-- Data plane: asyncio's loop API directly (``_protocol``), not anyio streams:
-  the runtime runs on anyio's asyncio backend (uvloop included), and this is
-  what takes a message through without a task wake or a socket re-registration.
-  anyio still owns the tasks (accepting, dialing, one per connection awaiting
-  its end) and the timeouts.
-- Sending never awaits: ``send`` encodes and writes the frame to the peer's
-  connection at once, one system call (an iteration sends one envelope per
-  peer: one write per connection; deferring writes to gather more costs more
-  than it saves). While there is no connection, or its transport paused
-  writing, frames wait in the peer's queue, written in gathered writes later.
-- Backpressure: a slow reader fills the transport's buffer (TCP flow control),
-  then the peer's queue. A ``tell`` that would push that backlog over
-  ``max_queued`` bytes raises ``PeerCongested`` (an executor turns that into a
-  panic); control envelopes (asks, replies, panics, aborts) always queue, they
-  are small. The backlog is bounded by ``max_queued`` plus those.
-- Faults: a frame that does not decode, or an unfinished one over the
-  ``ReadLimits``, drops its connection (logged), nothing else. A connection that
-  breaks without goodbye is redialed (if the peer's address is known) or awaited
-  for ``reconnect_window`` seconds; then the peer is lost: its queue becomes dead
-  letters and ``on_peer_lost(name, reason)`` is called for watched peers.
-"""
+- Connections: one per peer pair, reused both ways, one live one per name; each is bound by a
+  handshake (``_handshake``, ``_accept``) to a peer name and a run. With TLS a peer's name is
+  its certificate's; without, its hello's, and only a hello with the join ``secret`` gets in (no
+  secret: loopback only). An envelope whose sender that name does not carry (itself,
+  ``name/...``, its ``carriers``), or that the ``guard`` refuses from it, is dropped and logged.
+- Data plane: asyncio's loop API directly (``_protocol``), not anyio streams: the runtime runs
+  on anyio's asyncio backend (uvloop included), and this is what takes a message through without
+  a task wake or a socket re-registration. anyio still owns the tasks (accepting, dialing, one
+  per connection awaiting its end) and the timeouts.
+- Sending never awaits: ``send`` encodes and writes the frame to the peer's connection at once,
+  one system call (a node's iteration sends a peer one envelope; a shard sends it many: with
+  ``coalesce`` the frames of one event-loop pass go in one write). While there is no connection,
+  or its transport paused writing, frames wait in the peer's queue, written in gathered writes
+  later.
+- Backpressure: a slow reader fills the transport's buffer (TCP flow control), then the peer's
+  queue. A ``tell`` that would push that backlog over ``max_queued`` bytes raises
+  ``PeerCongested`` (an executor turns that into a panic); control envelopes (asks, replies,
+  panics, aborts, all small) always queue.
+- Faults: a frame that does not decode, or an unfinished one over the ``ReadLimits``, drops its
+  connection (logged), nothing else. A connection that breaks without goodbye is redialed (if
+  the peer's address is known) or awaited for ``reconnect_window`` seconds; then the peer is
+  lost: its queue becomes dead letters and ``on_peer_lost(name, reason)`` is called for watched
+  peers."""
 
 from __future__ import annotations
 
@@ -87,6 +83,9 @@ class TcpTransport(NetworkTransport):
             4 frames of ``max_frame``); see ``ReadLimits`` for this and the next two.
         stall_grace: seconds an unfinished frame may take before it must keep up.
         min_rate: bytes a second an unfinished frame must average after the grace.
+        carriers: ``{endpoint: transport name}`` for endpoints not named after the transport
+            that carries them (a shard's nodes); others: the part of the name before "/".
+        coalesce: gather the frames one event-loop pass sends a peer into one write.
     """
 
     def __init__(self, name: str, listen: str | None = "127.0.0.1:0", *,
@@ -98,11 +97,12 @@ class TcpTransport(NetworkTransport):
                  handshake_timeout: float = 10.0, close_timeout: float = 2.0,
                  secret: str | None = None, max_pending: int = 64,
                  max_buffered: int | None = None, stall_grace: float = DEFAULT_STALL_GRACE,
-                 min_rate: float = DEFAULT_MIN_RATE) -> None:
+                 min_rate: float = DEFAULT_MIN_RATE, carriers: Mapping[str, str] | None = None,
+                 coalesce: bool = False) -> None:
         if "/" in name or not name:
             raise ValueError(f"transport name {name!r} must be non-empty without '/'")
         self.name, self.run_id, self.tls, self.secret = name, run_id, tls, secret
-        self.max_frame, self.max_queued = max_frame, max_queued
+        self.max_frame, self.max_queued, self.coalesce = max_frame, max_queued, coalesce
         self.reconnect_window, self.close_timeout = reconnect_window, close_timeout
         self.guard: Guard = OPEN
         self.on_peer_lost: PeerLost | None = None
@@ -116,6 +116,7 @@ class TcpTransport(NetworkTransport):
             self._serve)
         self._listen = listen
         self._endpoints: dict[str, Deliver] = {}
+        self._carriers: Mapping[str, str] = carriers or {}
         self._listener: socket.socket | None = None
         self._outer: TaskGroup | None = None
         self._closed = False
@@ -134,8 +135,7 @@ class TcpTransport(NetworkTransport):
         group.start_soon(self._net.watch_stalls)
         if self._listen is not None:
             self._listener = listening_socket(*split_address(self._listen))
-            host, port = self._listener.getsockname()[:2]
-            self.address = join_address(host, port)
+            self.address = join_address(*self._listener.getsockname()[:2])
             group.start_soon(self._net.accept_loop, self._listener)
         return self
 
@@ -174,12 +174,16 @@ class TcpTransport(NetworkTransport):
     def register(self, name: str, deliver: Deliver) -> None:
         if name in self._endpoints:
             raise ValueError(f"endpoint {name!r} is already registered")
-        if name.partition("/")[0] != self.name:
-            raise ValueError(f"endpoint {name!r} is not {self.name!r} or {self.name + '/...'!r}")
+        if self.carrier(name) != self.name:
+            raise ValueError(f"endpoint {name!r} is not carried by {self.name!r}")
         self._endpoints[name] = deliver
 
     def unregister(self, name: str) -> None:
         self._endpoints.pop(name, None)
+
+    def carrier(self, endpoint: str) -> str:
+        """The name of the transport that carries ``endpoint``."""
+        return self._carriers.get(root := endpoint.partition("/")[0], root)
 
     # -- peers (the connector's) -------------------------------------------------
     def add_route(self, peer: str, address: str, *, watch: bool = False) -> None:
@@ -205,7 +209,7 @@ class TcpTransport(NetworkTransport):
         if deliver is not None:
             deliver(envelope)
             return
-        name = envelope.recipient.partition("/")[0]
+        name = self.carrier(envelope.recipient)
         peer = self._net.peers.get(name)
         if name == self.name or peer is None or (peer.link is None and peer.route is None):
             self.dead_letter(envelope, f"no endpoint or route for {envelope.recipient!r}")
@@ -219,14 +223,14 @@ class TcpTransport(NetworkTransport):
         size = frame_size(buffers)
         self.count_sent(envelope.sender, size + 4)
         link = peer.link
-        if size <= self.max_frame and link is not None and not peer.queue and link.writable:
+        if size <= self.max_frame and link is not None and not peer.queue and link.writable \
+                and not self.coalesce:
             link.conn.write(framed(buffers, size))  # the common case: nothing waits
             return
         problem: TransportError | None = None
         if size > self.max_frame:
-            problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} "
-                                    f"is a {size}-byte frame, over the limit of "
-                                    f"{self.max_frame} bytes")
+            problem = FrameTooLarge(f"envelope {envelope.topic!r} to {envelope.recipient!r} is a "
+                                    f"{size}-byte frame, over the limit of {self.max_frame} bytes")
         elif envelope.kind == "tell" and (backlog := peer.backlog) and \
                 backlog + size > self.max_queued:
             problem = PeerCongested(f"peer {peer.name!r} is congested: {backlog} bytes "
@@ -237,7 +241,7 @@ class TcpTransport(NetworkTransport):
             self.dead_letter(envelope, str(problem))
             return
         peer.enqueue(envelope, framed(buffers, size), size + 4)
-        self._net.flush(peer)
+        (self._net.flush_soon if self.coalesce else self._net.flush)(peer)
         self._net.ensure_dialing(peer)
 
     # -- connections -------------------------------------------------------------
@@ -275,7 +279,7 @@ class TcpTransport(NetworkTransport):
             link.hear_goodbye()
             return
         envelope = decode(body, max_size=self.max_frame)
-        if envelope.sender.partition("/")[0] != link.peer or envelope.run != link.run:
+        if self.carrier(envelope.sender) != link.peer or envelope.run != link.run:
             logger.warning("%s: dropped %s %r from %r on the connection of %r (run %r): "
                            "sender or run does not match", self.name, envelope.kind,
                            envelope.topic, envelope.sender, link.peer, envelope.run)

@@ -66,6 +66,13 @@ async def test_the_network_transport_keeps_its_promise(
     await check(functools.partial(open_kind, kind, kits=kits))
 
 
+@pytest.mark.parametrize("check", (*testing.CHECKS, *testing.NETWORK_CHECKS),
+                         ids=lambda check: check.__name__[6:])
+async def test_a_tcp_transport_that_coalesces_its_writes_keeps_every_promise(
+        kits: Path, check: Callable[[testing.OpenNet], Awaitable[None]]) -> None:
+    await check(functools.partial(open_kind, "tcp", kits=kits, coalesce=True))
+
+
 @contextlib.asynccontextmanager
 async def clogged(kind: str, kits: Path, names: Sequence[str]
                   ) -> AsyncIterator[Mapping[str, Transport]]:
