@@ -6,6 +6,7 @@ commands start fast; the learning commands import it when they run.
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import sys
 import time
@@ -18,7 +19,7 @@ import typer
 
 import peerflow
 from peerflow import jobs
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, Network, RunResult
 from peerflow.algorithms import describe
 from peerflow.jobs import (
     ALGORITHMS,
@@ -40,6 +41,7 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
+from ._results import add_commands as add_results_commands
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -47,6 +49,7 @@ simulate_app.callback()(help_when_bare)
 app.add_typer(simulate_app, name="simulate")
 add_distributed_commands(app)
 add_bench_commands(app)
+add_results_commands(app)
 
 
 def _show_version(show: bool) -> None:
@@ -75,6 +78,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
+    _describe_run(seed, topology, graph, network, transport, processes)
     x0 = None if initial_values is None else jobs.load_initial_values(initial_values, graph)
     if processes and x0 is not None:
         raise CliInputError("--initial-values runs in one process; it does not combine with "
@@ -82,15 +86,15 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     out_dir = render.claim_out(out, force)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
+                  allow_disconnected=allow_disconnected,
+                  topology=dict(jobs.run_setup().topology))
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
-    _exit_on_interrupt("consensus", result, config, executors, out_dir)
-    render.print_table(*jobs.report_consensus(result, config, executors, iterations, out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir,
+          jobs.report_consensus(result, config, executors, iterations, out_dir))
 
 
 def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons",
@@ -108,9 +112,10 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
+    _describe_run(seed, topology, graph, network, transport, processes)
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
                        stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
-                       torch_threads=torch_threads)
+                       torch_threads=torch_threads, topology=jobs.run_setup().topology)
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
@@ -123,10 +128,8 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
-    _exit_on_interrupt(algorithm, result, config, executors, out_dir)
-    render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
-                                             out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir,
+          jobs.report_learning(algorithm, task, result, config, executors, out_dir))
 
 
 for _name in LEARNING:
@@ -145,18 +148,18 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
+    _describe_run(seed, topology, graph, network, transport, processes)
     out_dir = render.claim_out(out, force)
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
+                  allow_disconnected=allow_disconnected,
+                  topology=dict(jobs.run_setup().topology))
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
-    _exit_on_interrupt("push-sum", result, config, executors, out_dir)
-    render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir, jobs.report_push_sum(result, config, executors, out_dir))
 
 
 @app.command("topology")
@@ -177,6 +180,14 @@ def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: 
     if out_dir is not None:
         write_json(out_dir / "network.json", graph.to_dict())
         write_json(out_dir / "topology.json", asdict(report))
+
+
+def _describe_run(seed: int, topology: str, graph: Network, network_file: Path | None,
+                  transport: str, processes: bool) -> None:
+    """State the run's setup for its summary.json."""
+    jobs.use_run_setup(jobs.RunSetup(
+        seed, jobs.topology_of(topology, len(graph.nodes), seed, network_file),
+        _network_transport(transport) if processes else transport))
 
 
 def _network_transport(transport: str) -> str:
@@ -210,12 +221,14 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
                          timings={"total": time.perf_counter() - started})
 
 
-def _exit_on_interrupt(algorithm: str, result: RunResult, config: Config,
-                       executors: Mapping[str, Any], out: Path | None) -> None:
+def _show(result: RunResult, config: Config, out: Path | None, table: jobs.Table) -> None:
+    """A reported run on the console: an interrupted one in one line (exit 130), else the
+    summary table (and for an aborted one, why: exit 1)."""
     if result.status == "interrupted":
-        render.report_interrupted(algorithm, result, config,
-                                  {node: ex.iteration for node, ex in executors.items()}, out)
+        render.say_interrupted(result, config, out)
         end_process(EXIT_CODE)
+    render.print_table(*table)
+    _exit_on_abort(result)
 
 
 def _exit_on_abort(result: RunResult) -> None:
@@ -228,9 +241,10 @@ def _exit_on_abort(result: RunResult) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
     try:
-        with signals_interrupt():
-            code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
-                       standalone_mode=False)
+        with signals_interrupt():  # in a copy of the context: the command's run setup
+            code = contextvars.copy_context().run(  # (jobs.use_run_setup) ends with it
+                app, args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
+                standalone_mode=False)
     except typer.TyperException as exc:
         return _input_error(exc.format_message(), exc.exit_code)
     except JobError as exc:

@@ -44,6 +44,7 @@ from peerflow.actors import (
     serve_controller,
     serve_node,
 )
+from peerflow.jobs import RunSetup, use_run_setup
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
@@ -96,6 +97,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                force: Force = False) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
+    use_run_setup(RunSetup(job.seed, job.topology, "tls" if tls else "tcp"))
     workflow = build_controller(job)
     out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)
@@ -114,7 +116,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                 on_listening=listening, controller=workflow))
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
-                                      job.config, {}, out_dir)
+                                      job.config, out_dir)
             raise typer.Exit(EXIT_CODE) from None
     report_job(result, job, out_dir, workflow)
     if not result.ok:

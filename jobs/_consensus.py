@@ -21,7 +21,7 @@ from peerflow.algorithms import (
 )
 
 from ._errors import JobError, parse_file
-from ._output import write_summary
+from ._output import reached_results, write_summary
 from ._plots import plot_lines
 from ._table import Table
 
@@ -139,7 +139,8 @@ def consensus_metrics(network: Network, executors: dict[str, ConsensusExecutor],
 def report_consensus(result: RunResult, config: Config,
                      executors: dict[str, ConsensusExecutor], iterations: int,
                      out: Path | None) -> Table:
-    """Write summary.json and the per-node plots (if ``out``); the summary table."""
+    """Write summary.json (an unfinished run: what each node reached) and the per-node
+    plots (if ``out``); the summary table."""
     metrics, notes = (consensus_metrics(config.network, executors, iterations) if result.ok
                       else ({}, []))
     rows = [("status", result.status), ("nodes", str(len(executors))),
@@ -148,20 +149,25 @@ def report_consensus(result: RunResult, config: Config,
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     rows += [("note", note) for note in notes]
+    table = Table("consensus", rows)
     if out is not None:
-        write_summary(out, "consensus", result, config, metrics=metrics, notes=notes)
-        _plot(out, executors, metrics, iterations)
-    return Table("consensus", rows)
+        summary = write_summary(out, "consensus", result, config, table, metrics=metrics,
+                                notes=notes, **reached_results(result, executors))
+        plot_consensus(summary, out)
+    return table
 
 
-def _plot(out: Path, executors: dict[str, ConsensusExecutor],
-          metrics: dict[str, float | None], iterations: int) -> None:
-    step = max(1, math.ceil(len(executors) / PLOTTED))  # evenly spread over the network
-    histories = {node: np.asarray(ex.value_history, dtype=float)
-                 for node, ex in list(executors.items())[::step]}
-    shown = "" if step == 1 else f" ({len(histories)} of {len(executors)} nodes)"
+def plot_consensus(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a consensus run's plots from its summary: each node's value and, if the true
+    average is known, its distance to it with the spectral bound."""
+    results = summary["results"]
+    step = max(1, math.ceil(len(results) / PLOTTED))  # evenly spread over the network
+    histories = {node: np.asarray(result["value_history"], dtype=float)
+                 for node, result in list(results.items())[::step]}
+    shown = "" if step == 1 else f" ({len(histories)} of {len(results)} nodes)"
     plot_lines(out / "consensus.png", histories, ylabel="value",
                title=f"consensus: value per node{shown}")
+    metrics = summary["metrics"]
     average = metrics.get("true_average")
     if average is None:
         return
@@ -169,9 +175,10 @@ def _plot(out: Path, executors: dict[str, ConsensusExecutor],
     bound: dict[str, np.ndarray] = {}
     slem = metrics["slem"]
     if slem is not None:
-        initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
+        initial = np.array([result["value_history"][0] for result in results.values()],
+                           dtype=float)
         norm0 = float(np.linalg.norm(initial - average))
         bound["bound: SLEM^t ||x(0) - avg||"] = np.maximum(
-            norm0 * slem ** np.arange(iterations + 1), FLOOR)
+            norm0 * slem ** np.arange(summary["config"]["extra"]["iterations"] + 1), FLOOR)
     plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
                title=f"consensus: distance to the true average{shown}", references=bound)

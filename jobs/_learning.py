@@ -10,6 +10,7 @@ Importing this module does not import torch: the torch-using names of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import column_stochastic, mixing_matrix, push_sum_reference
 
 from ._errors import JobError
-from ._output import write_summary
+from ._output import reached_results, write_summary
 from ._plots import plot_lines
 from ._table import Table
 
@@ -88,13 +89,14 @@ def push_sum_executors(network: Network, seed: int, sync_timeout: float
 def learning_metrics(task: Problem, executors: dict[str, LearningExecutor]) -> dict[str, float]:
     """Final losses (mean over nodes), spread between node models, distance to the optimum."""
     models = np.array([algorithms.flatten(ex.state.x) for ex in executors.values()])
-    train = [ex.train_loss_sequence[-1][1] for ex in executors.values()]
+    train = [ex.train_loss_sequence[-1].loss for ex in executors.values()]
     metrics = {
-        "train_loss_start": float(np.mean([ex.train_loss_sequence[0][1]
+        "train_loss_start": float(np.mean([ex.train_loss_sequence[0].loss
                                            for ex in executors.values()])),
         "train_loss": float(np.mean(train)), "train_loss_min": float(np.min(train)),
         "train_loss_max": float(np.max(train)),
-        "test_loss": float(np.mean([ex.test_loss_sequence[-1][1] for ex in executors.values()])),
+        "test_loss": float(np.mean([ex.test_loss_sequence[-1].loss
+                                    for ex in executors.values()])),
         "consensus_distance": float(np.max(np.linalg.norm(models - models.mean(0), axis=1))),
         "consensus_max_abs": float(np.abs(models - models.mean(0)).max()),
     }
@@ -126,39 +128,50 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
                     executors: dict[str, LearningExecutor], out: Path | None) -> Table:
-    """Write summary.json and the train and test loss plots (if ``out``); the summary table."""
+    """Write summary.json (an unfinished run: what each node reached) and the train and
+    test loss plots (if ``out``); the summary table."""
     metrics = learning_metrics(task, executors) if result.ok else {}
-    curves = {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
-                     for node, ex in executors.items()} for kind in ("train", "test")}
-    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, {
-        f"{kind}_loss.png": (f"{algorithm} on {task.name}: {kind} loss per node", "epoch",
-                             "loss", series) for kind, series in curves.items()})
+    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out,
+                   executors, plot_learning)
+
+
+def plot_learning(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a learning run's train and test loss per node from its summary."""
+    algorithm, problem = summary["algorithm"], summary["metrics"].get("problem")
+    for kind in ("train", "test"):
+        series = {node: result[f"{kind}_loss_sequence"]["loss"]
+                  for node, result in summary["results"].items()}
+        plot_lines(out / f"{kind}_loss.png", series, xlabel="epoch", ylabel="loss",
+                   title=f"{algorithm} on {problem}: {kind} loss per node")
 
 
 def report_push_sum(result: RunResult, config: Config, executors: dict[str, PushSumExecutor],
                     out: Path | None) -> Table:
-    """Write summary.json and the per-node estimates plot (if ``out``); the summary table."""
+    """Write summary.json (an unfinished run: what each node reached) and the per-node
+    estimates plot (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
                if result.ok else {})
-    histories = {node: ex.value_history for node, ex in executors.items()}
-    return _report("push-sum", result, config, metrics, out,
-            {"push_sum.png": ("push-sum: estimate per node", "iteration", "value", histories)})
+    return _report("push-sum", result, config, metrics, out, executors, plot_push_sum)
 
 
-Plots = dict[str, tuple[str, str, str, dict[str, Any]]]
-"""PNG file name -> (title, x label, y label, one series per node)."""
+def plot_push_sum(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a push-sum run's estimate per node from its summary."""
+    histories = {node: result["value_history"] for node, result in summary["results"].items()}
+    plot_lines(out / "push_sum.png", histories, title="push-sum: estimate per node",
+               xlabel="iteration", ylabel="value")
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],
-            out: Path | None, plots: Plots) -> Table:
+            out: Path | None, executors: Mapping[str, Any],
+            plot: Callable[[Mapping[str, Any], Path], None]) -> Table:
     rows = [("status", result.status), ("nodes", str(len(config.network.nodes)))]
     rows += [(key, str(value)) for key, value in config.extra.items()]
     rows += [(name.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value))
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
+    table = Table(title, rows)
     if out is not None:
-        write_summary(out, title, result, config, metrics=metrics)
-        for filename, (plot_title, xlabel, ylabel, series) in plots.items():
-            plot_lines(out / filename, series, title=plot_title, xlabel=xlabel, ylabel=ylabel)
-    return Table(title, rows)
+        plot(write_summary(out, title, result, config, table, metrics=metrics,
+                           **reached_results(result, executors)), out)
+    return table
