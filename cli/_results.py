@@ -19,11 +19,11 @@ from peerflow import jobs
 
 from . import _render as render
 
-Run = Annotated[Path, typer.Argument(help="A run's --out folder (it holds summary.json).",
-                                     show_default=False)]
+Run = Annotated[Path, typer.Argument(
+    metavar="RUN", help="A run's --out folder (it holds summary.json).", show_default=False)]
 Runs = Annotated[list[Path], typer.Argument(
-    help="Two or more runs' --out folders, labelled by their names in the table and plots.",
-    show_default=False)]
+    metavar="RUN", show_default=False,
+    help="Two or more runs' --out folders, labelled by their names in the table and plots.")]
 ShowOut = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Folder for the plots (default: the run's folder, whose plots are "
     "drawn again).")]
