@@ -87,7 +87,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected,
-                  topology=dict(jobs.run_setup().topology))
+                  topology=_built_in(network))
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
@@ -115,7 +115,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     _describe_run(seed, topology, graph, network, transport, processes)
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
                        stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
-                       torch_threads=torch_threads, topology=jobs.run_setup().topology)
+                       torch_threads=torch_threads, topology=_built_in(network))
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
@@ -153,7 +153,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected,
-                  topology=dict(jobs.run_setup().topology))
+                  topology=_built_in(network))
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
@@ -188,6 +188,11 @@ def _describe_run(seed: int, topology: str, graph: Network, network_file: Path |
     jobs.use_run_setup(jobs.RunSetup(
         seed, jobs.topology_of(topology, len(graph.nodes), seed, network_file),
         _network_transport(transport) if processes else transport))
+
+
+def _built_in(network_file: Path | None) -> dict[str, Any]:
+    """A job's ``topology``: the run's, unless it comes from a network file."""
+    return {} if network_file is not None else dict(jobs.run_setup().topology)
 
 
 def _network_transport(transport: str) -> str:

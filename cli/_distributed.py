@@ -97,7 +97,9 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                force: Force = False) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
-    use_run_setup(RunSetup(job.seed, job.topology, "tls" if tls else "tcp"))
+    use_run_setup(RunSetup(job.seed, job.topology or {"name": "file",  # the job file's
+                                                      "nodes": len(job.network.nodes)},
+                           "tls" if tls else "tcp"))
     workflow = build_controller(job)
     out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)

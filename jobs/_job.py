@@ -77,8 +77,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``problem``, ``stepsize``, ``extra`` (the keys given, checked by the registry's
     ``check_extra``) and ``torch_threads`` are for learning algorithms and workflows
     (``problem`` is None for the others); ``initial_weights`` (an absolute path) for
-    a workflow. ``topology`` says how the network was made (``topology_of``; empty if
-    unknown), for the summary.
+    a workflow. ``topology`` names the built-in topology the network was made with
+    (``topology_of``; empty for a network file), for the summary.
     """
 
     algorithm: str
@@ -159,10 +159,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         network_file.write_text(json.dumps(self.network.to_dict()))
         schema = _schema(self.algorithm)
         table: dict[str, Any] = {"file": str(network_file)}
-        if self.topology.get("name") not in (None, "file"):
-            table |= {key: self.topology[key] for key in ("name", "seed")
-                      if self.topology.get(key) is not None}
-            table["topology"] = table.pop("name")
+        if self.topology:
+            table |= {"topology": self.topology["name"], "seed": self.topology["seed"]}
         if self.allow_disconnected:
             table["allow_disconnected"] = True
         return tomli_w.dumps({key: getattr(self, key) for key in schema.__struct_fields__
@@ -244,8 +242,8 @@ def _resolve(file: JobFile, folder: Path) -> Job:
     path = None if table.file is UNSET else folder / table.file
     network = build_network(name, table.nodes, seed, path, algorithm=file.algorithm,
                             allow_disconnected=table.allow_disconnected)
-    topology = topology_of(name, len(network.nodes), seed,
-                           path if table.topology is UNSET else None)
+    topology = ({} if path is not None and table.topology is UNSET
+                else topology_of(name, len(network.nodes), seed))
     iterations = None if file.iterations is UNSET else file.iterations
     if isinstance(file, LearningJobFile):
         weights = getattr(file, "initial_weights", UNSET)

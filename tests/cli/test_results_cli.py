@@ -68,6 +68,19 @@ def test_summary_names_its_format_seed_topology_transport_and_engine(
                                                           "file": str(network)}
 
 
+@pytest.mark.timeout(180)
+def test_a_multi_process_runs_summary_names_its_topology_and_transport(
+        run_cli: Run, tmp_path: Path) -> None:
+    code, _, stderr = run_cli("simulate", "push-sum", "--nodes", "3", "--topology",
+                              "directed-ring", "--seed", "5", "--iterations", "4",
+                              "--processes", "--out", tmp_path)
+    assert code == 0, stderr
+    summary = summary_of(tmp_path)
+    assert summary["status"] == "completed" and summary["seed"] == 5
+    assert summary["topology"] == {"name": "directed-ring", "nodes": 3, "seed": 5}
+    assert (summary["transport"], summary["engine"]) == ("tcp", "actors")
+
+
 @pytest.mark.timeout(120)
 def test_loss_sequences_are_labelled_columns_with_their_units(
         run_cli: Run, tmp_path: Path) -> None:
