@@ -29,7 +29,7 @@ def run_kind(summary: Summary) -> str:
     algorithm = summary["algorithm"]
     if algorithm in ("consensus", "push-sum"):
         return "averaging"
-    problem = summary["metrics"].get("problem") or summary["config"]["extra"].get("problem")
+    problem = summary.get("problem") or summary["metrics"].get("problem")
     if algorithm == "fedavg":
         return f"fedavg on {problem}"
     spec = ALGORITHMS.get(algorithm)

@@ -173,7 +173,8 @@ def report_fedavg(result: RunResult, job: Any, controller: ScatterAndGather,
     table = Table("fedavg", rows)
     if out is not None:
         plot_fedavg(write_summary(out, "fedavg", result, controller.config, table,
-                                  metrics=metrics, rounds=[r.to_dict() for r in rounds]), out)
+                                  problem=job.problem, metrics=metrics,
+                                  rounds=[r.to_dict() for r in rounds]), out)
         if result.ok:
             np.savez(out / WEIGHTS_FILE, **controller.global_weights)
     return table
