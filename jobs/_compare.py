@@ -76,6 +76,7 @@ _SETUP_ROWS = (
     ("seed", lambda s: s.get("seed")), ("transport", lambda s: s.get("transport")),
     ("engine", lambda s: s.get("engine")),
     ("iterations", lambda s: s["config"]["extra"].get("iterations")),
+    ("stopped at iteration", lambda s: None if s["status"] == "completed" else s["iteration"]),
     ("wall time", lambda s: f"{s['wall_time']:.3f} s"),
 )
 
