@@ -88,12 +88,14 @@ def _figure(value: Any) -> str:
 
 
 class Comparison(NamedTuple):
-    """One comparison plot: what it shows, its axes' labels and each run's curve (x, y)."""
+    """One comparison plot: what it shows, its axes' labels, each run's curve (x, y), and
+    whether its y axis is logarithmic."""
 
     what: str
     xlabel: str
     ylabel: str
     curves: dict[str, tuple[list[float], list[float]]]
+    log: bool = False
 
 
 def comparison_curves(runs: Mapping[str, Summary]) -> dict[str, Comparison]:
@@ -102,7 +104,7 @@ def comparison_curves(runs: Mapping[str, Summary]) -> dict[str, Comparison]:
     if kind == "averaging":
         return {"compare_distance.png": Comparison(
             "distance to the average", "iteration", "max_i |x_i - average of x(0)|",
-            {label: _distance(s) for label, s in runs.items()})}
+            {label: _distance(s) for label, s in runs.items()}, log=True)}
     if kind.startswith("fedavg"):
         return {f"compare_{name}.png": Comparison(
             f"the global model's {name.replace('_', ' ')}", "round", name.replace("_", " "),
@@ -147,15 +149,15 @@ def _global(summary: Summary, name: str) -> tuple[list[float], list[float]]:
 
 
 def plot_comparison(runs: Mapping[str, Summary], out: Path) -> list[Path]:
-    """Draw each comparison plot into ``out`` (log y), one curve per run labelled by it;
-    the files written (a plot no run has data for is left out)."""
+    """Draw each comparison plot into ``out``, one curve per run labelled by it; the files
+    written (a plot no run has data for is left out)."""
     written = []
     for filename, plot in comparison_curves(runs).items():
         if not any(len(x) for x, _ in plot.curves.values()):
             continue
         algorithms = " vs ".join(dict.fromkeys(s["algorithm"] for s in runs.values()))
         with figure(out / filename, f"{plot.what}: {algorithms}, {len(runs)} runs",
-                    plot.xlabel, plot.ylabel, logy=True, legend_beside=True) as axes:
+                    plot.xlabel, plot.ylabel, logy=plot.log, legend_beside=True) as axes:
             for label, (x, y) in plot.curves.items():
                 axes.plot(x, y, lw=1.4, label=label)
         written.append(out / filename)

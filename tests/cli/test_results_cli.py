@@ -117,6 +117,9 @@ def test_an_aborted_run_keeps_what_each_node_reached_and_plots_it(
     for node, history in histories.items():  # each node: waiting for t, or done with t
         assert len(history) - 1 in (reached[node], reached[node] + 1) and reached[node] <= 5
     assert (tmp_path / "consensus.png").read_bytes()[:4] == b"\x89PNG"
+    assert run_cli("show", tmp_path, "--out", tmp_path / "again")[:2] == (0, stdout)
+    assert (tmp_path / "again" / "consensus.png").read_bytes() == (
+        tmp_path / "consensus.png").read_bytes()
 
 
 @pytest.mark.timeout(120)
