@@ -340,10 +340,9 @@ def assert_same_run(expected: RunResult, result: RunResult, local: dict[str, Any
     for node, executor in local.items():
         for kind in ("train", "test"):
             got = result.results[node][f"{kind}_loss_sequence"]
-            assert got["loss"] == expected.results[node][f"{kind}_loss_sequence"]["loss"]
-            assert got["iteration"] == expected.results[node][f"{kind}_loss_sequence"]["iteration"]
-            got = got["loss"]
-            assert len(got) == 4
+            want = expected.results[node][f"{kind}_loss_sequence"]
+            assert (got["iteration"], got["loss"]) == (want["iteration"], want["loss"])
+            assert len(got["loss"]) == 4
         for name, value in executor.state.x.items():
             assert torch.equal(agents[node].state.x[name], value)
 
