@@ -23,6 +23,7 @@ from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 from . import _steps
 from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
+from ._losses import LossRecord, loss_columns, loss_records
 from ._objective import BatchObjective, dataset_loss, torch_gradient
 from ._steps import Params
 from ._tunables import GTAdamTunables, SubgradientPushTunables, Tunables
@@ -33,7 +34,6 @@ __all__ = ["LEARNING_EXECUTORS", "DGDExecutor", "ExtraExecutor", "GTADAMExecutor
 
 AlgorithmFactory = Callable[[dict[str, Any]], Algorithm]
 StepCallback = Callable[[int, Any], None]
-LossRecord = tuple[float, float]
 _SEQUENCES = ("train_loss_sequence", "test_loss_sequence", "val_loss_sequence")
 
 
@@ -127,7 +127,7 @@ class LearningExecutor(StepExecutor):
     async def _pre_algorithm_run(self, extra: dict[str, Any]) -> None:
         for name in _SEQUENCES:
             getattr(self, name).clear()
-        self._record(0.0, None)
+        self._record(0, 0.0, None)
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         algorithm, iterations = self.build_algorithm(extra), _iterations(extra)
@@ -143,11 +143,13 @@ class LearningExecutor(StepExecutor):
         if self.on_step is not None:
             self.on_step(self._t, state)
         if self._objective.epoch_end or self._t == self._last:
-            self._record(time.perf_counter() - self._start, state.x)
+            self._record(self._t + 1, time.perf_counter() - self._start, state.x)
 
     def to_result(self) -> dict[str, Any]:
-        """What a report reads of this node: its loss sequences and final parameters."""
-        return {**{name: getattr(self, name) for name in _SEQUENCES}, "params": self.state.x}
+        """What a report reads of this node: its loss sequences (``loss_columns``) and
+        final parameters (None before the run set them up)."""
+        return {**{name: loss_columns(getattr(self, name)) for name in _SEQUENCES},
+                "params": None if self.state is None else self.state.x}
 
     def load_result(self, result: Mapping[str, Any]) -> None:
         """Restore what ``to_result`` gave (on another executor of the same node): loss
@@ -155,9 +157,10 @@ class LearningExecutor(StepExecutor):
 
         Raises:
             KeyError: the result lacks a field.
+            ValueError: a loss sequence is malformed.
         """
         for name in _SEQUENCES:
-            setattr(self, name, [(float(t), float(loss)) for t, loss in result[name]])
+            setattr(self, name, loss_records(result[name]))
         self.state = FinalState(dict(result["params"]))
         self.test_accuracy = result.get("test_accuracy")
         self._load(self.state.x)
@@ -169,15 +172,17 @@ class LearningExecutor(StepExecutor):
         """
         return torch_gradient(self.model, self.loss, x, batch)
 
-    def _record(self, elapsed: float, x: Params | None) -> None:
-        """Load ``x`` into the model and record its losses."""
+    def _record(self, iteration: int, elapsed: float, x: Params | None) -> None:
+        """Load ``x`` (the parameters after ``iteration`` iterations) into the model and
+        record its losses."""
         if x is not None:
             self._load(x)
         for data, record in ((self.train_dataloader, self.train_loss_sequence),
                              (self.test_dataloader, self.test_loss_sequence),
                              (self.val_dataloader, self.val_loss_sequence)):
             if data is not None:
-                record.append((elapsed, dataset_loss(self.model, self.loss, data)))
+                record.append(LossRecord(iteration, elapsed,
+                                         dataset_loss(self.model, self.loss, data)))
 
     def _load(self, x: Params) -> None:
         with torch.no_grad():

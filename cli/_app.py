@@ -6,6 +6,7 @@ commands start fast; the learning commands import it when they run.
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import sys
 import time
@@ -18,7 +19,13 @@ import typer
 
 import peerflow
 from peerflow import jobs
-from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, ConfigError, RunResult, Schedule
+from peerflow.actors import (
+    DEFAULT_SYNC_TIMEOUT,
+    Config,
+    ConfigError,
+    RunResult,
+    Schedule,
+)
 from peerflow.algorithms import describe, describe_schedule
 from peerflow.jobs import (
     ALGORITHMS,
@@ -40,6 +47,8 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
+from ._results import add_commands as add_results_commands
+from ._run_setup import built_in, describe_run
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -47,6 +56,7 @@ simulate_app.callback()(help_when_bare)
 app.add_typer(simulate_app, name="simulate")
 add_distributed_commands(app)
 add_bench_commands(app)
+add_results_commands(app)
 
 
 def _show_version(show: bool) -> None:
@@ -75,6 +85,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
+    describe_run(seed, topology, graph, network, transport, processes)
     x0 = None if initial_values is None else jobs.load_initial_values(initial_values, graph)
     if processes and x0 is not None:
         raise CliInputError("--initial-values runs in one process; it does not combine with "
@@ -82,15 +93,14 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     out_dir = render.claim_out(out, force)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
+                  allow_disconnected=allow_disconnected, topology=built_in(network))
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
-    _exit_on_interrupt("consensus", result, config, executors, out_dir)
-    render.print_table(*jobs.report_consensus(result, config, executors, iterations, out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir,
+          jobs.report_consensus(result, config, executors, iterations, out_dir))
 
 
 def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons",
@@ -108,9 +118,10 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
+    describe_run(seed, topology, graph, network, transport, processes)
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
                        stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
-                       torch_threads=torch_threads)
+                       torch_threads=torch_threads, topology=built_in(network))
     config = job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     if agent_command and ALGORITHMS[algorithm].agents is None:
@@ -126,9 +137,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
-    _exit_on_interrupt(algorithm, result, config, executors, out_dir)
-    render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir, ALGORITHMS[algorithm].report(result, job, executors, out_dir))
 
 
 for _name in LEARNING:
@@ -147,18 +156,17 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
+    describe_run(seed, topology, graph, network, transport, processes)
     out_dir = render.claim_out(out, force)
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
-                  allow_disconnected=allow_disconnected)
+                  allow_disconnected=allow_disconnected, topology=built_in(network))
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
-    _exit_on_interrupt("push-sum", result, config, executors, out_dir)
-    render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
-    _exit_on_abort(result)
+    _show(result, config, out_dir, jobs.report_push_sum(result, config, executors, out_dir))
 
 
 def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.TopologyName = "ring",
@@ -174,18 +182,18 @@ def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.Topol
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
                           allow_disconnected=allow_disconnected)
+    describe_run(seed, topology, graph, network, transport, processes)
     job = Job(algorithm, iterations, seed, sync_timeout, graph,
               extra=jobs.parse_extra(algorithm, extra or []),
-              allow_disconnected=allow_disconnected)
+              allow_disconnected=allow_disconnected, topology=built_in(network))
     out_dir = render.claim_out(out, force)
     if processes:
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, algorithm) as on_progress:
         result = _simulate(job.config, executors, transport, on_progress, allow_disconnected)
-    _exit_on_interrupt(algorithm, result, job.config, executors, out_dir)
-    render.print_table(*ALGORITHMS[algorithm].report(result, job, executors, out_dir))
-    _exit_on_abort(result)
+    _show(result, job.config, out_dir,
+          ALGORITHMS[algorithm].report(result, job, executors, out_dir))
 
 
 for _name in ("gossip", "async-push-sum"):
@@ -243,12 +251,14 @@ def _simulate(config: Config, executors: Mapping[str, Any], transport: str,
                          timings={"total": time.perf_counter() - started})
 
 
-def _exit_on_interrupt(algorithm: str, result: RunResult, config: Config,
-                       executors: Mapping[str, Any], out: Path | None) -> None:
+def _show(result: RunResult, config: Config, out: Path | None, table: jobs.Table) -> None:
+    """A reported run on the console: an interrupted one in one line (exit 130), else the
+    summary table (and for an aborted one, why: exit 1)."""
     if result.status == "interrupted":
-        render.report_interrupted(algorithm, result, config,
-                                  {node: ex.iteration for node, ex in executors.items()}, out)
+        render.say_interrupted(result, config, out)
         end_process(EXIT_CODE)
+    render.print_table(*table)
+    _exit_on_abort(result)
 
 
 def _exit_on_abort(result: RunResult) -> None:
@@ -261,9 +271,10 @@ def _exit_on_abort(result: RunResult) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the app; bad input gives one line on stderr and exit code 2."""
     try:
-        with signals_interrupt():
-            code = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
-                       standalone_mode=False)
+        with signals_interrupt():  # in a copy of the context: the command's run setup
+            code = contextvars.copy_context().run(  # (jobs.use_run_setup) ends with it
+                app, args=list(sys.argv[1:] if argv is None else argv), prog_name="peerflow",
+                standalone_mode=False)
     except typer.TyperException as exc:
         return _input_error(exc.format_message(), exc.exit_code)
     except JobError as exc:

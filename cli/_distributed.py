@@ -44,6 +44,7 @@ from peerflow.actors import (
     serve_controller,
     serve_node,
 )
+from peerflow.jobs import RunSetup, use_run_setup
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
@@ -97,6 +98,9 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
     workflow = build_controller(job)
+    made = job.topology or {"name": "file" if workflow is None else "sites",  # a workflow's
+                            "nodes": len(job.network.nodes)}  # network is its sites
+    use_run_setup(RunSetup(job.seed, made, "tls" if tls else "tcp"))
     out_dir = render.claim_out(out, force)
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
@@ -114,7 +118,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                 on_listening=listening, controller=workflow))
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
-                                      job.config, {}, out_dir)
+                                      job.config, out_dir)
             raise typer.Exit(EXIT_CODE) from None
     report_job(result, job, out_dir, workflow)
     if not result.ok:

@@ -28,13 +28,21 @@ from peerflow.actors import (
     SyncAlgorithmExecutor,
 )
 from peerflow.algorithms import ScatterAndGather
-from peerflow.jobs import ALGORITHMS, Job, fedavg_controller, fedavg_executors, report_fedavg
+from peerflow.jobs import (
+    ALGORITHMS,
+    Job,
+    RunSetup,
+    fedavg_controller,
+    fedavg_executors,
+    report_fedavg,
+    use_run_setup,
+)
 
 from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
-from ._interrupt import Interrupted, run_async
+from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async
 from ._launch import node_options, run_processes
 
 _SPEC = ALGORITHMS["fedavg"]
@@ -89,13 +97,18 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    use_run_setup(RunSetup(seed, {"name": "sites", "nodes": nodes}, transport))
     if processes:  # the nodes read the job file elsewhere: the weights' path is absolute
         job = msgspec.structs.replace(job, initial_weights=None if initial_weights is None
                                       else str(initial_weights.resolve()))
         raise typer.Exit(run_processes(job, transport, out_dir,
                                        node_options(agent_command, agent_tls)))
-    result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
-    render.print_table(*report_fedavg(result, job, controller, out_dir))
+    result = _run(controller, executors, agent_command, agent_tls, transport)
+    table = report_fedavg(result, job, controller, out_dir)
+    if result.status == "interrupted":
+        render.say_interrupted(result, controller.config, out_dir)
+        end_process(EXIT_CODE)
+    render.print_table(*table)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
                    f"{result.reason}", err=True)
@@ -103,10 +116,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
 
 
 def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExecutor],
-         command: str | None, tls: Path | None, transport: str,
-         out_dir: Path | None) -> RunResult:
-    """Run the job, its sites' agent processes too if ``command``; an interrupted run's
-    result, reported."""
+         command: str | None, tls: Path | None, transport: str) -> RunResult:
+    """Run the job, its sites' agent processes too if ``command`` (an interrupted run:
+    its result, at the rounds done)."""
     options = {"transport": transport, "controller": controller, "allow_disconnected": True}
     started = time.perf_counter()
     try:
@@ -116,7 +128,5 @@ def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExec
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
     except Interrupted as exc:
-        result = RunResult("interrupted", str(exc), iteration=len(controller.rounds),
-                           timings={"total": time.perf_counter() - started})
-        render.report_interrupted("fedavg", result, controller.config, {}, out_dir)
-        return result
+        return RunResult("interrupted", str(exc), iteration=len(controller.rounds),
+                         timings={"total": time.perf_counter() - started})

@@ -42,10 +42,15 @@ def run_processes(job: Job, transport: str, out: Path | None,
     Raises:
         Interrupted: SIGINT or SIGTERM stopped it (every child process is stopped first).
     """
-    transport = "tls" if transport == "tls" else "tcp"
+    transport = process_transport(transport)
     with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
         return run_async(lambda: _run_processes(job, transport, out, Path(folder),
                                                 list(node_options)))
+
+
+def process_transport(transport: str) -> str:
+    """The transport between node processes: as asked, "memory" meaning tcp."""
+    return "tls" if transport == "tls" else "tcp"
 
 
 async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path,
