@@ -40,6 +40,7 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
+from ._metrics import metrics_options, write_metrics
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -71,7 +72,11 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
-                       force: opt.Force = False) -> None:
+                       force: opt.Force = False,
+                       tensorboard: opt.Tensorboard = None,
+                       metrics_format: opt.MetricsFormat = "jsonl",
+                       node_metrics: opt.NodeMetrics = None,
+                       ) -> None:
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
@@ -80,6 +85,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
         raise CliInputError("--initial-values runs in one process; it does not combine with "
                             "--processes")
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
@@ -88,6 +94,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    write_metrics(out_dir, metrics, executors, result)
     _exit_on_interrupt("consensus", result, config, executors, out_dir)
     render.print_table(*jobs.report_consensus(result, config, executors, iterations, out_dir))
     _exit_on_abort(result)
@@ -103,7 +110,11 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False,
+                      tensorboard: opt.Tensorboard = None,
+                      metrics_format: opt.MetricsFormat = "jsonl",
+                      node_metrics: opt.NodeMetrics = None,
+                      ) -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
@@ -114,6 +125,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
                                        node_options(agent_command, agent_tls)))
@@ -123,6 +135,7 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
+    write_metrics(out_dir, metrics, executors, result, job.iterations)
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
                                              out_dir))
@@ -141,11 +154,16 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False,
+                      tensorboard: opt.Tensorboard = None,
+                      metrics_format: opt.MetricsFormat = "jsonl",
+                      node_metrics: opt.NodeMetrics = None,
+                      ) -> None:
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
@@ -154,6 +172,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    write_metrics(out_dir, metrics, executors, result)
     _exit_on_interrupt("push-sum", result, config, executors, out_dir)
     render.print_table(*jobs.report_push_sum(result, config, executors, out_dir))
     _exit_on_abort(result)

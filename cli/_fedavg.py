@@ -33,6 +33,7 @@ from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
 from ._interrupt import Interrupted, run_async
+from ._metrics import metrics_options, write_metrics
 
 _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = _SPEC.extra_defaults()
@@ -69,7 +70,10 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     local_epochs: LocalEpochs = int(_EXTRA["local_epochs"]),
                     train_timeout: TrainTimeout = _EXTRA["train_timeout"],
                     transport: opt.TransportName = "memory", out: opt.Out = None,
-                    torch_threads: opt.TorchThreads = 1, force: opt.Force = False) -> None:
+                    torch_threads: opt.TorchThreads = 1, force: opt.Force = False,
+                    tensorboard: opt.Tensorboard = None,
+                    metrics_format: opt.MetricsFormat = "jsonl",
+                    node_metrics: opt.NodeMetrics = None) -> None:
     """Federated averaging (its help is the registry's)."""
     sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
     check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
@@ -85,7 +89,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
+    write_metrics(out_dir, metrics, executors, result, controller=controller)
     render.print_table(*report_fedavg(result, job, controller, out_dir))
     if not result.ok:
         typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "

@@ -36,6 +36,9 @@ from ._learning import (
     report_learning,
     report_push_sum,
 )
+from ._metrics import NETWORK, Series, run_series
+from ._metrics_file import METRICS_FORMATS
+from ._metrics_out import NODE_METRICS_LIMIT, MetricsOptions, write_run_metrics
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
@@ -55,10 +58,15 @@ __all__ = [
     "CONSENSUS_ITERATIONS",
     "LEARNING",
     "MAX_SYNC_TIMEOUT",
+    "METRICS_FORMATS",
+    "NETWORK",
+    "NODE_METRICS_LIMIT",
     "RESULT_FILES",
     "AlgorithmSpec",
     "Job",
     "JobError",
+    "MetricsOptions",
+    "Series",
     "Table",
     "agent_learning_executors",
     "build_controller",
@@ -94,6 +102,8 @@ __all__ = [
     "report_job",
     "report_learning",
     "report_push_sum",
+    "run_series",
     "write_json",
+    "write_run_metrics",
     "write_summary",
 ]

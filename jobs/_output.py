@@ -20,7 +20,8 @@ from peerflow.actors import Config, RunResult
 from ._errors import JobError
 
 INDENT_LIMIT = 1_000_000
-RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json")
+RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json",
+                "metrics.jsonl", "metrics.csv")
 """What a run (or `peerflow topology`) writes in --out; ``--force`` removes these first,
 so none is left stale."""
 

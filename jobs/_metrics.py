@@ -1,0 +1,169 @@
+"""Per-iteration metrics of a run, read from its executors' histories once it ends.
+
+A run's metrics are ``Series``: one metric of one node (or of the whole network,
+``NETWORK``) over iterations. They come from what the executors keep anyway, so
+recording them costs the hot loop nothing:
+
+- averaging nodes (consensus, push-sum; ``value_history``): ``value`` (scalars only)
+  and ``distance_to_average`` (to the average of the initial values, the largest
+  entry for vectors) at every iteration, 0 the initial value; the network's
+  ``consensus_error`` (the largest distance of a node to the nodes' mean at that
+  iteration) and ``distance_to_average`` (the largest over the nodes);
+- learning nodes: ``train_loss``, ``test_loss``, ``val_loss`` where they are computed
+  (the start, every epoch's end, the last iteration), with the seconds since the
+  node's run started, and the final ``test_accuracy``; the network's mean of each;
+- agents: whatever the trainer logged with ``log_metric(key, value, step)``, under its
+  site, named ``key`` (NVFlare's streamed analytics keep the tag as logged); a metric
+  logged without a step takes the number of that key's earlier records;
+- fedavg: the global model's metrics after each round (``NETWORK``) and every site's
+  aggregation weight and numeric result meta, at the round (NVFlare's
+  ``current_round``, from 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+NETWORK = "_network"
+"""The pseudo-node of network-wide series (its TensorBoard run, its ``node`` field)."""
+
+_LOSSES = ("train", "test", "val")
+
+
+class Series(NamedTuple):
+    """One metric of one node over iterations.
+
+    Attributes:
+        node: the node's id, or ``NETWORK``.
+        name: the metric's name (a TensorBoard tag).
+        steps: the iteration of each value.
+        values: the values (floats; an agent's may be any msgpack value).
+        seconds: seconds since the node's run started, per value; None if not kept.
+    """
+
+    node: str
+    name: str
+    steps: Sequence[int]
+    values: Sequence[Any]
+    seconds: Sequence[float] | None = None
+
+
+def run_series(executors: Mapping[str, Any], iterations: int | None = None,
+               controller: Any = None) -> Iterator[Series]:
+    """Every series a run's executors (and a workflow's ``controller``) hold;
+    ``iterations``: what the run was asked for (it places a learning run's last losses)."""
+    if controller is not None and hasattr(controller, "rounds"):
+        yield from _round_series(controller.rounds)
+    nodes = list(executors.items())
+    if nodes and all(hasattr(ex, "value_history") for _, ex in nodes):
+        yield from _averaging_series({node: ex.value_history for node, ex in nodes})
+    elif nodes and all(hasattr(ex, "train_loss_sequence") for _, ex in nodes):
+        yield from _learning_series(nodes, iterations)
+    for node, ex in nodes:
+        yield from agent_series(node, getattr(getattr(ex, "agent", None), "metrics", ()))
+
+
+def agent_series(node: str, logged: Sequence[Any]) -> Iterator[Series]:
+    """A node's agent's ``log_metric`` records, one series per key, in logged order."""
+    by_key: dict[str, tuple[list[int], list[Any]]] = {}
+    for record in logged:
+        if not isinstance(record, Mapping) or not isinstance(record.get("key"), str):
+            continue
+        steps, values = by_key.setdefault(record["key"], ([], []))
+        step = record.get("step")
+        steps.append(step if isinstance(step, int) and not isinstance(step, bool)
+                     else len(steps))
+        values.append(record.get("value"))
+    for key, (steps, values) in by_key.items():
+        yield Series(node, key, steps, values)
+
+
+def _averaging_series(histories: Mapping[str, Sequence[Any]]) -> Iterator[Series]:
+    """Values and distances to the initial average; the network's consensus error."""
+    if not histories:
+        return
+    arrays = {node: np.asarray(h, dtype=float) for node, h in histories.items()}
+    reached = min(len(h) for h in arrays.values())
+    average = np.mean([h[0] for h in arrays.values()], axis=0)
+    largest = np.zeros(reached)
+    for node, history in arrays.items():
+        steps = np.arange(len(history))
+        if history.ndim == 1:
+            yield Series(node, "value", steps, history)
+        distance = _entry_max(np.abs(history - average))
+        largest = np.maximum(largest, distance[:reached])
+        yield Series(node, "distance_to_average", steps, distance)
+    stacked = np.stack([h[:reached] for h in arrays.values()])
+    error = _entry_max(np.abs(stacked - stacked.mean(axis=0)).max(axis=0))
+    yield Series(NETWORK, "consensus_error", np.arange(reached), error)
+    yield Series(NETWORK, "distance_to_average", np.arange(reached), largest)
+
+
+def _entry_max(values: np.ndarray) -> np.ndarray:
+    """The largest entry per iteration (axis 0 the iterations) of vector values."""
+    return values.reshape(len(values), -1).max(axis=1) if values.ndim > 1 else values
+
+
+def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None
+                     ) -> Iterator[Series]:
+    """Losses where computed, the final test accuracy; the network's means."""
+    means: dict[str, list[Series]] = {}
+    for node, ex in nodes:
+        steps = loss_steps(ex, iterations)
+        for kind in _LOSSES:
+            records = list(getattr(ex, f"{kind}_loss_sequence", ()))
+            if records:
+                seconds, losses = zip(*(_loss_record(r) for r in records), strict=True)
+                series = Series(node, f"{kind}_loss", steps[:len(records)], losses, seconds)
+                means.setdefault(series.name, []).append(series)
+                yield series
+        accuracy = getattr(ex, "test_accuracy", None)
+        if isinstance(accuracy, float) and len(steps):
+            yield Series(node, "test_accuracy", steps[-1:], [accuracy])
+    for name, per_node in means.items():
+        reached = min(len(s.values) for s in per_node)
+        yield Series(NETWORK, name, per_node[0].steps[:reached],
+                     np.mean([s.values[:reached] for s in per_node], axis=0))
+
+
+def loss_steps(executor: Any, iterations: int | None) -> list[int]:
+    """The iteration of each loss record of a learning node: 0, then every epoch's end,
+    then ``iterations`` (the last) if that is not an epoch's end.
+
+    The executor's loop records where an epoch ends, so the iterations follow from the
+    batches per epoch; the number of records says how far the node got.
+    """
+    batches = max(1, len(executor.train_dataloader))
+    steps = [batches * k for k in range(len(executor.train_loss_sequence))]
+    if iterations is not None and steps and steps[-1] > iterations:
+        steps[-1] = iterations
+    return steps
+
+
+def _loss_record(record: Any) -> tuple[float | None, float]:
+    """(seconds, loss) of a loss record: a [seconds, loss] pair or a labelled mapping."""
+    if isinstance(record, Mapping):
+        return record.get("seconds"), float(record["loss"])
+    seconds, loss = record
+    return float(seconds), float(loss)
+
+
+def _round_series(rounds: Sequence[Any]) -> Iterator[Series]:
+    """A workflow's global model's metrics after each round, and its sites' aggregation
+    weights and numeric result meta per round (steps: the round, from 0)."""
+    for name in sorted({name for r in rounds for name in r.metrics}):
+        points = [(r.round, r.metrics[name]) for r in rounds if name in r.metrics]
+        yield Series(NETWORK, name, *zip(*points, strict=True))
+    per_site: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for r in rounds:
+        for site, weight in r.weights.items():
+            per_site.setdefault((site, "aggregation_weight"), []).append((r.round, weight))
+        for site, meta in r.meta.items():
+            for key, value in meta.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    per_site.setdefault((site, key), []).append((r.round, value))
+    for (site, name), points in per_site.items():
+        yield Series(site, name, *zip(*points, strict=True))
