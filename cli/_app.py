@@ -135,7 +135,8 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
-    write_metrics(out_dir, metrics, executors, result, job.iterations)
+    write_metrics(out_dir, metrics, executors, result, job.iterations,
+                  classification=task.classification)
     _exit_on_interrupt(algorithm, result, config, executors, out_dir)
     render.print_table(*jobs.report_learning(algorithm, task, result, config, executors,
                                              out_dir))

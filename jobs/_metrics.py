@@ -11,7 +11,8 @@ recording them costs the hot loop nothing:
   iteration) and ``distance_to_average`` (the largest over the nodes);
 - learning nodes: ``train_loss``, ``test_loss``, ``val_loss`` where they are computed
   (the start, every epoch's end, the last iteration), with the seconds since the
-  node's run started, and the final ``test_accuracy``; the network's mean of each;
+  node's run started, and the final ``test_accuracy`` of classifiers; the network's
+  mean of each;
 - agents: whatever the trainer logged with ``log_metric(key, value, step)``, under its
   site, named ``key`` (NVFlare's streamed analytics keep the tag as logged); a metric
   logged without a step takes the number of that key's earlier records;
@@ -26,6 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from ._learning import node_accuracy
 
 NETWORK = "_network"
 """The pseudo-node of network-wide series (its TensorBoard run, its ``node`` field)."""
@@ -52,16 +55,17 @@ class Series(NamedTuple):
 
 
 def run_series(executors: Mapping[str, Any], iterations: int | None = None,
-               controller: Any = None) -> Iterator[Series]:
+               controller: Any = None, *, classification: bool = False) -> Iterator[Series]:
     """Every series a run's executors (and a workflow's ``controller``) hold;
-    ``iterations``: what the run was asked for (it places a learning run's last losses)."""
+    ``iterations``: what the run was asked for (it places a learning run's last losses);
+    ``classification``: a learning run's nodes get their final test accuracy."""
     if controller is not None and hasattr(controller, "rounds"):
         yield from _round_series(controller.rounds)
     nodes = list(executors.items())
     if nodes and all(hasattr(ex, "value_history") for _, ex in nodes):
         yield from _averaging_series({node: ex.value_history for node, ex in nodes})
     elif nodes and all(hasattr(ex, "train_loss_sequence") for _, ex in nodes):
-        yield from _learning_series(nodes, iterations)
+        yield from _learning_series(nodes, iterations, classification)
     for node, ex in nodes:
         yield from agent_series(node, getattr(getattr(ex, "agent", None), "metrics", ()))
 
@@ -107,8 +111,8 @@ def _entry_max(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), -1).max(axis=1) if values.ndim > 1 else values
 
 
-def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None
-                     ) -> Iterator[Series]:
+def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None,
+                     classification: bool) -> Iterator[Series]:
     """Losses where computed, the final test accuracy; the network's means."""
     means: dict[str, list[Series]] = {}
     for node, ex in nodes:
@@ -120,9 +124,9 @@ def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None
                 series = Series(node, f"{kind}_loss", steps[:len(records)], losses, seconds)
                 means.setdefault(series.name, []).append(series)
                 yield series
-        accuracy = getattr(ex, "test_accuracy", None)
-        if isinstance(accuracy, float) and len(steps):
-            yield Series(node, "test_accuracy", steps[-1:], [accuracy])
+        if classification and steps and (ex.test_accuracy is not None
+                                         or ex.test_dataloader is not None):
+            yield Series(node, "test_accuracy", steps[-1:], [node_accuracy(ex)])
     for name, per_node in means.items():
         reached = min(len(s.values) for s in per_node)
         yield Series(NETWORK, name, per_node[0].steps[:reached],

@@ -53,8 +53,9 @@ class MetricsOptions:
 
 def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapping[str, Any],
                       *, wall_time: float, iterations: int | None = None,
-                      controller: Any = None) -> list[str]:
-    """Write the run's metrics as ``options`` say; what was written, as lines for the user.
+                      controller: Any = None, classification: bool = False) -> list[str]:
+    """Write the run's metrics as ``options`` say (``run_series`` reads the other
+    arguments); what was written, as lines for the user.
 
     Raises:
         JobError: an unknown format.
@@ -62,7 +63,8 @@ def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapp
     path = None if out is None else metrics_path(out, options.format)
     if path is None and options.tensorboard is None:
         return []
-    series = list(run_series(executors, iterations, controller))
+    series = list(run_series(executors, iterations, controller,
+                             classification=classification))
     every = options.node_metrics
     if every is None:
         every = len(executors) <= NODE_METRICS_LIMIT
