@@ -40,7 +40,7 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
-from ._metrics import metrics_options, write_metrics
+from ._metrics import controller_args, metrics_options, write_metrics
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -89,7 +89,8 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
+                                       controller_options=controller_args(metrics)))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
@@ -128,7 +129,8 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
-                                       node_options(agent_command, agent_tls)))
+                                       node_options(agent_command, agent_tls),
+                                       controller_args(metrics)))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
@@ -168,7 +170,8 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected)
-        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir))
+        raise typer.Exit(run_processes(job, _network_transport(transport), out_dir,
+                                       controller_options=controller_args(metrics)))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from peerflow.actors import RunResult
-from peerflow.jobs import MetricsOptions, write_run_metrics
+from peerflow.jobs import Job, MetricsOptions, write_job_metrics, write_run_metrics
 
 
 def metrics_options(out: Path | None, tensorboard: Path | None, fmt: str,
@@ -31,3 +31,18 @@ def write_metrics(out: Path | None, options: MetricsOptions, executors: Mapping[
                                   iterations=iterations, controller=controller,
                                   classification=classification):
         typer.echo(line, err=True)
+
+
+def write_node_metrics(out: Path | None, options: MetricsOptions, result: RunResult, job: Job,
+                       controller: Any = None) -> None:
+    """``peerflow controller``: write what the node processes sent back; say where."""
+    for line in write_job_metrics(result, job, out, options, controller):
+        typer.echo(line, err=True)
+
+
+def controller_args(options: MetricsOptions) -> list[str]:
+    """The ``peerflow controller`` options that ask it for these metrics."""
+    tensorboard = [] if options.tensorboard is None else ["--tensorboard",
+                                                           str(options.tensorboard)]
+    every = {None: [], True: ["--node-metrics"], False: ["--no-node-metrics"]}
+    return ["--metrics-format", options.format, *tensorboard, *every[options.node_metrics]]

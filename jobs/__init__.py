@@ -38,7 +38,12 @@ from ._learning import (
 )
 from ._metrics import NETWORK, Series, run_series
 from ._metrics_file import METRICS_FORMATS
-from ._metrics_out import NODE_METRICS_LIMIT, MetricsOptions, write_run_metrics
+from ._metrics_out import (
+    NODE_METRICS_LIMIT,
+    MetricsOptions,
+    write_job_metrics,
+    write_run_metrics,
+)
 from ._network import build_network, check_network, load_network
 from ._output import RESULT_FILES, claim_out, prepare_out, provenance, write_json, write_summary
 from ._plots import figure, plot_lines
@@ -103,6 +108,7 @@ __all__ = [
     "report_learning",
     "report_push_sum",
     "run_series",
+    "write_job_metrics",
     "write_json",
     "write_run_metrics",
     "write_summary",

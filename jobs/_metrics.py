@@ -55,10 +55,17 @@ class Series(NamedTuple):
 
 
 def run_series(executors: Mapping[str, Any], iterations: int | None = None,
-               controller: Any = None, *, classification: bool = False) -> Iterator[Series]:
-    """Every series a run's executors (and a workflow's ``controller``) hold;
-    ``iterations``: what the run was asked for (it places a learning run's last losses);
-    ``classification``: a learning run's nodes get their final test accuracy."""
+               controller: Any = None, *, classification: bool = False,
+               logged: Mapping[str, Sequence[Any]] | None = None) -> Iterator[Series]:
+    """Every series a run's executors (and a workflow's ``controller``) hold.
+
+    Args:
+        executors: the nodes' executors, after the run (or restored from its results).
+        iterations: what the run was asked for (it places a learning run's last losses).
+        controller: a workflow's controller (its ``rounds``).
+        classification: a learning run's nodes get their final test accuracy.
+        logged: each node's agent's ``log_metric`` records (default: ``agent_logs``).
+    """
     if controller is not None and hasattr(controller, "rounds"):
         yield from _round_series(controller.rounds)
     nodes = list(executors.items())
@@ -66,8 +73,14 @@ def run_series(executors: Mapping[str, Any], iterations: int | None = None,
         yield from _averaging_series({node: ex.value_history for node, ex in nodes})
     elif nodes and all(hasattr(ex, "train_loss_sequence") for _, ex in nodes):
         yield from _learning_series(nodes, iterations, classification)
-    for node, ex in nodes:
-        yield from agent_series(node, getattr(getattr(ex, "agent", None), "metrics", ()))
+    for node, records in (agent_logs(executors) if logged is None else logged).items():
+        yield from agent_series(node, records)
+
+
+def agent_logs(executors: Mapping[str, Any]) -> dict[str, Sequence[Any]]:
+    """What each agent-backed node's agent logged (``AgentServer.metrics``)."""
+    return {node: ex.agent.metrics for node, ex in executors.items()
+            if hasattr(getattr(ex, "agent", None), "metrics")}
 
 
 def agent_series(node: str, logged: Sequence[Any]) -> Iterator[Series]:

@@ -10,15 +10,23 @@ records (about 2 GB of JSON Lines).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._metrics import NETWORK, Series, run_series
+from peerflow.actors import RunResult
+
+from ._learning import build_problem
+from ._metrics import NETWORK, Series, agent_logs, run_series
 from ._metrics_file import metrics_path, write_metrics_file
+from ._registry import ALGORITHMS
 from ._tensorboard import check_tensorboard, write_tensorboard
+
+if TYPE_CHECKING:
+    from ._job import Job
 
 NODE_METRICS_LIMIT = 1000
 """Networks with more nodes write their nodes' own series only if asked."""
@@ -53,7 +61,8 @@ class MetricsOptions:
 
 def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapping[str, Any],
                       *, wall_time: float, iterations: int | None = None,
-                      controller: Any = None, classification: bool = False) -> list[str]:
+                      controller: Any = None, classification: bool = False,
+                      logged: Mapping[str, Sequence[Any]] | None = None) -> list[str]:
     """Write the run's metrics as ``options`` say (``run_series`` reads the other
     arguments); what was written, as lines for the user.
 
@@ -63,13 +72,16 @@ def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapp
     path = None if out is None else metrics_path(out, options.format)
     if path is None and options.tensorboard is None:
         return []
+    logged = agent_logs(executors) if logged is None else logged
     series = list(run_series(executors, iterations, controller,
-                             classification=classification))
+                             classification=classification, logged=logged))
     every = options.node_metrics
     if every is None:
         every = len(executors) <= NODE_METRICS_LIMIT
-    left = [] if every else [s for s in series if _node_own(s, executors)]
-    series = [s for s in series if every or not _node_own(s, executors)]
+    keys = {node: {r.get("key") for r in records if isinstance(r, Mapping)}
+            for node, records in logged.items()}
+    left = [] if every else [s for s in series if _node_own(s, keys)]
+    series = [s for s in series if every or not _node_own(s, keys)]
     said = [] if not left else [
         f"metrics: {len(executors)} nodes, so only the network-wide series are written; "
         "--node-metrics writes every node's too"]
@@ -83,9 +95,26 @@ def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapp
     return said
 
 
-def _node_own(series: Series, executors: Mapping[str, Any]) -> bool:
+def write_job_metrics(result: RunResult, job: Job, out: Path | None, options: MetricsOptions,
+                      controller: Any = None) -> list[str]:
+    """``write_run_metrics`` for a run whose nodes ran elsewhere (``peerflow controller``):
+    from executors built as the nodes built theirs and restored from the results they
+    sent (``report_job`` does the same), with what their agents logged."""
+    spec = ALGORITHMS[job.algorithm]
+    executors: dict[str, Any] = {}
+    for node, executor in ({} if spec.controller else spec.build(job)).items():
+        with contextlib.suppress(KeyError):  # a node that sent no (or no whole) result
+            executor.load_result(result.results[node])
+            executors[node] = executor
+    logged = {node: r.get("agent_metrics") or [] for node, r in result.results.items()
+              if isinstance(r, Mapping)}
+    classification = spec.learning and build_problem(
+        str(job.problem), len(job.network.nodes), job.seed).classification
+    return write_run_metrics(out, options, executors, wall_time=result.wall_time,
+                             iterations=job.iterations, controller=controller,
+                             classification=classification, logged=logged)
+
+
+def _node_own(series: Series, logged_keys: Mapping[str, set[Any]]) -> bool:
     """A node's own computed series (not the network's, not what its agent logged)."""
-    if series.node == NETWORK:
-        return False
-    logged = getattr(getattr(executors.get(series.node), "agent", None), "metrics", ())
-    return not any(isinstance(r, Mapping) and r.get("key") == series.name for r in logged)
+    return series.node != NETWORK and series.name not in logged_keys.get(series.node, ())

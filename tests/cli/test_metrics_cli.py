@@ -121,16 +121,20 @@ def test_learning_losses_land_at_their_iterations_in_csv_and_tensorboard(
     assert sorted(read_events(board / "_network")["train_loss"]) == [0, 10, 20, 25]
 
 
-@pytest.mark.timeout(180)
-def test_an_agents_logged_metrics_go_to_its_site_in_both(tmp_path: Path) -> None:
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "processes"])
+def test_an_agents_logged_metrics_go_to_its_site_in_both(tmp_path: Path,
+                                                         processes: bool) -> None:
     trainer = tmp_path / "logging_trainer.py"
     trainer.write_text(LOGGING_TRAINER)
     out, board = tmp_path / "out", tmp_path / "board"
     command = f"{shlex.quote(sys.executable)} {shlex.quote(str(trainer))}"
     assert main(["simulate", "dgd", "-n", "2", "-t", "path", "-i", "6", "--agent-command",
-                 command, "--out", str(out), "--tensorboard", str(board)]) == 0
+                 command, "--out", str(out), "--tensorboard", str(board),
+                 *(["--processes"] if processes else [])]) == 0
     series = by_series(records(out / "metrics.jsonl"))
     for node in ("site-1", "site-2"):
+        assert sorted(series[node, "train_loss"]) == [0, 6]  # the controller's own too
         assert sorted(series[node, "grad_norm"]) == list(range(6))
         assert list(series[node, "phase"].values()) == ["local_step"] * 6  # steps by order
         scalars = read_events(board / node)
