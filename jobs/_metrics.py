@@ -18,12 +18,13 @@ recording them costs the hot loop nothing:
   logged without a step takes the number of that key's earlier records;
 - fedavg: the global model's metrics after each round (``NETWORK``) and every site's
   aggregation weight and numeric result meta, at the round (NVFlare's
-  ``current_round``, from 0).
+  ``current_round``, from 0), with the rounds' durations so far as seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,6 +35,7 @@ NETWORK = "_network"
 """The pseudo-node of network-wide series (its TensorBoard run, its ``node`` field)."""
 
 _LOSSES = ("train", "test", "val")
+"""The loss sequences of a learning node: ``train_loss_sequence``..."""
 
 
 class Series(NamedTuple):
@@ -129,12 +131,13 @@ def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None,
     """Losses where computed, the final test accuracy; the network's means."""
     means: dict[str, list[Series]] = {}
     for node, ex in nodes:
-        steps = loss_steps(ex, iterations)
+        steps = loss_steps(ex, len(loss_records(ex.train_loss_sequence)), iterations)
         for kind in _LOSSES:
-            records = list(getattr(ex, f"{kind}_loss_sequence", ()))
+            records = loss_records(getattr(ex, f"{kind}_loss_sequence", ()))
             if records:
-                seconds, losses = zip(*(_loss_record(r) for r in records), strict=True)
-                series = Series(node, f"{kind}_loss", steps[:len(records)], losses, seconds)
+                labelled, seconds, losses = zip(*records, strict=True)
+                at = [step if t is None else t for t, step in zip(labelled, steps, strict=False)]
+                series = Series(node, f"{kind}_loss", at, losses, seconds)
                 means.setdefault(series.name, []).append(series)
                 yield series
         if classification and steps and (ex.test_accuracy is not None
@@ -146,41 +149,49 @@ def _learning_series(nodes: list[tuple[str, Any]], iterations: int | None,
                      np.mean([s.values[:reached] for s in per_node], axis=0))
 
 
-def loss_steps(executor: Any, iterations: int | None) -> list[int]:
-    """The iteration of each loss record of a learning node: 0, then every epoch's end,
-    then ``iterations`` (the last) if that is not an epoch's end.
+def loss_steps(executor: Any, recorded: int, iterations: int | None) -> list[int]:
+    """The iteration of each of a learning node's ``recorded`` loss records: 0, then
+    every epoch's end, then ``iterations`` (the last) if that is not an epoch's end.
 
     The executor's loop records where an epoch ends, so the iterations follow from the
     batches per epoch; the number of records says how far the node got.
     """
     batches = max(1, len(executor.train_dataloader))
-    steps = [batches * k for k in range(len(executor.train_loss_sequence))]
+    steps = [batches * k for k in range(recorded)]
     if iterations is not None and steps and steps[-1] > iterations:
         steps[-1] = iterations
     return steps
 
 
-def _loss_record(record: Any) -> tuple[float | None, float]:
-    """(seconds, loss) of a loss record: a [seconds, loss] pair or a labelled mapping."""
-    if isinstance(record, Mapping):
-        return record.get("seconds"), float(record["loss"])
-    seconds, loss = record
-    return float(seconds), float(loss)
+def loss_records(sequence: Any) -> list[tuple[int | None, float | None, float]]:
+    """(iteration or None, seconds, loss) of each record of a loss sequence: [seconds,
+    loss] pairs, labelled records ``{"iteration", "seconds", "loss"}``, or their column
+    form ``{"iteration": [...], "seconds": [...], "loss": [...]}``."""
+    if isinstance(sequence, Mapping):
+        count = len(sequence["loss"])
+        return list(zip(sequence.get("iteration") or [None] * count,
+                        sequence.get("seconds") or [None] * count, sequence["loss"],
+                        strict=True))
+    return [(r.get("iteration"), r.get("seconds"), r["loss"]) if isinstance(r, Mapping)
+            else (None, r[0], r[1]) for r in sequence]
 
 
 def _round_series(rounds: Sequence[Any]) -> Iterator[Series]:
     """A workflow's global model's metrics after each round, and its sites' aggregation
-    weights and numeric result meta per round (steps: the round, from 0)."""
-    for name in sorted({name for r in rounds for name in r.metrics}):
-        points = [(r.round, r.metrics[name]) for r in rounds if name in r.metrics]
-        yield Series(NETWORK, name, *zip(*points, strict=True))
-    per_site: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    weights and numeric result meta per round (steps: the round, from 0; seconds: the
+    rounds' durations so far)."""
+    ended = dict(zip((r.round for r in rounds), accumulate(r.seconds for r in rounds),
+                     strict=True))
+    points: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in rounds:
+        for name, value in r.metrics.items():
+            points.setdefault((NETWORK, name), []).append((r.round, value))
         for site, weight in r.weights.items():
-            per_site.setdefault((site, "aggregation_weight"), []).append((r.round, weight))
+            points.setdefault((site, "aggregation_weight"), []).append((r.round, weight))
         for site, meta in r.meta.items():
             for key, value in meta.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    per_site.setdefault((site, key), []).append((r.round, value))
-    for (site, name), points in per_site.items():
-        yield Series(site, name, *zip(*points, strict=True))
+                    points.setdefault((site, key), []).append((r.round, value))
+    for (node, name), series in points.items():
+        steps, values = zip(*series, strict=True)
+        yield Series(node, name, steps, values, [ended[t] for t in steps])

@@ -175,3 +175,22 @@ def test_a_bad_metrics_format_is_refused_before_running(
     assert "--metrics-format must be one of jsonl, csv, none, got 'parquet'" in \
         capsys.readouterr().err
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_fedavg_writes_the_global_models_metrics_and_each_sites_contribution_per_round(
+        tmp_path: Path) -> None:
+    out, board = tmp_path / "out", tmp_path / "board"
+    assert main(["simulate", "fedavg", "-n", "2", "-r", "3", "--out", str(out),
+                 "--tensorboard", str(board)]) == 0
+    rows = records(out / "metrics.jsonl")
+    series = by_series(rows)
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("train_loss", "test_loss", "test_accuracy"):
+        assert series["_network", name] == {r["round"]: r["metrics"][name]
+                                            for r in summary["rounds"]}
+    seconds = [row["seconds"] for row in rows if row["name"] == "test_loss"]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    for site in ("site-1", "site-2"):
+        assert sorted(series[site, "aggregation_weight"]) == [0, 1, 2]
+        assert {"aggregation_weight", "NUM_STEPS_CURRENT_ROUND"} <= set(read_events(board / site))
+    assert sorted(read_events(board / "_network")["test_accuracy"]) == [0, 1, 2]
