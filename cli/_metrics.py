@@ -26,7 +26,10 @@ def metrics_options(out: Path | None, tensorboard: Path | None, fmt: str,
 def write_metrics(out: Path | None, options: MetricsOptions, executors: Mapping[str, Any],
                   result: RunResult, iterations: int | None = None, controller: Any = None,
                   classification: bool = False) -> None:
-    """Write what the run's executors (and workflow ``controller``) reached; say where."""
+    """Write what the run's executors (and workflow ``controller``) reached; say where.
+    Not for an interrupted run: it stops at once (its summary says how far it got)."""
+    if result.status == "interrupted":
+        return
     for line in write_run_metrics(out, options, executors, wall_time=result.wall_time,
                                   iterations=iterations, controller=controller,
                                   classification=classification):

@@ -48,7 +48,7 @@ ExtraParams = Annotated[list[str] | None, typer.Option(
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Write into a non-empty --out: its summary.json, *.png and "
+    "--force", help="Write into a non-empty --out: its summary.json, *.png, metrics.* and "
     "global_weights.npz are removed first (other files are kept).")]
 Tensorboard = Annotated[Path | None, typer.Option(
     "--tensorboard", help="Folder for TensorBoard event files, written when the run ends: "
