@@ -105,8 +105,10 @@ class AgentLearning(AgentHost, LearningExecutor):
         return {**result, **self.to_result()}
 
     def to_result(self) -> dict[str, Any]:
-        """The learning result, with the test accuracy the agent reported last (or None)."""
-        return {**super().to_result(), "test_accuracy": self.test_accuracy}
+        """The learning result, with the test accuracy the agent reported last (or None)
+        and what it logged (``log_metric``): a controller in another process gets them."""
+        return {**super().to_result(), "test_accuracy": self.test_accuracy,
+                "agent_metrics": self.agent.metrics}
 
     def _record(self, iteration: int, elapsed: float, x: Params | None) -> None:
         self._unrecorded.append((iteration, elapsed, self._x0 if x is None else x))

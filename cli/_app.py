@@ -11,7 +11,6 @@ import gc
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +23,7 @@ from peerflow.actors import (
     Config,
     ConfigError,
     RunResult,
-    Schedule,
 )
-from peerflow.algorithms import describe, describe_schedule
 from peerflow.jobs import (
     ALGORITHMS,
     LEARNING,
@@ -34,7 +31,6 @@ from peerflow.jobs import (
     JobError,
     build_network,
     in_process_timeout,
-    write_json,
 )
 
 from . import _options as opt
@@ -47,8 +43,10 @@ from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async, signals_interrupt
 from ._launch import node_options, run_processes
+from ._metrics import controller_args, metrics_options, write_metrics
 from ._results import add_commands as add_results_commands
 from ._run_setup import built_in, describe_run
+from ._topology import add_commands as add_topology_commands
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
 simulate_app = App(help="Run a whole job on this host and report it.")
@@ -57,6 +55,7 @@ app.add_typer(simulate_app, name="simulate")
 add_distributed_commands(app)
 add_bench_commands(app)
 add_results_commands(app)
+add_topology_commands(app)
 
 
 def _show_version(show: bool) -> None:
@@ -81,7 +80,11 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
-                       force: opt.Force = False) -> None:
+                       force: opt.Force = False,
+                       tensorboard: opt.Tensorboard = None,
+                       metrics_format: opt.MetricsFormat = "jsonl",
+                       node_metrics: opt.NodeMetrics = None,
+                       ) -> None:
     """Consensus (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="consensus",
                           allow_disconnected=allow_disconnected)
@@ -91,14 +94,17 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
         raise CliInputError("--initial-values runs in one process; it does not combine with "
                             "--processes")
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         job = Job("consensus", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected, topology=built_in(network))
-        raise typer.Exit(run_processes(job, transport, out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir,
+                                       controller_options=controller_args(metrics)))
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    write_metrics(out_dir, metrics, executors, result)
     _show(result, config, out_dir,
           jobs.report_consensus(result, config, executors, iterations, out_dir))
 
@@ -113,7 +119,11 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                       agent_command: AgentCommand = None, agent_tls: AgentTlsKits = None,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False,
+                      tensorboard: opt.Tensorboard = None,
+                      metrics_format: opt.MetricsFormat = "jsonl",
+                      node_metrics: opt.NodeMetrics = None,
+                      ) -> None:
     """Train a built-in problem with the algorithm named by the command."""
     algorithm = str(ctx.info_name)
     graph = build_network(topology, nodes, seed, network, algorithm=algorithm,
@@ -122,21 +132,25 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
     job = Job.learning(algorithm, graph, problem, seed, sync_timeout, iterations=iterations,
                        stepsize=stepsize, extra=jobs.parse_extra(algorithm, extra or []),
                        torch_threads=torch_threads, topology=built_in(network))
-    config = job.config
+    task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
     check_agent_tls(agent_tls, agent_command, *graph.node_ids)
     if agent_command and ALGORITHMS[algorithm].agents is None:
         raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
                             "--agent-command")
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         raise typer.Exit(run_processes(job, transport, out_dir,
-                                       node_options(agent_command, agent_tls)))
+                                       node_options(agent_command, agent_tls),
+                                       controller_args(metrics)))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         result = (simulate_with_agents(config, executors, agent_command, transport=transport,
                                        on_progress=on_progress, tls=agent_tls,
                                        allow_disconnected=allow_disconnected) if agent_command
                   else _simulate(config, executors, transport, on_progress, allow_disconnected))
+    write_metrics(out_dir, metrics, executors, result, job.iterations,
+                  classification=task.classification)
     _show(result, config, out_dir, ALGORITHMS[algorithm].report(result, job, executors, out_dir))
 
 
@@ -152,20 +166,27 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
-                      force: opt.Force = False) -> None:
+                      force: opt.Force = False,
+                      tensorboard: opt.Tensorboard = None,
+                      metrics_format: opt.MetricsFormat = "jsonl",
+                      node_metrics: opt.NodeMetrics = None,
+                      ) -> None:
     """Push-sum (its help is the registry's)."""
     graph = build_network(topology, nodes, seed, network, algorithm="push-sum",
                           allow_disconnected=allow_disconnected)
     describe_run(seed, topology, graph, network, transport, processes)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
         job = Job("push-sum", iterations, seed, sync_timeout, graph,
                   allow_disconnected=allow_disconnected, topology=built_in(network))
-        raise typer.Exit(run_processes(job, transport, out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir,
+                                       controller_options=controller_args(metrics)))
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
         result = _simulate(config, executors, transport, on_progress, allow_disconnected)
+    write_metrics(out_dir, metrics, executors, result)
     _show(result, config, out_dir, jobs.report_push_sum(result, config, executors, out_dir))
 
 
@@ -176,7 +197,9 @@ def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.Topol
                    sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                    processes: opt.Processes = False,
                    allow_disconnected: opt.AllowDisconnected = False,
-                   force: opt.Force = False) -> None:
+                   force: opt.Force = False, tensorboard: opt.Tensorboard = None,
+                   metrics_format: opt.MetricsFormat = "jsonl",
+                   node_metrics: opt.NodeMetrics = None) -> None:
     """Asynchronous averaging: --iterations ticks per node; --set max_wait=S,
     scheduled=1, max_delay=TICKS, drop=P."""
     algorithm = str(ctx.info_name)
@@ -187,42 +210,20 @@ def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.Topol
               extra=jobs.parse_extra(algorithm, extra or []),
               allow_disconnected=allow_disconnected, topology=built_in(network))
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if processes:
-        raise typer.Exit(run_processes(job, transport, out_dir))
+        raise typer.Exit(run_processes(job, transport, out_dir,
+                                       controller_options=controller_args(metrics)))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, algorithm) as on_progress:
         result = _simulate(job.config, executors, transport, on_progress, allow_disconnected)
+    write_metrics(out_dir, metrics, executors, result)
     _show(result, job.config, out_dir,
           ALGORITHMS[algorithm].report(result, job, executors, out_dir))
 
 
 for _name in ("gossip", "async-push-sum"):
     simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_async)
-
-
-@app.command("topology")
-def topology(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random", seed: opt.Seed = 0,
-             network: opt.NetworkFile = None, out: opt.Out = None,
-             force: opt.Force = False) -> None:
-    """Print a network's weights, stochasticity and spectral gap (of a time-varying one,
-    the period product's contraction); with --out, write network.json (loadable with
-    --network) and topology.json (the figures)."""
-    graph = build_network(topology, nodes, seed, network, allow_disconnected=True)
-    out_dir = render.claim_out(out, force)
-    schedule = graph.networks if isinstance(graph, Schedule) else None
-    report = describe(graph) if schedule is None else describe_schedule(graph)
-    rows = [(k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
-            for k, v in asdict(report).items()]
-    render.print_table("topology", rows)
-    for t, phase in enumerate(schedule or [graph]):
-        if schedule is not None:
-            typer.echo(f"iteration {t} (mod {len(schedule)}):")
-        for node in phase.nodes:
-            weights = ", ".join(f"{n.id}: {n.weight:.4g}" for n in node.neighbors)
-            typer.echo(f"{node.id} <- {weights or '(no neighbours)'}")
-    if out_dir is not None:
-        write_json(out_dir / "network.json", graph.to_dict())
-        write_json(out_dir / "topology.json", asdict(report))
 
 
 def _simulate(config: Config, executors: Mapping[str, Any], transport: str,

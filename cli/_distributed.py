@@ -56,6 +56,7 @@ from peerflow.transport import (
     split_address,
 )
 
+from . import _options as opt
 from . import _render as render
 from ._agents import (
     AgentCommand,
@@ -67,6 +68,7 @@ from ._agents import (
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_controller, build_executors, load_job, report_job
+from ._metrics import metrics_options, write_node_metrics
 from ._options import Force
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
@@ -94,7 +96,9 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                out: Annotated[Path | None, typer.Option(
                    "--out", "-o", help="Folder for summary.json and plots.")] = None,
                join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None,
-               force: Force = False) -> None:
+               force: Force = False, tensorboard: opt.Tensorboard = None,
+               metrics_format: opt.MetricsFormat = "jsonl",
+               node_metrics: opt.NodeMetrics = None) -> None:
     """Run a job whose nodes are ``peerflow node`` processes; write its summary."""
     job = load_job(job_file)
     workflow = build_controller(job)
@@ -102,6 +106,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                             "nodes": len(job.network.nodes)}  # network is its sites
     use_run_setup(RunSetup(job.seed, made, "tls" if tls else "tcp"))
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     nodes = set(job.network.node_ids)
     with _new_secret(secret_file, tls) as secret:
         transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
@@ -121,6 +126,7 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                                       job.config, out_dir)
             raise typer.Exit(EXIT_CODE) from None
     report_job(result, job, out_dir, workflow)
+    write_node_metrics(out_dir, metrics, result, job, workflow)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)

@@ -44,6 +44,7 @@ from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async
 from ._launch import node_options, run_processes
+from ._metrics import controller_args, metrics_options, write_metrics
 
 _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = _SPEC.extra_defaults()
@@ -81,7 +82,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     train_timeout: TrainTimeout = _EXTRA["train_timeout"],
                     transport: opt.TransportName = "memory", out: opt.Out = None,
                     torch_threads: opt.TorchThreads = 1, processes: opt.Processes = False,
-                    force: opt.Force = False) -> None:
+                    force: opt.Force = False, tensorboard: opt.Tensorboard = None,
+                    metrics_format: opt.MetricsFormat = "jsonl",
+                    node_metrics: opt.NodeMetrics = None) -> None:
     """Federated averaging (its help is the registry's)."""
     sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
     check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
@@ -97,13 +100,16 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     use_run_setup(RunSetup(seed, {"name": "sites", "nodes": nodes}, transport))
     if processes:  # the nodes read the job file elsewhere: the weights' path is absolute
         job = msgspec.structs.replace(job, initial_weights=None if initial_weights is None
                                       else str(initial_weights.resolve()))
         raise typer.Exit(run_processes(job, transport, out_dir,
-                                       node_options(agent_command, agent_tls)))
+                                       node_options(agent_command, agent_tls),
+                                       controller_args(metrics)))
     result = _run(controller, executors, agent_command, agent_tls, transport)
+    write_metrics(out_dir, metrics, executors, result, controller=controller)
     table = report_fedavg(result, job, controller, out_dir)
     if result.status == "interrupted":
         render.say_interrupted(result, controller.config, out_dir)

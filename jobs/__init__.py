@@ -55,6 +55,14 @@ from ._learning_plots import (
     plot_push_sum,
     push_sum_plots,
 )
+from ._metrics import NETWORK, Series, run_series
+from ._metrics_file import METRICS_FORMATS
+from ._metrics_out import (
+    NODE_METRICS_LIMIT,
+    MetricsOptions,
+    write_job_metrics,
+    write_run_metrics,
+)
 from ._network import build_network, check_network, load_network
 from ._output import (
     RESULT_FILES,
@@ -87,6 +95,9 @@ __all__ = [
     "ENGINE",
     "LEARNING",
     "MAX_SYNC_TIMEOUT",
+    "METRICS_FORMATS",
+    "NETWORK",
+    "NODE_METRICS_LIMIT",
     "OptimumTrace",
     "RESULT_FILES",
     "SUMMARY_FORMAT",
@@ -95,7 +106,9 @@ __all__ = [
     "Comparison",
     "Job",
     "JobError",
+    "MetricsOptions",
     "RunSetup",
+    "Series",
     "Table",
     "agent_learning_executors",
     "build_controller",
@@ -147,10 +160,13 @@ __all__ = [
     "report_learning",
     "report_push_sum",
     "run_kind",
+    "run_series",
     "run_setup",
     "summary_table",
     "topology_of",
     "use_run_setup",
+    "write_job_metrics",
     "write_json",
+    "write_run_metrics",
     "write_summary",
 ]

@@ -26,7 +26,8 @@ SUMMARY_VERSION = 2
 """summary.json's layout version: 2 added the setup fields (seed, topology, transport,
 engine), labelled loss sequences, each node's iteration reached and the table."""
 INDENT_LIMIT = 1_000_000
-RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json")
+RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json",
+                "metrics.jsonl", "metrics.csv")
 """What a run (or `peerflow topology`) writes in --out; ``--force`` removes these first,
 so none is left stale."""
 
