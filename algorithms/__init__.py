@@ -48,6 +48,7 @@ from ._loop import (
     consensus,
     push_sum,
 )
+from ._losses import LossRecord, loss_columns, loss_records
 from ._mixers import Mixing, push_mixing, row_mixing
 from ._mixing import (
     ARPACK_MAXITER,
@@ -239,6 +240,7 @@ __all__ = [
     "GossipState",
     "LEARNING_EXECUTORS",
     "LearningExecutor",
+    "LossRecord",
     "Mixing",
     "MixingSchedule",
     "NIDSExecutor",
@@ -324,6 +326,8 @@ __all__ = [
     "is_doubly_stochastic",
     "is_row_stochastic",
     "least_squares",
+    "loss_columns",
+    "loss_records",
     "metropolis_hastings",
     "mixing_matrix",
     "network_from_graph",

@@ -31,7 +31,7 @@ from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 from peerflow.agents import AgentHost, AgentResultError, AgentServer, LinkSettings
 
 from ._agent_results import check_init_params, check_losses, check_params
-from ._learning import LEARNING_EXECUTORS, LearningExecutor
+from ._learning import LEARNING_EXECUTORS, LearningExecutor, LossRecord
 from ._steps import Params
 
 _SEQUENCES = {"train": "train_loss_sequence", "test": "test_loss_sequence",
@@ -67,7 +67,7 @@ class AgentLearning(AgentHost, LearningExecutor):
         self.agent = AgentServer(agent_id, listen, settings)
         self.init_data = dict(init_data or {})
         self._x0: Params = {}
-        self._unrecorded: list[tuple[float, Params]] = []
+        self._unrecorded: list[tuple[int, float, Params]] = []
 
     def trainable(self) -> Params:
         """The agent's initial parameters (from the "init" task)."""
@@ -105,23 +105,25 @@ class AgentLearning(AgentHost, LearningExecutor):
         return {**result, **self.to_result()}
 
     def to_result(self) -> dict[str, Any]:
-        """The learning result, with the test accuracy the agent reported last (or None)."""
-        return {**super().to_result(), "test_accuracy": self.test_accuracy}
+        """The learning result, with the test accuracy the agent reported last (or None)
+        and what it logged (``log_metric``): a controller in another process gets them."""
+        return {**super().to_result(), "test_accuracy": self.test_accuracy,
+                "agent_metrics": self.agent.metrics}
 
-    def _record(self, elapsed: float, x: Params | None) -> None:
-        self._unrecorded.append((elapsed, self._x0 if x is None else x))
+    def _record(self, iteration: int, elapsed: float, x: Params | None) -> None:
+        self._unrecorded.append((iteration, elapsed, self._x0 if x is None else x))
 
     def _load(self, x: Params) -> None:
         """Nothing to load: the agent holds the model."""
 
     async def _evaluate_unrecorded(self) -> None:
         while self._unrecorded:
-            elapsed, x = self._unrecorded.pop(0)
+            iteration, elapsed, x = self._unrecorded.pop(0)
             losses = check_losses(self._where(),
                                   await self.agent.run_task("evaluate", {"params": x}))
             for key, name in _SEQUENCES.items():
                 if isinstance(losses.get(key), float):
-                    getattr(self, name).append((elapsed, losses[key]))
+                    getattr(self, name).append(LossRecord(iteration, elapsed, losses[key]))
             self.test_accuracy = losses.get("accuracy", self.test_accuracy)
 
     def _where(self) -> str:

@@ -27,6 +27,7 @@ from . import _choco, _squeeze, _steps
 from ._compress import node_generator, parse_compressor
 from ._consensus import _iterations
 from ._loop import Algorithm, StepExecutor
+from ._losses import LossRecord, loss_columns, loss_records
 from ._objective import BatchObjective, dataset_loss, torch_gradient
 from ._steps import Params
 from ._tunables import CompressTunables, GTAdamTunables, SubgradientPushTunables, Tunables
@@ -37,7 +38,6 @@ __all__ = ["LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecut
 
 AlgorithmFactory = Callable[[dict[str, Any]], Algorithm]
 StepCallback = Callable[[int, Any], None]
-LossRecord = tuple[float, float]
 _SEQUENCES = ("train_loss_sequence", "test_loss_sequence", "val_loss_sequence")
 
 
@@ -145,7 +145,7 @@ class LearningExecutor(StepExecutor):
             getattr(self, name).clear()
         self.bytes_sequence[:] = [0]
         self._bytes_before = self.sent_bytes()
-        self._record(0.0, None)
+        self._record(0, 0.0, None)
 
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         algorithm, iterations = self.build_algorithm(extra), _iterations(extra)
@@ -163,15 +163,16 @@ class LearningExecutor(StepExecutor):
         if record_due(self.record_every, self._t, self._objective.epoch_end) or \
                 self._t == self._last:
             self.bytes_sequence.append(self.sent_bytes() - self._bytes_before)
-            self._record(time.perf_counter() - self._start, state.x)
+            self._record(self._t + 1, time.perf_counter() - self._start, state.x)
 
     def to_result(self) -> dict[str, Any]:
-        """What a report reads of this node: its loss sequences, the bytes it had sent at
-        each loss record and in all, and its final parameters."""
-        return {**{name: getattr(self, name) for name in _SEQUENCES},
+        """What a report reads of this node: its loss sequences (``loss_columns``), the
+        bytes it had sent at each loss record and in all, and its final parameters (None
+        before the run set them up)."""
+        return {**{name: loss_columns(getattr(self, name)) for name in _SEQUENCES},
                 "bytes_sequence": self.bytes_sequence,
                 "bytes_sent": self.bytes_sequence[-1] if self.bytes_sequence else 0,
-                "params": self.state.x}
+                "params": None if self.state is None else self.state.x}
 
     def load_result(self, result: Mapping[str, Any]) -> None:
         """Restore what ``to_result`` gave (on another executor of the same node): loss
@@ -179,9 +180,10 @@ class LearningExecutor(StepExecutor):
 
         Raises:
             KeyError: the result lacks a field.
+            ValueError: a loss sequence is malformed.
         """
         for name in _SEQUENCES:
-            setattr(self, name, [(float(t), float(loss)) for t, loss in result[name]])
+            setattr(self, name, loss_records(result[name]))
         self.state = FinalState(dict(result["params"]))
         self.test_accuracy = result.get("test_accuracy")
         self.bytes_sequence = [int(n) for n in result.get("bytes_sequence", ())]
@@ -201,13 +203,15 @@ class LearningExecutor(StepExecutor):
         return ((train, self.train_loss_sequence), (self.test_dataloader, self.test_loss_sequence),
                 (self.val_dataloader, self.val_loss_sequence))
 
-    def _record(self, elapsed: float, x: Params | None) -> None:
-        """Load ``x`` into the model and record its losses."""
+    def _record(self, iteration: int, elapsed: float, x: Params | None) -> None:
+        """Load ``x`` (the parameters after ``iteration`` iterations) into the model and
+        record its losses."""
         if x is not None:
             self._load(x)
         for data, record in self.evaluated():
             if data is not None:
-                record.append((elapsed, dataset_loss(self.model, self.loss, data)))
+                record.append(LossRecord(iteration, elapsed,
+                                         dataset_loss(self.model, self.loss, data)))
 
     def _load(self, x: Params) -> None:
         with torch.no_grad():

@@ -109,7 +109,7 @@ def learning_row(algorithm: str, problem: Problem, network: Network, iterations:
     outcome = run(algorithm, problem, network, iterations)
     executors = outcome["executors"]
     metrics = learning_metrics(problem, executors)
-    curves = {kind: np.mean([[loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
+    curves = {kind: np.mean([[record.loss for record in getattr(ex, f"{kind}_loss_sequence")]
                              for ex in executors.values()], axis=0).tolist()
               for kind in ("train", "test")}
     curves["epoch_lengths"] = [epoch_length(ex) for ex in executors.values()]

@@ -177,8 +177,8 @@ def agreement(job: str, folder: Path, summary: Path) -> dict[str, Any]:
         for node in ours:
             recorded = json.loads((folder / "workspace" / node / "losses.json").read_text())
             for kind in ("train", "test"):
-                mine = ours[node][f"{kind}_loss_sequence"]
-                pairs += [(a[1], b[1]) for a, b in zip(mine, recorded[kind], strict=False)]
+                mine = ours[node][f"{kind}_loss_sequence"]["loss"]
+                pairs += [(a, b[1]) for a, b in zip(mine, recorded[kind], strict=False)]
         basis = "train and test losses where both record them (float64)"
     diffs = [abs(float(a) - float(b)) for a, b in pairs]
     return {"compared": len(pairs), "equal": sum(d == 0 for d in diffs),

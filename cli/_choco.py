@@ -11,6 +11,7 @@ from peerflow.jobs import ALGORITHMS, Job, build_network
 from . import _options as opt
 from . import _render as render
 from ._launch import run_processes
+from ._running import run_in_process, show_result
 
 
 def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random",
@@ -23,8 +24,6 @@ def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "ra
                           allow_disconnected: opt.AllowDisconnected = False,
                           force: opt.Force = False) -> None:
     """CHOCO-gossip (its help is the registry's); --set gamma=..., dimension=..."""
-    from ._app import _exit_on_abort, _exit_on_interrupt, _simulate
-
     graph = build_network(topology, nodes, seed, network, algorithm="choco-gossip",
                           allow_disconnected=allow_disconnected)
     extras = {**jobs.parse_extra("choco-gossip", extra or []),
@@ -37,8 +36,7 @@ def simulate_choco_gossip(nodes: opt.Nodes = 6, topology: opt.TopologyName = "ra
         raise typer.Exit(run_processes(job, transport, out_dir))
     executors = jobs.build_executors(job)
     with render.progress_bar(iterations, "choco-gossip") as on_progress:
-        result = _simulate(job.config, executors, transport, on_progress, allow_disconnected,
-                           count_bytes=True)
-    _exit_on_interrupt("choco-gossip", result, job.config, executors, out_dir)
-    render.print_table(*ALGORITHMS["choco-gossip"].report(result, job, executors, out_dir))
-    _exit_on_abort(result)
+        result = run_in_process(job.config, executors, transport, on_progress,
+                                     allow_disconnected, count_bytes=True)
+    show_result(result, job.config, out_dir,
+                ALGORITHMS["choco-gossip"].report(result, job, executors, out_dir))

@@ -44,6 +44,7 @@ from peerflow.actors import (
     serve_controller,
     serve_node,
 )
+from peerflow.jobs import RunSetup, use_run_setup
 from peerflow.transport import (
     NetworkTransport,
     ProvisionError,
@@ -55,6 +56,7 @@ from peerflow.transport import (
     split_address,
 )
 
+from . import _options as opt
 from . import _render as render
 from ._agents import (
     AgentCommand,
@@ -66,6 +68,7 @@ from ._agents import (
 from ._errors import CliInputError
 from ._interrupt import EXIT_CODE, Interrupted, run_async
 from ._jobs import Job, build_controller, build_executors, load_job, report_job
+from ._metrics import metrics_options, write_node_metrics
 from ._options import Force
 from ._ray import ControllerListen, RayAddress, Shards, check_ray_options, controller_on_ray
 
@@ -94,12 +97,18 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                out: Annotated[Path | None, typer.Option(
                    "--out", "-o", help="Folder for summary.json and plots.")] = None,
                join_timeout: JoinTimeout = 60.0, secret_file: SecretFile = None,
-               force: Force = False, ray: RayAddress = None, shards: Shards = None) -> None:
+               force: Force = False, ray: RayAddress = None, shards: Shards = None,
+               tensorboard: opt.Tensorboard = None, metrics_format: opt.MetricsFormat = "jsonl",
+               node_metrics: opt.NodeMetrics = None) -> None:
     """Run a job whose nodes are ``peerflow node`` processes, or Ray actors; write its summary."""
     check_ray_options(ray, shards)
     job = load_job(job_file)
     workflow = build_controller(job)
+    made = job.topology or {"name": "file" if workflow is None else "sites",  # a workflow's
+                            "nodes": len(job.network.nodes)}  # network is its sites
+    use_run_setup(RunSetup(job.seed, made, "tls" if tls else "tcp"))
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if ray is not None:
         raise typer.Exit(controller_on_ray(job, ray, shards, out_dir, listen, tls, workflow))
     nodes = set(job.network.node_ids)
@@ -119,9 +128,10 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
                 on_listening=listening, controller=workflow))
         except Interrupted as exc:
             render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
-                                      job.config, {}, out_dir)
+                                      job.config, out_dir)
             raise typer.Exit(EXIT_CODE) from None
     report_job(result, job, out_dir, workflow)
+    write_node_metrics(out_dir, metrics, result, job, workflow)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
                    f"{result.iteration}: {result.reason}", err=True)

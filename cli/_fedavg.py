@@ -28,14 +28,23 @@ from peerflow.actors import (
     SyncAlgorithmExecutor,
 )
 from peerflow.algorithms import ScatterAndGather
-from peerflow.jobs import ALGORITHMS, Job, fedavg_controller, fedavg_executors, report_fedavg
+from peerflow.jobs import (
+    ALGORITHMS,
+    Job,
+    RunSetup,
+    fedavg_controller,
+    fedavg_executors,
+    report_fedavg,
+    use_run_setup,
+)
 
 from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
-from ._interrupt import Interrupted, run_async
+from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async
 from ._launch import node_options, run_processes
+from ._metrics import controller_args, metrics_options, write_metrics
 
 _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = _SPEC.extra_defaults()
@@ -73,7 +82,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     train_timeout: TrainTimeout = _EXTRA["train_timeout"],
                     transport: opt.TransportName = "memory", out: opt.Out = None,
                     torch_threads: opt.TorchThreads = 1, processes: opt.Processes = False,
-                    force: opt.Force = False) -> None:
+                    force: opt.Force = False, tensorboard: opt.Tensorboard = None,
+                    metrics_format: opt.MetricsFormat = "jsonl",
+                    node_metrics: opt.NodeMetrics = None) -> None:
     """Federated averaging (its help is the registry's)."""
     sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
     check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
@@ -89,13 +100,21 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
     out_dir = render.claim_out(out, force)
+    metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
+    use_run_setup(RunSetup(seed, {"name": "sites", "nodes": nodes}, transport))
     if processes:  # the nodes read the job file elsewhere: the weights' path is absolute
         job = msgspec.structs.replace(job, initial_weights=None if initial_weights is None
                                       else str(initial_weights.resolve()))
         raise typer.Exit(run_processes(job, transport, out_dir,
-                                       node_options(agent_command, agent_tls)))
-    result = _run(controller, executors, agent_command, agent_tls, transport, out_dir)
-    render.print_table(*report_fedavg(result, job, controller, out_dir))
+                                       node_options(agent_command, agent_tls),
+                                       controller_args(metrics)))
+    result = _run(controller, executors, agent_command, agent_tls, transport)
+    write_metrics(out_dir, metrics, executors, result, controller=controller)
+    table = report_fedavg(result, job, controller, out_dir)
+    if result.status == "interrupted":
+        render.say_interrupted(result, controller.config, out_dir)
+        end_process(EXIT_CODE)
+    render.print_table(*table)
     if not result.ok:
         typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
                    f"{result.reason}", err=True)
@@ -103,10 +122,9 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
 
 
 def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExecutor],
-         command: str | None, tls: Path | None, transport: str,
-         out_dir: Path | None) -> RunResult:
-    """Run the job, its sites' agent processes too if ``command``; an interrupted run's
-    result, reported."""
+         command: str | None, tls: Path | None, transport: str) -> RunResult:
+    """Run the job, its sites' agent processes too if ``command`` (an interrupted run:
+    its result, at the rounds done)."""
     options = {"transport": transport, "controller": controller, "allow_disconnected": True}
     started = time.perf_counter()
     try:
@@ -116,7 +134,5 @@ def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExec
     except ConfigError as exc:
         raise CliInputError(str(exc)) from exc
     except Interrupted as exc:
-        result = RunResult("interrupted", str(exc), iteration=len(controller.rounds),
-                           timings={"total": time.perf_counter() - started})
-        render.report_interrupted("fedavg", result, controller.config, {}, out_dir)
-        return result
+        return RunResult("interrupted", str(exc), iteration=len(controller.rounds),
+                         timings={"total": time.perf_counter() - started})

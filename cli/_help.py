@@ -1,7 +1,8 @@
 """How the commands look in ``--help``: plain flags, plain text, ``simulate`` first.
 
 typer shows a ``<bool>`` placeholder after every flag (``--force <bool>``) although a
-flag takes no value, and the commands' help is their docstring, written in reST for
+flag takes no value, and a variadic argument's Python type (``<list[Path]>``); the
+commands' help is their docstring, written in reST for
 readers of the code: double backquotes are markup there, noise on a terminal.
 """
 
@@ -39,6 +40,10 @@ class _Plain:
         for param in params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = ""
+            if param.param_type_name == "argument" and param.nargs != 1:
+                # its items' name, repeated; not its Python type (<list[Path]>)
+                shown = f"<{(param.metavar or 'value').lower()}>..."
+                param.display_type_rich = lambda ctx, shown=shown: shown
         return params
 
 

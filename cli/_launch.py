@@ -35,9 +35,11 @@ STOP_GRACE = 1.0
 
 
 def run_processes(job: Job, transport: str, out: Path | None,
-                  node_options: Sequence[str] = ()) -> int:
+                  node_options: Sequence[str] = (), controller_options: Sequence[str] = ()
+                  ) -> int:
     """Run ``job`` across processes (each node with ``node_options``, e.g. its agent
-    command) over ``transport`` ("memory" means tcp); return the controller's exit code.
+    command; the controller with ``controller_options``) over ``transport`` ("memory"
+    means tcp); return the controller's exit code.
 
     Raises:
         Interrupted: SIGINT or SIGTERM stopped it (every child process is stopped first).
@@ -45,11 +47,11 @@ def run_processes(job: Job, transport: str, out: Path | None,
     transport = network_transport(transport)
     with tempfile.TemporaryDirectory(prefix="peerflow-processes-") as folder:
         return run_async(lambda: _run_processes(job, transport, out, Path(folder),
-                                                list(node_options)))
+                                                list(node_options), list(controller_options)))
 
 
 async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path,
-                         node_options: list[str]) -> int:
+                         node_options: list[str], controller_options: list[str]) -> int:
     job_file = tmp / "job.toml"
     job_file.write_text(job.to_toml(tmp / "network.json"))
     tls = _kits(tmp, job) if transport == "tls" else None
@@ -59,7 +61,8 @@ async def _run_processes(job: Job, transport: str, out: Path | None, tmp: Path,
     try:
         controller = await _spawn(children, ["controller", "--job", str(job_file), "--listen",
                                              address, *_opt("--out", out), *_opt("--tls", tls),
-                                             "--force"], env)  # the launcher claimed --out
+                                             *controller_options, "--force"],
+                                env)  # the launcher claimed --out
         logs = {node: tmp / f"{node}.log" for node in job.network.node_ids}
         for node, log in logs.items():
             await _spawn(children, ["node", "--name", node, "--controller", address,

@@ -51,9 +51,19 @@ ExtraParams = Annotated[list[str] | None, typer.Option(
 TorchThreads = Annotated[int, typer.Option(
     "--torch-threads", min=1, help="torch intra-op threads (1 is fastest for small models).")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Write into a non-empty --out: its summary.json, *.png and "
+    "--force", help="Write into a non-empty --out: its summary.json, *.png, metrics.* and "
     "global_weights.npz are removed first (other files are kept).")]
 Compress = Annotated[str | None, typer.Option(
     "--compress", metavar="SPEC",
     help="Compress what nodes send: top-k:FRACTION, random-k:FRACTION, qsgd:LEVELS or none "
     "(choco-sgd, choco-gossip, dgd; e.g. top-k:0.01).")]
+Tensorboard = Annotated[Path | None, typer.Option(
+    "--tensorboard", help="Folder for TensorBoard event files, written when the run ends: "
+    "one run per node (DIR/<node>/), the network-wide series in DIR/_network/; needs "
+    "peerflow[tensorboard].")]
+MetricsFormat = Annotated[str, typer.Option(
+    "--metrics-format", help="The per-iteration metrics file in --out: jsonl (metrics.jsonl, "
+    "one {node, iteration, seconds, name, value} per line), csv (metrics.csv) or none.")]
+NodeMetrics = Annotated[bool | None, typer.Option(
+    "--node-metrics/--no-node-metrics", help="Write every node's own series to the metrics "
+    "file and TensorBoard (default: up to 1000 nodes; above, the network-wide ones only).")]

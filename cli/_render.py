@@ -18,7 +18,7 @@ from peerflow.actors import Config, RunResult
 from peerflow.jobs import claim_out, prepare_out, write_summary
 
 __all__ = ["claim_out", "console", "prepare_out", "print_table", "progress_bar",
-           "report_interrupted"]
+           "report_interrupted", "say_interrupted"]
 
 console = Console(stderr=True)
 
@@ -55,12 +55,17 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 
 def report_interrupted(algorithm: str, result: RunResult, config: Config,
-                       reached: Mapping[str, int | None], out: Path | None) -> None:
-    """Write an interrupted run's summary.json (no plots) and say so in one line."""
-    where = ""
+                       out: Path | None) -> None:
+    """Write the summary.json of a run interrupted before it began (no node to read) and
+    say so in one line."""
     if out is not None:
-        write_summary(out, algorithm, result, config, iterations_reached=dict(reached))
-        where = f"; summary in {out / 'summary.json'}"
+        write_summary(out, algorithm, result, config)
+    say_interrupted(result, config, out)
+
+
+def say_interrupted(result: RunResult, config: Config, out: Path | None) -> None:
+    """Say in one line that the run was interrupted, where, and where its summary is."""
+    where = "" if out is None else f"; summary in {out / 'summary.json'}"
     at = "" if result.iteration is None else (
         f" at iteration {result.iteration} of {config.extra.get('iterations')}")
     typer.echo(f"peerflow: {result.reason}{at}{where}", err=True)

@@ -2,11 +2,13 @@
 
 Their ``extra`` is ``AsyncTunables`` (max_wait, scheduled, max_delay, drop); a job's
 ``iterations`` are each node's ticks, and a scheduled job's global ticks are
-nodes x iterations. Reports plot the error or loss against ticks and against wall time.
+nodes x iterations. Reports plot the error or loss against ticks and against wall time,
+from the summary (``peerflow show`` draws them again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,8 @@ from peerflow.algorithms import AsyncPushSumExecutor, AsyncTunables, GossipExecu
 from . import _learning as learning
 from ._consensus import FLOOR, in_process_timeout
 from ._errors import JobError
-from ._output import write_summary
+from ._learning_plots import plot_learning
+from ._output import reached_results, write_summary
 from ._plots import figure
 from ._table import Table
 
@@ -69,7 +72,8 @@ def averaging_executors(job: Job) -> dict[str, Any]:
 
 def report_averaging(result: RunResult, job: Job, executors: dict[str, Any],
                      out: Path | None) -> Table:
-    """Write summary.json and the error plots against ticks and wall time (if ``out``)."""
+    """Write summary.json (an unfinished run: what each node reached) and the error plots
+    against ticks and wall time (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     final = np.array([ex.current_value for ex in executors.values()], dtype=float)
     metrics: dict[str, Any] = {} if not result.ok else {
@@ -84,15 +88,26 @@ def report_averaging(result: RunResult, job: Job, executors: dict[str, Any],
             ("iterations", str(job.iterations))]
     rows += [(k.replace("_", " "), f"{v:.4g}") for k, v in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
+    table = Table(job.algorithm, rows)
     if out is not None:
-        write_summary(out, job.algorithm, result, job.config, metrics=metrics)
-        if result.ok:
-            errors = {node: np.maximum(np.abs(np.asarray(ex.value_history[1:-1], dtype=float)
-                                              - x0.mean()), FLOOR)
-                      for node, ex in executors.items()}
-            clocks = {node: ex.clock for node, ex in executors.items()}
-            plot_against_time(out, job.algorithm, errors, clocks, "|x_i - average|")
-    return Table(job.algorithm, rows)
+        plot_averaging(write_summary(out, job.algorithm, result, job.config, table,
+                                     metrics=metrics, **reached_results(result, executors)),
+                       out)
+    return table
+
+
+def plot_averaging(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw an asynchronous averaging run's error plots from its summary (none if the
+    true average is not known: the run did not complete)."""
+    average = summary["metrics"].get("true_average")
+    if average is None:
+        return
+    results = summary["results"]
+    errors = {node: np.maximum(np.abs(np.asarray(result["value_history"][1:-1], dtype=float)
+                                      - average), FLOOR) for node, result in results.items()}
+    plot_against_time(out, summary["algorithm"], errors,
+                      {node: result["clock"] for node, result in results.items()},
+                      "|x_i - average|")
 
 
 def plot_against_time(out: Path, algorithm: str, series: dict[str, Any],
@@ -124,11 +139,18 @@ def async_learning_executors(job: Job) -> dict[str, Any]:
 
 def report_async_learning(result: RunResult, job: Job, executors: dict[str, Any],
                           out: Path | None) -> Table:
-    """The learning report, plus the train loss against wall time."""
+    """The learning report, its plots with the train loss against wall time."""
     task = learning.build_problem(str(job.problem), len(job.network.nodes), job.seed)
-    table = learning.report_learning(job.algorithm, task, result, job.config, executors, out)
-    if out is not None and result.ok:
-        losses = {n: [loss for _, loss in ex.train_loss_sequence] for n, ex in executors.items()}
-        seconds = {n: [t for t, _ in ex.train_loss_sequence] for n, ex in executors.items()}
-        plot_against_time(out, f"{job.algorithm}_train_loss", losses, seconds, "train loss")
-    return table
+    return learning.report_learning(job.algorithm, task, result, job.config, executors, out,
+                                    plot=plot_async_learning)
+
+
+def plot_async_learning(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw an asynchronous learning run's plots from its summary: the learning ones and
+    each node's train loss against its ticks and the seconds since the start."""
+    plot_learning(summary, out)
+    losses = {node: result["train_loss_sequence"] for node, result in summary["results"].items()}
+    plot_against_time(out, f"{summary['algorithm']}_train_loss",
+                      {node: sequence["loss"] for node, sequence in losses.items()},
+                      {node: sequence["seconds"] for node, sequence in losses.items()},
+                      "train loss")

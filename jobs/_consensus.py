@@ -23,7 +23,7 @@ from peerflow.algorithms import (
 )
 
 from ._errors import JobError, parse_file
-from ._output import write_summary
+from ._output import reached_results, write_summary
 from ._plots import FLOOR, error_series, plot_lines
 from ._table import Table
 
@@ -154,7 +154,8 @@ def _contraction(network: Network, mixings: MixingSchedule) -> tuple[float, floa
 def report_consensus(result: RunResult, config: Config,
                      executors: dict[str, ConsensusExecutor], iterations: int,
                      out: Path | None) -> Table:
-    """Write summary.json and the per-node plots (if ``out``); the summary table."""
+    """Write summary.json (an unfinished run: what each node reached) and the per-node
+    plots (if ``out``); the summary table."""
     metrics, notes = (consensus_metrics(config.network, executors, iterations) if result.ok
                       else ({}, []))
     rows = [("status", result.status), ("nodes", str(len(executors))),
@@ -163,21 +164,25 @@ def report_consensus(result: RunResult, config: Config,
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
     rows += [("note", note) for note in notes]
+    table = Table("consensus", rows)
     if out is not None:
-        write_summary(out, "consensus", result, config, metrics=metrics, notes=notes)
-        period = config.network.period if isinstance(config.network, Schedule) else 1
-        _plot(out, executors, metrics, iterations, period)
-    return Table("consensus", rows)
+        summary = write_summary(out, "consensus", result, config, table, metrics=metrics,
+                                notes=notes, **reached_results(result, executors))
+        plot_consensus(summary, out)
+    return table
 
 
-def _plot(out: Path, executors: dict[str, ConsensusExecutor],
-          metrics: dict[str, float | None], iterations: int, period: int) -> None:
-    step = max(1, math.ceil(len(executors) / PLOTTED))  # evenly spread over the network
-    histories = {node: np.asarray(ex.value_history, dtype=float)
-                 for node, ex in list(executors.items())[::step]}
-    shown = "" if step == 1 else f" ({len(histories)} of {len(executors)} nodes)"
+def plot_consensus(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a consensus run's plots from its summary: each node's value and, if the true
+    average is known, its distance to it with the spectral bound."""
+    results = summary["results"]
+    step = max(1, math.ceil(len(results) / PLOTTED))  # evenly spread over the network
+    histories = {node: np.asarray(result["value_history"], dtype=float)
+                 for node, result in list(results.items())[::step]}
+    shown = "" if step == 1 else f" ({len(histories)} of {len(results)} nodes)"
     plot_lines(out / "consensus.png", histories, ylabel="value",
                title=f"consensus: value per node{shown}")
+    metrics = summary["metrics"]
     average = metrics.get("true_average")
     if average is None:
         return
@@ -185,10 +190,19 @@ def _plot(out: Path, executors: dict[str, ConsensusExecutor],
     bound: dict[str, np.ndarray] = {}
     slem = metrics["slem"]
     if slem is not None:
-        initial = np.array([ex.initial_value for ex in executors.values()], dtype=float)
+        initial = np.array([result["value_history"][0] for result in results.values()],
+                           dtype=float)
         norm0 = float(np.linalg.norm(initial - average))
+        period = _period(summary["config"]["network"])
+        iterations = summary["config"]["extra"]["iterations"]
         whole = period * (np.arange(iterations + 1) // period)  # a schedule's: whole periods
         label = "SLEM^t" if period == 1 else f"sigma2(period product)^floor(t/{period})"
         bound[f"bound: {label} ||x(0) - avg||"] = np.maximum(norm0 * slem ** whole, FLOOR)
     plot_lines(out / "consensus_error.png", errors, log=True, ylabel="|x_i - average|",
                title=f"consensus: distance to the true average{shown}", references=bound)
+
+
+def _period(network: Any) -> int:
+    """The period of a summary's network: a schedule is stored as its period's list of
+    networks (``Schedule.to_dict``), a static network as one mapping."""
+    return len(network) if isinstance(network, list) else 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -169,19 +170,24 @@ def report_fedavg(result: RunResult, job: Any, controller: ScatterAndGather,
             ("results late", str(sum(len(r.late) for r in rounds)))]
     rows += [(name.replace("_", " "), f"{value:.4g}") for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
+    table = Table("fedavg", rows)
     if out is not None:
-        write_summary(out, "fedavg", result, controller.config, metrics=metrics,
-                      rounds=[r.to_dict() for r in rounds])
-        _plot(out, start, rounds)
+        plot_fedavg(write_summary(out, "fedavg", result, controller.config, table,
+                                  problem=job.problem, metrics=metrics,
+                                  rounds=[r.to_dict() for r in rounds]), out)
         if result.ok:
             np.savez(out / WEIGHTS_FILE, **controller.global_weights)
-    return Table("fedavg", rows)
+    return table
 
 
-def _plot(out: Path, start: dict[str, float], rounds: list[RoundRecord]) -> None:
+def plot_fedavg(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw the global model's losses, round by round, from a fedavg run's summary (none
+    if the global model is not the problem's: no losses were evaluated)."""
+    start = {name[:-len("_start")]: value for name, value in summary["metrics"].items()
+             if name.endswith("_start")}
     if not start:
         return
-    series = {name: [start[name], *(r.metrics[name] for r in rounds)]
+    series = {name: [start[name], *(r["metrics"][name] for r in summary["rounds"])]
               for name in ("train_loss", "test_loss")}
     plot_lines(out / "fedavg_loss.png", series, xlabel="round", ylabel="loss",
                title="fedavg: the global model's loss (round 0: the initial model)")

@@ -61,6 +61,7 @@ from . import _learning as learning
 from ._errors import JobError, invalid, parse_file
 from ._network import build_network
 from ._registry import ALGORITHMS
+from ._setup import topology_of
 
 MAX_SYNC_TIMEOUT = 86_400.0
 """The longest sync timeout a job may ask for (a day): longer is a typo."""
@@ -79,7 +80,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``problem``, ``stepsize``, ``extra`` (the keys given, checked by the registry's
     ``check_extra``) and ``torch_threads`` are for learning algorithms and workflows
     (``problem`` is None for the others); ``initial_weights`` (an absolute path) for
-    a workflow.
+    a workflow. ``topology`` names the built-in topology the network was made with
+    (``topology_of``; empty for a network file), for the summary.
     """
 
     algorithm: str
@@ -93,13 +95,15 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     torch_threads: Positive = 1
     allow_disconnected: bool = False
     initial_weights: str | None = None
+    topology: dict[str, Any] = {}
 
     @classmethod
     def learning(cls, algorithm: str, network: Network, problem: str, seed: int,
                  sync_timeout: float, *, iterations: int | None = None,
                  stepsize: float | None = None, extra: Mapping[str, float] | None = None,
                  torch_threads: int = 1, allow_disconnected: bool = False,
-                 initial_weights: str | None = None) -> Job:
+                 initial_weights: str | None = None,
+                 topology: Mapping[str, Any] | None = None) -> Job:
         """A learning job (or a workflow's): iterations and step size the algorithm's
         ``job_defaults``, else the problem's, unless given; ``extra`` checked by the
         registry (``check_extra``).
@@ -115,7 +119,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                    seed, sync_timeout, network, problem=task.name,
                    stepsize=defaults["stepsize"] if stepsize is None else stepsize,
                    extra=spec.check_extra(extra or {}, "[extra]"), torch_threads=torch_threads,
-                   allow_disconnected=allow_disconnected, initial_weights=initial_weights)
+                   allow_disconnected=allow_disconnected, initial_weights=initial_weights,
+                   topology=dict(topology or {}))
 
     @property
     def config(self) -> Config:
@@ -151,13 +156,16 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return job
 
     def to_toml(self, network_file: Path) -> str:
-        """A job file naming ``network_file`` (written here) as its network.
+        """A job file naming ``network_file`` (written here) as its network (and the
+        built-in topology it was made with, if any, which the file then holds).
 
         It reads back (``load_job``) to an equal job.
         """
         network_file.write_text(json.dumps(self.network.to_dict()))
         schema = _schema(self.algorithm)
         table: dict[str, Any] = {"file": str(network_file)}
+        if self.topology:
+            table |= {"topology": self.topology["name"], "seed": self.topology["seed"]}
         if self.allow_disconnected:
             table["allow_disconnected"] = True
         return tomli_w.dumps({key: getattr(self, key) for key in schema.__struct_fields__
@@ -167,7 +175,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class NetworkTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A job file's ``[network]``: a built-in topology, or a network JSON file."""
 
-    topology: str = "random"
+    topology: str | UnsetType = UNSET
+    """The built-in topology ("random" if not given); with ``file``: the one the file holds."""
     nodes: Positive = 6
     seed: Count | UnsetType = UNSET
     file: str | UnsetType = UNSET
@@ -239,11 +248,13 @@ def _schema(algorithm: str) -> type[JobFile]:
 def _resolve(file: JobFile, folder: Path) -> Job:
     """The job a checked file describes: its network built, absent keys defaulted."""
     table = file.network
-    network = build_network(table.topology, table.nodes,
-                            file.seed if table.seed is UNSET else table.seed,
-                            None if table.file is UNSET else folder / table.file,
-                            algorithm=file.algorithm,
+    name = "random" if table.topology is UNSET else table.topology
+    seed = file.seed if table.seed is UNSET else table.seed
+    path = None if table.file is UNSET else folder / table.file
+    network = build_network(name, table.nodes, seed, path, algorithm=file.algorithm,
                             allow_disconnected=table.allow_disconnected)
+    topology = ({} if path is not None and table.topology is UNSET
+                else topology_of(name, len(network.nodes), seed))
     iterations = None if file.iterations is UNSET else file.iterations
     if isinstance(file, LearningJobFile):
         weights = getattr(file, "initial_weights", UNSET)
@@ -252,9 +263,10 @@ def _resolve(file: JobFile, folder: Path) -> Job:
                             stepsize=None if file.stepsize is UNSET else file.stepsize,
                             torch_threads=file.torch_threads,
                             allow_disconnected=table.allow_disconnected,
-                            initial_weights=None if weights is UNSET else str(folder / weights))
+                            initial_weights=None if weights is UNSET else str(folder / weights),
+                            topology=topology)
     extra = file.extra if isinstance(file, TunedJobFile) else {}
     return Job(file.algorithm, CONSENSUS_ITERATIONS if iterations is None else iterations,
                file.seed, file.sync_timeout, network,
                extra=ALGORITHMS[file.algorithm].check_extra(extra, "[extra]"),
-               allow_disconnected=table.allow_disconnected)
+               allow_disconnected=table.allow_disconnected, topology=topology)

@@ -10,6 +10,7 @@ Importing this module does not import torch: the torch-using names of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,10 @@ from peerflow.actors import Config, Network, RunResult
 from peerflow.algorithms import MixingSchedule, consensus_reference, push_sum_reference
 
 from ._errors import JobError
-from ._learning_plots import Plots, learning_plots, optimum_traces, push_sum_plots
-from ._output import write_summary
-from ._plots import plot_lines
+from ._learning_plots import learning_fields, optimum_traces, plot_learning, plot_push_sum
+from ._output import reached_results, write_summary
 from ._table import Table
-from ._traffic import plot_loss_against_bytes, traffic_metrics
+from ._traffic import traffic_metrics
 
 if TYPE_CHECKING:
     from peerflow.algorithms import AgentLearning, LearningExecutor, Problem, PushSumExecutor
@@ -92,13 +92,14 @@ def push_sum_executors(network: Network, seed: int, sync_timeout: float
 def learning_metrics(task: Problem, executors: dict[str, LearningExecutor]) -> dict[str, float]:
     """Final losses (mean over nodes), spread between node models, distance to the optimum."""
     models = np.array([algorithms.flatten(ex.state.x) for ex in executors.values()])
-    train = [ex.train_loss_sequence[-1][1] for ex in executors.values()]
+    train = [ex.train_loss_sequence[-1].loss for ex in executors.values()]
     metrics = {
-        "train_loss_start": float(np.mean([ex.train_loss_sequence[0][1]
+        "train_loss_start": float(np.mean([ex.train_loss_sequence[0].loss
                                            for ex in executors.values()])),
         "train_loss": float(np.mean(train)), "train_loss_min": float(np.min(train)),
         "train_loss_max": float(np.max(train)),
-        "test_loss": float(np.mean([ex.test_loss_sequence[-1][1] for ex in executors.values()])),
+        "test_loss": float(np.mean([ex.test_loss_sequence[-1].loss
+                                    for ex in executors.values()])),
         "consensus_distance": float(np.max(np.linalg.norm(models - models.mean(0), axis=1))),
         "consensus_max_abs": float(np.abs(models - models.mean(0)).max()),
     }
@@ -128,43 +129,37 @@ def push_sum_metrics(network: Network, executors: dict[str, PushSumExecutor], x0
 
 
 def report_learning(algorithm: str, task: Problem, result: RunResult, config: Config,
-                    executors: dict[str, LearningExecutor], out: Path | None) -> Table:
-    """Write summary.json, the train and test loss plots, the distance to the optimum where
-    it is known and the train loss against bytes sent (if ``out``); the summary table."""
+                    executors: dict[str, LearningExecutor], out: Path | None, *,
+                    plot: Callable[[Mapping[str, Any], Path], None] = plot_learning) -> Table:
+    """Write summary.json (an unfinished run: what each node reached; each node's epoch
+    length and distance to the optimum where it is known; bytes sent) and draw ``plot`` from it (if
+    ``out``); the summary table."""
     metrics = {**learning_metrics(task, executors), **traffic_metrics(executors)} \
         if result.ok else {}
-    title = f"{algorithm} on {task.name}"
-    if out is not None:  # the loss is each record's last field
-        plot_loss_against_bytes(
-            out / "train_loss_bytes.png", f"{title}: train loss against bytes sent",
-            {node: [record[-1] for record in ex.train_loss_sequence]
-             for node, ex in executors.items()},
-            {node: ex.bytes_sequence for node, ex in executors.items()})
-    plots = learning_plots(title, executors, config.extra["iterations"])
-    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out, plots)
+    return _report(algorithm, result, config, {"problem": task.name, **metrics}, out,
+                   executors, plot, **learning_fields(executors))
 
 
 def report_push_sum(result: RunResult, config: Config, executors: dict[str, PushSumExecutor],
                     out: Path | None) -> Table:
-    """Write summary.json and the plots of the estimates and of their distance to the
-    average (if ``out``); the summary table."""
+    """Write summary.json (an unfinished run: what each node reached) and the plots of
+    the estimates and of their distance to the average (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
     metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
-               if result.ok else {})
-    histories = {node: ex.value_history for node, ex in executors.items()}
-    return _report("push-sum", result, config, metrics, out,
-                   push_sum_plots(histories, float(x0.mean())))
+               if result.ok else {"true_average": float(x0.mean())})  # for the error plot
+    return _report("push-sum", result, config, metrics, out, executors, plot_push_sum)
 
 
 def _report(title: str, result: RunResult, config: Config, metrics: dict[str, Any],
-            out: Path | None, plots: Plots) -> Table:
+            out: Path | None, executors: Mapping[str, Any],
+            plot: Callable[[Mapping[str, Any], Path], None], **fields: Any) -> Table:
     rows = [("status", result.status), ("nodes", str(len(config.network.nodes)))]
     rows += [(key, str(value)) for key, value in config.extra.items()]
     rows += [(name.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value))
              for name, value in metrics.items()]
     rows.append(("wall time", f"{result.wall_time:.3f} s"))
+    table = Table(title, rows)
     if out is not None:
-        write_summary(out, title, result, config, metrics=metrics)
-        for filename, plot in plots.items():
-            plot_lines(out / filename, **plot)
-    return Table(title, rows)
+        plot(write_summary(out, title, result, config, table, metrics=metrics,
+                           **reached_results(result, executors), **fields), out)
+    return table

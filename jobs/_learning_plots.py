@@ -1,21 +1,25 @@
-"""What the plots of a learning or push-sum run show, as ``plot_lines`` arguments.
+"""The plots of a learning or push-sum run, drawn from its summary (the run's and
+``peerflow show``'s alike), and the summary fields they read besides the results.
 
 Losses are recorded at every epoch's end, so their x axis is in epochs and its label
-says how many iterations make one. Where the problem's optimum is known (least squares)
-an ``OptimumTrace`` follows each node's distance to it at every iteration, for a log
-plot. Push-sum gets its estimates and their distance to the true average (log scale).
+says how many iterations make one (summary field ``epoch_lengths``). Where the
+problem's optimum is known (least squares) an ``OptimumTrace`` follows each node's
+distance to it at every iteration (``distance_to_optimum``), for a log plot. Push-sum
+gets its estimates and their distance to the true average (log scale).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from peerflow import algorithms
 
-from ._plots import error_series
+from ._plots import error_series, plot_lines
+from ._traffic import plot_loss_against_bytes
 
 Plots = dict[str, dict[str, Any]]
 """PNG file name -> ``plot_lines`` keyword arguments (series, title, xlabel, ylabel...)."""
@@ -78,14 +82,49 @@ def epoch_length(executor: Any) -> int | None:
         return None
 
 
-def learning_plots(title: str, executors: Mapping[str, Any], iterations: int) -> Plots:
-    """``loss_plots`` of a run's learning executors (and their ``OptimumTrace``)."""
-    return loss_plots(
-        title, {kind: {node: [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
-                       for node, ex in executors.items()} for kind in ("train", "test")},
-        [epoch_length(ex) for ex in executors.values()], iterations,
-        distances={node: ex.on_step.distances for node, ex in executors.items()
-                   if isinstance(getattr(ex, "on_step", None), OptimumTrace)})
+def learning_fields(executors: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary fields of a learning run that its plots read besides the losses: each
+    node's ``epoch_lengths`` (``epoch_length``) and the ``distance_to_optimum`` that an
+    ``OptimumTrace`` followed, for the nodes that ran here, in column form
+    (``{"iteration": [0, 1, ...], "distance": [...]}``).
+    """
+    traces = {node: ex.on_step.distances for node, ex in executors.items()
+              if isinstance(getattr(ex, "on_step", None), OptimumTrace) and ex.config is not None}
+    return {"epoch_lengths": {node: epoch_length(ex) for node, ex in executors.items()},
+            "distance_to_optimum": {node: {"iteration": list(range(len(distances))),
+                                           "distance": list(distances)}
+                                    for node, distances in traces.items()}}
+
+
+def plot_learning(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a learning run's plots (``loss_plots``, and loss against the bytes sent where
+    they were counted) from its summary."""
+    results, lengths = summary["results"], summary["epoch_lengths"]
+    title = f"{summary['algorithm']} on {summary['metrics'].get('problem')}"
+    plot_loss_against_bytes(
+        out / "train_loss_bytes.png", f"{title}: train loss against bytes sent",
+        {node: result["train_loss_sequence"]["loss"] for node, result in results.items()},
+        {node: result.get("bytes_sequence", []) for node, result in results.items()})
+    draw(out, loss_plots(
+        title,
+        {kind: {node: result[f"{kind}_loss_sequence"]["loss"]
+                for node, result in results.items()} for kind in ("train", "test")},
+        [lengths.get(node) for node in results], summary["config"]["extra"]["iterations"],
+        distances={node: trace["distance"]
+                   for node, trace in summary["distance_to_optimum"].items()}))
+
+
+def plot_push_sum(summary: Mapping[str, Any], out: Path) -> None:
+    """Draw a push-sum run's plots (``push_sum_plots``) from its summary."""
+    draw(out, push_sum_plots({node: result["value_history"]
+                              for node, result in summary["results"].items()},
+                             summary["metrics"]["true_average"]))
+
+
+def draw(out: Path, plots: Plots) -> None:
+    """Write each of ``plots`` into ``out`` (``plot_lines``)."""
+    for filename, plot in plots.items():
+        plot_lines(out / filename, **plot)
 
 
 def loss_plots(title: str, losses: Mapping[str, Mapping[str, Sequence[float]]],

@@ -18,9 +18,16 @@ import peerflow
 from peerflow.actors import Config, RunResult
 
 from ._errors import JobError
+from ._setup import run_setup
+from ._table import Table
 
+SUMMARY_FORMAT = "peerflow-summary"
+SUMMARY_VERSION = 2
+"""summary.json's layout version: 2 added the setup fields (seed, topology, transport,
+engine), labelled loss sequences, each node's iteration reached and the table."""
 INDENT_LIMIT = 1_000_000
-RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json")
+RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "topology.json",
+                "metrics.jsonl", "metrics.csv")
 """What a run (or `peerflow topology`) writes in --out; ``--force`` removes these first,
 so none is left stale."""
 
@@ -74,11 +81,31 @@ def claim_out(out: Path | None, force: bool) -> Path | None:
 
 
 def write_summary(out: Path, algorithm: str, result: RunResult, config: Config,
-                  **fields: Any) -> None:
-    """Write ``out/summary.json``: the run's outcome, ``fields``, its config, and where it
-    came from (``provenance``)."""
-    write_json(out / "summary.json", {"algorithm": algorithm, **result.to_dict(), **fields,
-                                      "config": config.to_dict(), "run": provenance()})
+                  table: Table | None = None, **fields: Any) -> dict[str, Any]:
+    """Write ``out/summary.json`` and return what it holds: its format, the run's outcome,
+    how it was set up (``run_setup``), ``fields`` (``results`` among them replaces the
+    run's: what an aborted run's nodes reached), the summary ``table``, the config, and
+    where it came from (``provenance``)."""
+    summary = {"format": SUMMARY_FORMAT, "format_version": SUMMARY_VERSION,
+               "algorithm": algorithm, **result.to_dict(), **run_setup().to_dict(), **fields,
+               "table": None if table is None else {"title": table.title,
+                                                    "rows": [list(row) for row in table.rows]},
+               "config": config.to_dict(), "run": provenance()}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def reached_results(result: RunResult, executors: Mapping[str, Any]) -> dict[str, Any]:
+    """``write_summary`` fields of what the nodes reached: each node's last iteration
+    sent and, for a run that did not complete (its result holds no answers), each node's
+    result so far (``to_result``). Executors that did not run here (those a multi-process
+    run's controller builds to write its report) are left out."""
+    ran = {node: ex for node, ex in executors.items() if ex.config is not None}
+    fields: dict[str, Any] = {"iterations_reached": {node: ex.iteration
+                                                     for node, ex in ran.items()}}
+    if not result.ok:
+        fields["results"] = {node: ex.to_result() for node, ex in ran.items()}
+    return fields
 
 
 def provenance() -> dict[str, Any]:
@@ -89,7 +116,13 @@ def provenance() -> dict[str, Any]:
             "torch": None if torch is None else str(torch.__version__),
             "command": shlex.join(sys.argv), "finished_at": datetime.now(UTC).isoformat(),
             "units": {"timings": "seconds", "wall_time": "seconds",
-                      "*_loss_sequence": "[seconds since the node's run started, loss]"}}
+                      "*_loss_sequence": {"iteration": "iterations done (0: the initial model)",
+                                          "seconds": "since the node's run started",
+                                          "loss": "the loss function's"},
+                      "iterations_reached": "the last iteration each node sent (from 0)",
+                      "epoch_lengths": "iterations per epoch",
+                      "distance_to_optimum": {"iteration": "iterations done",
+                                              "distance": "||x_i - x*|| (Euclidean)"}}}
 
 
 def write_json(path: Path, data: Any) -> None:

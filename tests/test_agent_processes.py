@@ -339,9 +339,10 @@ def assert_same_run(expected: RunResult, result: RunResult, local: dict[str, Any
     assert expected.ok and result.ok, result.reason
     for node, executor in local.items():
         for kind in ("train", "test"):
-            got = [loss for _, loss in result.results[node][f"{kind}_loss_sequence"]]
-            assert got == [loss for _, loss in expected.results[node][f"{kind}_loss_sequence"]]
-            assert len(got) == 4
+            got = result.results[node][f"{kind}_loss_sequence"]
+            want = expected.results[node][f"{kind}_loss_sequence"]
+            assert (got["iteration"], got["loss"]) == (want["iteration"], want["loss"])
+            assert len(got["loss"]) == 4
         for name, value in executor.state.x.items():
             assert torch.equal(agents[node].state.x[name], value)
 

@@ -103,9 +103,9 @@ async def test_two_moons_trains_well_below_its_starting_loss() -> None:
     executors, _ = await train(GTExecutor, UNDIRECTED, problem,
                                {"iterations": 200, "stepsize": 0.05})
     for ex in executors.values():
-        start, end = ex.train_loss_sequence[0][1], ex.train_loss_sequence[-1][1]
+        start, end = ex.train_loss_sequence[0].loss, ex.train_loss_sequence[-1].loss
         assert end < 0.6 * start
-        assert ex.test_loss_sequence[-1][1] < 0.6 * ex.test_loss_sequence[0][1]
+        assert ex.test_loss_sequence[-1].loss < 0.6 * ex.test_loss_sequence[0].loss
         assert len(ex.train_loss_sequence) == 1 + 200 // 10
 
 
@@ -163,11 +163,13 @@ async def test_losses_are_recorded_per_epoch_with_time_and_nothing_is_written(
                                     executors)
     assert result.ok, result.reason
     for node, ex in executors.items():
-        times = [t for t, _ in ex.train_loss_sequence]
-        assert len(times) == 4 and times[0] == 0 and times == sorted(times)  # start, 3, 6, 7
+        times = [record.seconds for record in ex.train_loss_sequence]
+        assert len(times) == 4 and times[0] == 0 and times == sorted(times)
+        assert [record.iteration for record in ex.train_loss_sequence] == [0, 3, 6, 7]
         assert len(ex.test_loss_sequence) == 4 and ex.val_loss_sequence == []
-        assert result.results[node]["train_loss_sequence"] == [list(r) for r in
-                                                               ex.train_loss_sequence]
+        assert result.results[node]["train_loss_sequence"] == {
+            "iteration": [0, 3, 6, 7], "seconds": times,
+            "loss": [record.loss for record in ex.train_loss_sequence]}
     assert list(tmp_path.iterdir()) == []
 
 

@@ -55,7 +55,7 @@ def test_gt_on_nvflares_two_moons_gives_nvflares_losses_bit_for_bit() -> None:
     for node, ex in executors.items():
         for kind in ("train", "test"):
             theirs = recorded["losses"][node][kind]
-            ours = [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")]
+            ours = [record.loss for record in getattr(ex, f"{kind}_loss_sequence")]
             assert ours[:len(theirs)] == theirs, (node, kind)
             compared += len(theirs)
     assert compared == 600

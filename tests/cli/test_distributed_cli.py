@@ -64,7 +64,8 @@ def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
 
 
 @pytest.mark.parametrize(("job", "message"), [
-    ('algorithm = "sgd"\n', "algorithm must be one of ['ad-psgd', 'async-gradient-push', 'async-push-sum', "),
+    ('algorithm = "sgd"\n', "algorithm must be one of ['ad-psgd', 'async-gradient-push', "
+     "'async-push-sum', 'consensus', 'dgd', 'extra', 'fedavg', "),
     ('algorithm = "consensus"\niterations = "many"\n',
      "iterations: expected an integer, got 'many'"),
     ('algorithm = "consensus"\ncolour = 1\n', "unknown key 'colour'; expected one of ['algorithm', "

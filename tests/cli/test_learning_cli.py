@@ -35,7 +35,9 @@ def test_gt_writes_the_loss_curves_of_every_node_and_their_plots(tmp_path: Path)
     assert summary["config"]["extra"] == {"iterations": 200, "stepsize": 0.05}
     assert set(summary["results"]) == {"site-1", "site-2", "site-3", "site-4"}
     curve = summary["results"]["site-1"]["train_loss_sequence"]
-    assert len(curve) == 201 and all(len(point) == 2 for point in curve)
+    assert set(curve) == {"iteration", "seconds", "loss"}
+    assert curve["iteration"] == list(range(201))
+    assert len(curve["seconds"]) == len(curve["loss"]) == 201
     assert summary["metrics"]["distance_to_optimum"] < 1e-3
     for plot in ("train_loss.png", "test_loss.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

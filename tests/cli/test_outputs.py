@@ -60,11 +60,13 @@ def test_force_replaces_the_results_and_keeps_the_users_other_files(
     out.mkdir()
     (out / "summary.json").write_text("{}")
     (out / "stale_from_another_algorithm.png").write_bytes(b"old plot")
+    (out / "metrics.csv").write_text("stale")
     (out / "notes.txt").write_text("mine")
     code, _, _ = run_cli(capsys, *RUN, "--out", str(out), "--force")
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["consensus.png", "consensus_error.png",
-                                                     "notes.txt", "summary.json"]
+                                                     "metrics.jsonl", "notes.txt",
+                                                     "summary.json"]
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert (out / "notes.txt").read_text() == "mine"
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from peerflow.jobs import epoch_axis, figure, plot_lines, push_sum_plots
-from peerflow.jobs._learning_plots import learning_plots
+from peerflow.jobs import epoch_axis, figure, loss_plots, plot_lines, push_sum_plots
+from peerflow.jobs._learning_plots import learning_fields
 
 
 def floored_errors(nodes: int, iterations: int) -> dict[str, np.ndarray]:
@@ -101,10 +101,13 @@ def test_epochs_say_how_many_iterations_make_one() -> None:
 
 
 def test_learning_loss_plots_are_drawn_against_epochs(tmp_path: Path) -> None:
-    node = SimpleNamespace(train_dataloader=[0] * 8, on_step=None,
-                           train_loss_sequence=[(0.0, 1.0), (0.1, 0.5), (0.2, 0.4), (0.3, 0.3)],
-                           test_loss_sequence=[(0.0, 1.0), (0.1, 0.6), (0.2, 0.5), (0.3, 0.4)])
-    plots = learning_plots("gt on blobs", {"site-1": node, "site-2": node}, 20)
+    node = SimpleNamespace(train_dataloader=[0] * 8, on_step=None, config=None)
+    fields = learning_fields({"site-1": node, "site-2": node})
+    assert fields == {"epoch_lengths": {"site-1": 8, "site-2": 8}, "distance_to_optimum": {}}
+    losses = {"train": [1.0, 0.5, 0.4, 0.3], "test": [1.0, 0.6, 0.5, 0.4]}
+    plots = loss_plots("gt on blobs", {kind: dict.fromkeys(("site-1", "site-2"), series)
+                                       for kind, series in losses.items()},
+                       fields["epoch_lengths"].values(), 20)
     assert set(plots) == {"train_loss.png", "test_loss.png"}
     axes = plot_lines(tmp_path / "train.png", **plots["train_loss.png"])
     assert axes.get_xlabel() == "epoch (8 iterations each)"

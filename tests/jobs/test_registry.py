@@ -120,9 +120,10 @@ def test_a_job_written_as_toml_reads_back_to_an_equal_job(tmp_path: Path) -> Non
     folder = tmp_path / "a 'quoted' folder é"
     folder.mkdir()
     network = algorithms.metropolis_hastings(algorithms.ring(3))
-    jobs = [Job("push-sum", 7, 2, 0.5, network, allow_disconnected=True),
+    ring = {"name": "ring", "nodes": 3, "seed": 2}  # how it was made, for the summary
+    jobs = [Job("push-sum", 7, 2, 0.5, network, allow_disconnected=True, topology=ring),
             Job("gtadam", 9, 1, 3.0, network, problem="least-squares", stepsize=0.25,
-                extra={"epsilon": 1e-12, "beta1": 0.5}, torch_threads=2)]
+                extra={"epsilon": 1e-12, "beta1": 0.5}, torch_threads=2, topology=ring)]
     for job in jobs:
         path = folder / "job.toml"
         path.write_text(job.to_toml(folder / "network.json"))

@@ -236,7 +236,7 @@ def test_learning_over_tcp_and_tls_follows_the_in_memory_trajectory_exactly(
         config = Config(network, {"iterations": 4, "stepsize": task.stepsize})
         result = peerflow.simulate(config, executors, transport)
         assert result.ok, result.reason
-        losses[transport] = [[loss for _, loss in ex.train_loss_sequence]
+        losses[transport] = [[record.loss for record in ex.train_loss_sequence]
                              for ex in executors.values()]
     assert losses["tcp"] == losses["memory"] == losses["tls"]
     assert any(losses["memory"])
