@@ -125,10 +125,10 @@ _LAZY = {
                   "error_feedback", "node_generator", "parse_compressor"),
     "_batched_engine": ("batched_obstacle", "simulate_batched"),
     "_fedavg_trainer": ("ProblemTrainer", "global_metrics", "problem_weights"),
-    "_learning": ("LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
-                  "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "LearningExecutor",
-                  "NIDSExecutor",
-                  "PushDIGingExecutor", "SubgradientPushExecutor", "dataset_loss"),
+    "_executors": ("LEARNING_EXECUTORS", "ChocoSGDExecutor", "DGDExecutor", "ExtraExecutor",
+                   "GTADAMExecutor", "GTAdamExecutor", "GTExecutor", "NIDSExecutor",
+                   "PushDIGingExecutor", "SubgradientPushExecutor"),
+    "_learning": ("LearningExecutor", "dataset_loss"),
     "_problems": ("PROBLEMS", "Problem", "accuracy", "blobs", "flatten", "least_squares",
                   "two_moons"),
     "_pushsum": ("PushSumExecutor", "push_mix", "push_share"),
@@ -156,8 +156,7 @@ if TYPE_CHECKING:
         node_generator,
         parse_compressor,
     )
-    from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
-    from ._learning import (
+    from ._executors import (
         LEARNING_EXECUTORS,
         ChocoSGDExecutor,
         DGDExecutor,
@@ -165,12 +164,12 @@ if TYPE_CHECKING:
         GTADAMExecutor,
         GTAdamExecutor,
         GTExecutor,
-        LearningExecutor,
         NIDSExecutor,
         PushDIGingExecutor,
         SubgradientPushExecutor,
-        dataset_loss,
     )
+    from ._fedavg_trainer import ProblemTrainer, global_metrics, problem_weights
+    from ._learning import LearningExecutor, dataset_loss
     from ._problems import PROBLEMS, Problem, accuracy, blobs, flatten, least_squares, two_moons
     from ._pushsum import PushSumExecutor, push_mix, push_share
     from ._squeeze import SqueezeState, error_feedback_dgd

@@ -31,7 +31,8 @@ from peerflow.actors import DEFAULT_SYNC_TIMEOUT
 from peerflow.agents import AgentHost, AgentResultError, AgentServer, LinkSettings
 
 from ._agent_results import check_init_params, check_losses, check_params
-from ._learning import LEARNING_EXECUTORS, LearningExecutor, LossRecord
+from ._executors import LEARNING_EXECUTORS
+from ._learning import LearningExecutor, LossRecord
 from ._steps import Params
 
 _SEQUENCES = {"train": "train_loss_sequence", "test": "test_loss_sequence",

@@ -23,7 +23,8 @@ from peerflow.actors import Config, ConfigError, RunResult, prepare_config
 from ._batched import MatrixAt, Mixer
 from ._batched_learning import BatchedLearning
 from ._consensus import ConsensusExecutor, _iterations
-from ._learning import LEARNING_EXECUTORS, LearningExecutor
+from ._executors import LEARNING_EXECUTORS
+from ._learning import LearningExecutor
 from ._pushsum import PushSumExecutor
 from ._schedules import MixingSchedule
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import contextvars
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 import peerflow
 from peerflow import jobs
-from peerflow.actors import (
-    DEFAULT_SYNC_TIMEOUT,
-    Config,
-)
+from peerflow.actors import DEFAULT_SYNC_TIMEOUT, Config, Network
 from peerflow.jobs import (
     ALGORITHMS,
     LEARNING,
@@ -33,17 +31,17 @@ from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_
 from ._bench import add_commands as add_bench_commands
 from ._choco import simulate_choco_gossip
 from ._distributed import add_commands as add_distributed_commands
-from ._engine import Engine, on_actors, run_batched
+from ._engine import Engine, on_actors
 from ._errors import CliInputError
 from ._fedavg import simulate_fedavg
 from ._help import App, help_when_bare
 from ._interrupt import EXIT_CODE, Interrupted, signals_interrupt
-from ._launch import network_transport, node_options, run_processes
+from ._launch import node_options, run_processes
 from ._metrics import controller_args, metrics_options, write_metrics
-from ._ray import RayAddress, Shards, bare_ray, check_ray_options, run_ray
+from ._ray import RayAddress, Shards, bare_ray, check_ray_options
 from ._results import add_commands as add_results_commands
 from ._run_setup import built_in, describe_run
-from ._running import run_in_process, show_result
+from ._running import run_elsewhere, run_here, run_in_process, show_result
 from ._topology import add_commands as add_topology_commands
 
 app = App(name="peerflow", help="Peer-to-peer distributed optimization on async actors.")
@@ -96,19 +94,12 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     job = Job("consensus", iterations, seed, sync_timeout, graph,
               allow_disconnected=allow_disconnected, topology=built_in(network))
-    if ray is not None:
-        on_actors(engine, _RAY)
-        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
-    if processes:
-        on_actors(engine, _PROCESSES)
-        raise typer.Exit(run_processes(job, transport, out_dir,
-                                       controller_options=controller_args(metrics)))
+    run_elsewhere(job, engine, transport, out_dir, metrics, processes=processes, ray=ray,
+                  shards=shards)
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
-        result = (run_batched(engine, config, executors, transport, on_progress,
-                              allow_disconnected)
-                  or run_in_process(config, executors, transport, on_progress, allow_disconnected))
+        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected)
     write_metrics(out_dir, metrics, executors, result)
     show_result(result, config, out_dir,
           jobs.report_consensus(result, config, executors, iterations, out_dir))
@@ -141,22 +132,11 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                        stepsize=stepsize, extra=extras, torch_threads=torch_threads,
                        topology=built_in(network))
     task, config = jobs.build_problem(problem, len(graph.nodes), seed), job.config
-    check_agent_tls(agent_tls, agent_command, *graph.node_ids)
-    if agent_command and ALGORITHMS[algorithm].agents is None:
-        raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
-                            "--agent-command")
+    _check_agents(algorithm, agent_command, agent_tls, ray, graph)
     out_dir = render.claim_out(out, force)
     metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
-    if ray is not None:
-        on_actors(engine, _RAY)
-        if agent_command:
-            raise CliInputError("--agent-command does not combine with --ray")
-        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
-    if processes:
-        on_actors(engine, _PROCESSES)
-        raise typer.Exit(run_processes(job, transport, out_dir,
-                                       node_options(agent_command, agent_tls),
-                                       controller_args(metrics)))
+    run_elsewhere(job, engine, transport, out_dir, metrics, processes=processes, ray=ray,
+                  shards=shards, node_options=node_options(agent_command, agent_tls))
     executors = jobs.build_executors(job, agents=bool(agent_command))
     with render.progress_bar(config.extra["iterations"], algorithm) as on_progress:
         if agent_command:
@@ -165,14 +145,23 @@ def simulate_learning(ctx: typer.Context, problem: opt.ProblemName = "two-moons"
                                           on_progress=on_progress, tls=agent_tls,
                                           allow_disconnected=allow_disconnected)
         else:
-            result = (run_batched(engine, config, executors, transport, on_progress,
-                                  allow_disconnected)
-                      or run_in_process(config, executors, transport, on_progress,
-                                   allow_disconnected, count_bytes=True))
+            result = run_here(engine, config, executors, transport, on_progress,
+                              allow_disconnected, count_bytes=True)
     write_metrics(out_dir, metrics, executors, result, job.iterations,
                   classification=task.classification)
     show_result(result, config, out_dir,
                 ALGORITHMS[algorithm].report(result, job, executors, out_dir))
+
+
+def _check_agents(algorithm: str, command: str | None, tls: Path | None, ray: str | None,
+                  graph: Network) -> None:
+    """Refuse agents an algorithm or a Ray run cannot have, and broken startup kits."""
+    check_agent_tls(tls, command, *graph.node_ids)
+    if command and ALGORITHMS[algorithm].agents is None:
+        raise CliInputError(f"{algorithm} has no agent-backed nodes: run it without "
+                            "--agent-command")
+    if ray is not None and command:
+        raise CliInputError("--agent-command does not combine with --ray")
 
 
 for _name in LEARNING:
@@ -202,19 +191,12 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     job = Job("push-sum", iterations, seed, sync_timeout, graph,
               allow_disconnected=allow_disconnected, topology=built_in(network))
-    if ray is not None:
-        on_actors(engine, _RAY)
-        raise typer.Exit(run_ray(job, ray, shards, out_dir, scheme=network_transport(transport)))
-    if processes:
-        on_actors(engine, _PROCESSES)
-        raise typer.Exit(run_processes(job, transport, out_dir,
-                                       controller_options=controller_args(metrics)))
+    run_elsewhere(job, engine, transport, out_dir, metrics, processes=processes, ray=ray,
+                  shards=shards)
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
-        result = (run_batched(engine, config, executors, transport, on_progress,
-                              allow_disconnected)
-                  or run_in_process(config, executors, transport, on_progress, allow_disconnected))
+        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected)
     write_metrics(out_dir, metrics, executors, result)
     show_result(result, config, out_dir, jobs.report_push_sum(result, config, executors, out_dir))
 
@@ -253,10 +235,6 @@ def simulate_async(ctx: typer.Context, nodes: opt.Nodes = 6, topology: opt.Topol
 
 for _name in ("gossip", "async-push-sum"):
     simulate_app.command(_name, help=ALGORITHMS[_name].help)(simulate_async)
-
-
-_PROCESSES = "--processes runs one process per node"
-_RAY = "--ray runs the nodes in shards of actors"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

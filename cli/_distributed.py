@@ -23,13 +23,8 @@ file of its own, whose path it prints); nodes and ``status`` read it from their
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +34,7 @@ import typer
 from peerflow.actors import (
     ActorError,
     ConfigError,
+    DistOptController,
     RunResult,
     query_status,
     serve_controller,
@@ -71,6 +67,7 @@ from ._jobs import Job, build_controller, build_executors, load_job, report_job
 from ._metrics import metrics_options, write_node_metrics
 from ._options import Force
 from ._ray import ControllerListen, RayAddress, Shards, check_ray_options, controller_on_ray
+from ._secret import new_secret, read_secret
 
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on (port 0: any).")]
 Tls = Annotated[Path | None, typer.Option(
@@ -81,7 +78,6 @@ SecretFile = Annotated[Path | None, typer.Option(
     "--secret-file", help="Plain TCP: the file holding the run's join secret (the controller "
     "writes it; or set PEERFLOW_SECRET).")]
 ADMIN = "admin"
-SECRET_ENV = "PEERFLOW_SECRET"
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -111,10 +107,31 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
     metrics = metrics_options(out_dir, tensorboard, metrics_format, node_metrics)
     if ray is not None:
         raise typer.Exit(controller_on_ray(job, ray, shards, out_dir, listen, tls, workflow))
+    try:
+        result = _serve(job, listen or "127.0.0.1:7000", tls, secret_file, join_timeout,
+                        workflow)
+    except Interrupted as exc:
+        render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
+                                  job.config, out_dir)
+        raise typer.Exit(EXIT_CODE) from None
+    report_job(result, job, out_dir, workflow)
+    write_node_metrics(out_dir, metrics, result, job, workflow)
+    if not result.ok:
+        typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
+                   f"{result.iteration}: {result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def _serve(job: Job, listen: str, tls: Path | None, secret_file: Path | None,
+           join_timeout: float, workflow: DistOptController | None) -> RunResult:
+    """Listen on ``listen`` and run ``job`` with the nodes that join.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM stopped it.
+    """
     nodes = set(job.network.node_ids)
-    with _new_secret(secret_file, tls) as secret:
-        transport = _transport(listen or "127.0.0.1:7000", "controller", tls,
-                               run_id=uuid.uuid4().hex,
+    with new_secret(secret_file, tls) as secret:
+        transport = _transport(listen, "controller", tls, run_id=uuid.uuid4().hex,
                                joiners=lambda name: name in nodes or name.startswith(ADMIN),
                                reconnect_window=0.0, secret=secret)
 
@@ -122,20 +139,9 @@ def controller(job_file: Annotated[Path, typer.Option("--job", help="The job (TO
             typer.echo(f"controller listening on {transport.scheme}://{address} "
                        f"(run {transport.run_id}); waiting for {len(nodes)} nodes", err=True)
 
-        try:
-            result = run_async(lambda: serve_controller(
-                job.config, job.spec(), transport, join_timeout=join_timeout,
-                on_listening=listening, controller=workflow))
-        except Interrupted as exc:
-            render.report_interrupted(job.algorithm, RunResult("interrupted", str(exc)),
-                                      job.config, out_dir)
-            raise typer.Exit(EXIT_CODE) from None
-    report_job(result, job, out_dir, workflow)
-    write_node_metrics(out_dir, metrics, result, job, workflow)
-    if not result.ok:
-        typer.echo(f"peerflow: run aborted at node {result.node!r} iteration "
-                   f"{result.iteration}: {result.reason}", err=True)
-        raise typer.Exit(1)
+        return run_async(lambda: serve_controller(
+            job.config, job.spec(), transport, join_timeout=join_timeout,
+            on_listening=listening, controller=workflow))
 
 
 def node(name: Annotated[str, typer.Option("--name", help="This node's id in the network.")],
@@ -228,65 +234,13 @@ def provision_command(project: Annotated[Path, typer.Argument(help="PROJECT.yml"
         typer.echo(f"{name}: {folder}")
 
 
-@contextlib.contextmanager
-def _new_secret(path: Path | None, tls: Path | None) -> Iterator[str | None]:
-    """The controller's join secret (None with TLS): ``PEERFLOW_SECRET`` or a fresh one,
-    written to ``path`` (else to a private file of its own) for as long as the run
-    lasts: a stale file from an earlier run cannot mislead a node."""
-    given = os.environ.get(SECRET_ENV, "").strip()
-    if tls is not None or (given and path is None):
-        yield None if tls is not None else given
-        return
-    secret = given or secrets.token_urlsafe(32)
-    with contextlib.ExitStack() as stack:
-        if path is None:
-            path = Path(stack.enter_context(tempfile.TemporaryDirectory(
-                prefix="peerflow-"))) / "secret"
-        _write_private(path, secret + "\n")
-        stack.callback(path.unlink, missing_ok=True)
-        typer.echo(f"join secret written to {path} (give nodes and status "
-                   f"--secret-file {path})", err=True)
-        yield secret
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by this user only; readers see all of it or none."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            os.fchmod(out.fileno(), 0o600)
-            out.write(text)
-        os.replace(partial, path)
-    except OSError as exc:
-        raise CliInputError(f"cannot write --secret-file {str(path)!r}: {exc}") from exc
-
-
-def _secret(path: Path | None, tls: Path | None, wait: float = 0.0) -> str | None:
-    """A node's or admin's join secret (None with TLS): from ``path``, waiting up to
-    ``wait`` seconds for the controller to write it, else from ``PEERFLOW_SECRET``."""
-    if tls is not None:
-        return None
-    deadline = time.monotonic() + wait
-    while path is not None and not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)  # the controller may be starting beside us
-    try:
-        secret = (path.read_text() if path is not None else os.environ.get(SECRET_ENV, ""))
-    except OSError as exc:
-        raise CliInputError(f"cannot read --secret-file {str(path)!r}: {exc}") from exc
-    if not secret.strip():
-        raise CliInputError("plain TCP needs the run's join secret: give --secret-file (the "
-                            f"file the controller wrote) or set {SECRET_ENV}")
-    return secret.strip()
-
-
 def _transport(listen: str, name: str, tls: Path | None, secret_file: Path | None = None,
                secret_wait: float = 0.0, **options: Any) -> NetworkTransport:
     """A transport for a command; the join secret is ``options["secret"]`` if given,
-    else read as ``_secret`` reads it."""
+    else read as ``read_secret`` reads it."""
     _check_address(listen, "--listen")
     if "secret" not in options:
-        options["secret"] = _secret(secret_file, tls, secret_wait)
+        options["secret"] = read_secret(secret_file, tls, secret_wait)
     scheme = "tls" if tls is not None else "tcp"
     try:
         transport = create_transport(f"{scheme}://{listen}", name=name, tls=tls, **options)

@@ -42,9 +42,10 @@ from . import _options as opt
 from . import _render as render
 from ._agents import AgentCommand, AgentTlsKits, check_agent_tls, simulate_with_agents
 from ._errors import CliInputError
-from ._interrupt import EXIT_CODE, Interrupted, end_process, run_async
+from ._interrupt import Interrupted, run_async
 from ._launch import node_options, run_processes
 from ._metrics import controller_args, metrics_options, write_metrics
+from ._running import show_result
 
 _SPEC = ALGORITHMS["fedavg"]
 _EXTRA = _SPEC.extra_defaults()
@@ -86,16 +87,11 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                     metrics_format: opt.MetricsFormat = "jsonl",
                     node_metrics: opt.NodeMetrics = None) -> None:
     """Federated averaging (its help is the registry's)."""
-    sites = tuple(Node(f"site-{i}") for i in range(1, nodes + 1))
-    check_agent_tls(agent_tls, agent_command, *(site.id for site in sites))
-    job = Job("fedavg", rounds, seed, DEFAULT_SYNC_TIMEOUT, Network(sites), problem=problem,
-              stepsize=_DEFAULTS["stepsize"] if stepsize is None else stepsize,
-              extra=_SPEC.check_extra({"min_clients": min_clients, "wait_time_after_min_received":
-                                       wait_time_after_min_received,
-                                       "train_timeout": train_timeout,
-                                       "local_epochs": local_epochs}, "options"),
-              torch_threads=torch_threads, allow_disconnected=True,
-              initial_weights=None if initial_weights is None else str(initial_weights))
+    job = _job(nodes, rounds, seed, problem, stepsize, torch_threads, initial_weights,
+               {"min_clients": min_clients, "train_timeout": train_timeout,
+                "wait_time_after_min_received": wait_time_after_min_received,
+                "local_epochs": local_epochs})
+    check_agent_tls(agent_tls, agent_command, *job.network.node_ids)
     controller = fedavg_controller(job)
     executors = fedavg_executors(job, agents=bool(agent_command),
                                  initial=controller.global_weights)
@@ -110,15 +106,19 @@ def simulate_fedavg(nodes: Sites = 3, rounds: Rounds = int(_DEFAULTS["iterations
                                        controller_args(metrics)))
     result = _run(controller, executors, agent_command, agent_tls, transport)
     write_metrics(out_dir, metrics, executors, result, controller=controller)
-    table = report_fedavg(result, job, controller, out_dir)
-    if result.status == "interrupted":
-        render.say_interrupted(result, controller.config, out_dir)
-        end_process(EXIT_CODE)
-    render.print_table(*table)
-    if not result.ok:
-        typer.echo(f"peerflow: run aborted at site {result.node!r} round {result.iteration}: "
-                   f"{result.reason}", err=True)
-        raise typer.Exit(1)
+    show_result(result, controller.config, out_dir, report_fedavg(result, job, controller, out_dir),
+                where=("site", "round"))
+
+
+def _job(nodes: int, rounds: int, seed: int, problem: str, stepsize: float | None,
+         torch_threads: int, initial_weights: Path | None, extra: dict[str, float]) -> Job:
+    """The fedavg job of sites ``site-1`` ... ``site-N``."""
+    return Job("fedavg", rounds, seed, DEFAULT_SYNC_TIMEOUT,
+               Network(tuple(Node(f"site-{i}") for i in range(1, nodes + 1))), problem=problem,
+               stepsize=_DEFAULTS["stepsize"] if stepsize is None else stepsize,
+               extra=_SPEC.check_extra(extra, "options"), torch_threads=torch_threads,
+               allow_disconnected=True,
+               initial_weights=None if initial_weights is None else str(initial_weights))
 
 
 def _run(controller: ScatterAndGather, executors: Mapping[str, SyncAlgorithmExecutor],

@@ -25,9 +25,9 @@ from anyio.abc import Process
 from peerflow.agents import exit_reason, start, stop_all, wait_exit
 from peerflow.transport import Project, provision
 
-from ._distributed import SECRET_ENV
 from ._interrupt import run_async
 from ._jobs import Job
+from ._secret import SECRET_ENV
 
 ENTRY = "import sys; from peerflow.cli import main; sys.exit(main())"
 NODE_GRACE = 10.0

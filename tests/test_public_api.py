@@ -75,7 +75,7 @@ def test_the_jobs_layer_exports_only_names_it_has_and_loads_without_torch() -> N
 def test_the_torch_using_names_load_on_first_use() -> None:
     lazy = set(peerflow.algorithms._LAZY_MODULES)
     assert lazy <= set(peerflow.algorithms.__all__) and lazy <= set(dir(peerflow.algorithms))
-    assert peerflow.algorithms.GTExecutor.__module__ == "peerflow.algorithms._learning"
+    assert peerflow.algorithms.GTExecutor.__module__ == "peerflow.algorithms._executors"
 
 
 def test_the_consensus_path_of_the_cli_never_imports_torch(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from peerflow.actors import ConfigError
 from peerflow.algorithms import metropolis_hastings, ring
 from peerflow.cli import main
-from peerflow.cli._distributed import _new_secret, status_lines
+from peerflow.cli._distributed import status_lines
+from peerflow.cli._secret import new_secret
 from peerflow.jobs import Job, load_job
 from peerflow.transport import TlsConfig
 
@@ -47,19 +48,19 @@ def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PEERFLOW_SECRET", raising=False)
     named = tmp_path / "run.secret"
-    with _new_secret(named, None) as secret:
+    with new_secret(named, None) as secret:
         assert secret is not None and len(secret) >= 32
         assert named.read_text() == secret + "\n" and named.stat().st_mode & 0o777 == 0o600
     assert not named.exists()  # a secret lives as long as its run
-    with _new_secret(None, None) as other:
+    with new_secret(None, None) as other:
         own = Path(capsys.readouterr().err.split("--secret-file ")[-1].strip(" )\n"))
         assert own.read_text().strip() == other != secret
         assert own.stat().st_mode & 0o777 == 0o600
     assert not own.exists()  # its own file goes when the controller ends
     monkeypatch.setenv("PEERFLOW_SECRET", "given")
-    with _new_secret(None, None) as given:
+    with new_secret(None, None) as given:
         assert given == "given" and not capsys.readouterr().err
-    with _new_secret(None, tmp_path) as none:
+    with new_secret(None, tmp_path) as none:
         assert none is None  # TLS: certificates, no secret
 
 
