@@ -22,7 +22,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._errors import MailboxBreach, RunStopped, SyncTimeout
+from ._errors import RunStopped, SyncTimeout
+from ._mailbox import Refusals
 
 logger = logging.getLogger("peerflow.mailbox")
 
@@ -41,7 +42,7 @@ class Latest(NamedTuple):
     age: float
 
 
-class LatestMailbox:
+class LatestMailbox(Refusals):
     """Keeps the newest value of each in-neighbour.
 
     Args:
@@ -50,6 +51,8 @@ class LatestMailbox:
         keep_pending: keep every value newer than the one taken (scheduled runs).
         max_held: how many values one sender may have waiting with ``keep_pending``.
     """
+
+    step = "tick"
 
     def __init__(self, owner: str, senders: frozenset[str] | set[str], *,
                  keep_pending: bool = False, max_held: int = 1000) -> None:
@@ -222,11 +225,3 @@ class LatestMailbox:
             logger.error("%s", self._breach)
         self._wake()
 
-    def _raise_on_breach(self) -> None:
-        if self._breach is not None:
-            raise MailboxBreach(self._breach)
-
-    def _drop(self, sender: str, tick: int, why: str) -> None:
-        self.dropped += 1
-        logger.warning("node %r dropped the value of %r for tick %d: %s",
-                       self.owner, sender, tick, why)

@@ -31,7 +31,24 @@ logger = logging.getLogger("peerflow.mailbox")
 _NOTHING: frozenset[str] = frozenset()
 
 
-class IterationMailbox:
+class Refusals:
+    """What every mailbox does with a bad value: a breach raised at the next read, and
+    drops counted and logged (``step`` names what a value is for: an iteration, a tick)."""
+
+    __slots__ = ()
+    step = "iteration"
+
+    def _raise_on_breach(self) -> None:
+        if self._breach is not None:
+            raise MailboxBreach(self._breach)
+
+    def _drop(self, sender: str, at: int, why: str) -> None:
+        self.dropped += 1
+        logger.warning("node %r dropped the value of %r for %s %d: %s",
+                       self.owner, sender, self.step, at, why)
+
+
+class IterationMailbox(Refusals):
     """Collects neighbours' values per iteration.
 
     Args:
@@ -205,14 +222,6 @@ class IterationMailbox:
             logger.error("%s", self._breach)
         self._wake()
 
-    def _raise_on_breach(self) -> None:
-        if self._breach is not None:
-            raise MailboxBreach(self._breach)
-
-    def _drop(self, sender: str, iteration: int, why: str) -> None:
-        self.dropped += 1
-        logger.warning("node %r dropped the value of %r for iteration %d: %s",
-                       self.owner, sender, iteration, why)
 
 
 class ScheduledMailbox(IterationMailbox):
