@@ -180,7 +180,7 @@ async def _join(registry: Registry, timeout: float) -> RunResult | None:
     return RunResult.aborted(PanicReport(reason, missing[0] if missing else None, None), {})
 
 
-class NodeHost(Actor):
+class NodeHost(Host):
     """A node process's own actor, beside its executor: takes routes, reports status,
     hears ``finish``. (Not an agent: agents are external trainers, see ``peerflow.agents``.)
 
@@ -195,13 +195,9 @@ class NodeHost(Actor):
         super().__init__(host_name(node))
         self.node, self.transport, self.neighbours = node, transport, neighbours
         self.executor: SyncAlgorithmExecutor | None = None
-        self.outcome: dict[str, Any] = {}
-        self.done = anyio.Event()
 
     async def handle(self, envelope: Envelope) -> Any:
-        if envelope.sender.partition("/")[0] != CONTROLLER_NAME:
-            raise ValueError(f"node host {self.name!r} takes tasks from {CONTROLLER_NAME!r} "
-                             f"only, not from {envelope.sender!r}")
+        self.check_sender(envelope)
         if envelope.topic == "routes":
             for peer, address in dict(envelope.body).items():
                 self.transport.add_route(peer, address, watch=True)
@@ -216,14 +212,9 @@ class NodeHost(Actor):
             return self.finish(dict(envelope.body or {}))
         raise ValueError(f"node host {self.name!r} has no task named {envelope.topic!r}")
 
-    def finish(self, outcome: dict[str, Any]) -> None:
-        if not self.done.is_set():
-            self.outcome = outcome
-            self.done.set()
-
     def on_peer_lost(self, peer: str, reason: str) -> None:
         if peer == CONTROLLER_NAME:
-            self.finish({"status": "aborted", "reason": f"lost the controller: {reason}"})
+            super().on_peer_lost(peer, reason)
         elif self.executor is not None:
             panic_on_lost_peer(self.executor)(peer, reason)
 

@@ -31,6 +31,7 @@ from ._config import Config
 from ._controller import CONTROLLER_NAME, DistOptController
 from ._deploy import reconnect_window
 from ._executor import SyncAlgorithmExecutor
+from ._host import Host
 from ._result import PanicReport, RunResult
 from ._runtime import Runtime
 from ._sharding import shard_controller_guard, shard_routes
@@ -173,18 +174,15 @@ def _joined(desk: ShardDesk, timeout: float) -> RunResult | None:
     return RunResult.aborted(PanicReport(reason, node, None), {})
 
 
-class ShardHost(Actor):
+class ShardHost(Host):
     """A shard's own actor: takes routes and ``finish`` from the controller."""
 
     def __init__(self, shard: str, transport: NetworkTransport) -> None:
         super().__init__(host_name(shard))
         self.transport = transport
-        self.outcome: dict[str, Any] = {}
-        self.done = anyio.Event()
 
     async def handle(self, envelope: Envelope) -> Any:
-        if envelope.sender.partition("/")[0] != CONTROLLER_NAME:
-            raise ValueError(f"{self.name!r} takes tasks from {CONTROLLER_NAME!r} only")
+        self.check_sender(envelope)
         if envelope.topic == "routes":  # connected now: a busy loop later is slow to accept
             routes = dict(envelope.body)
             for peer, address in routes.items():
@@ -198,14 +196,6 @@ class ShardHost(Actor):
             return None
         raise ValueError(f"{self.name!r} has no task named {envelope.topic!r}")
 
-    def finish(self, outcome: dict[str, Any]) -> None:
-        if not self.done.is_set():
-            self.outcome = outcome
-            self.done.set()
-
-    def on_peer_lost(self, peer: str, reason: str) -> None:
-        if peer == CONTROLLER_NAME:
-            self.finish({"status": "aborted", "reason": f"lost the controller: {reason}"})
 
 
 async def serve_shard(shard: str, controller_address: str, transport: NetworkTransport,
