@@ -33,6 +33,7 @@ from ._controller import CONTROLLER_NAME, DistOptController
 from ._deploy import abort_on_lost_node, panic_on_lost_peer, reconnect_window
 from ._errors import ActorError
 from ._executor import SyncAlgorithmExecutor
+from ._host import Host
 from ._result import PanicReport, RunResult
 from ._roles import STATUS_TOPIC, controller_guard, neighbourhoods, node_guard
 from ._runtime import Runtime
