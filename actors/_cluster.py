@@ -19,6 +19,7 @@ its routes came, its neighbours' values.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,6 +44,10 @@ logger = logging.getLogger("peerflow.cluster")
 REGISTRY = f"{CONTROLLER_NAME}/admin"
 STATUS_TIMEOUT = 2.0
 BuildExecutor = Callable[[Mapping[str, Any]], SyncAlgorithmExecutor]
+
+
+REACHED_TOPIC = "reached"
+"""What an aborted run's controller asks each node host: its result so far."""
 
 
 def host_name(node: str) -> str:
@@ -164,10 +169,23 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
             registry.state = "running"
             result = await controller.run_job()
         registry.state = result.status
+        if result.status == "aborted":
+            result = await _with_reached(registry, result, config_timeout)
         for node in registry.addresses.keys() - registry.failed:  # those have gone already
             registry.tell(host_name(node), "finish", {"status": result.status,
                                                        "reason": result.reason})
     return result
+
+
+async def _with_reached(registry: Registry, result: RunResult, timeout: float) -> RunResult:
+    """An aborted run's result with what each node still there had reached (its result so
+    far, and its iteration), asked of the nodes before they are told to finish."""
+    live = {host_name(node): None for node in sorted(registry.addresses.keys() - registry.failed)}
+    answers, _ = await registry.ask_each(REACHED_TOPIC, live, timeout=timeout)
+    reached = {host.rpartition("/")[0]: answer for host, answer in answers.items()
+               if isinstance(answer, dict)}
+    return dataclasses.replace(result, results={n: a["result"] for n, a in reached.items()},
+                               reached={n: a["iteration"] for n, a in reached.items()})
 
 
 async def _join(registry: Registry, timeout: float) -> RunResult | None:
@@ -209,9 +227,18 @@ class NodeHost(Host):
                     "listen": self.transport.address,
                     "connections": self.transport.connections(),
                     "agents": [] if self.executor is None else self.executor.agent_status()}
+        if envelope.topic == REACHED_TOPIC:  # an aborted run's controller asks
+            return self._reached()
         if envelope.topic == "finish":
             return self.finish(dict(envelope.body or {}))
         raise ValueError(f"node host {self.name!r} has no task named {envelope.topic!r}")
+
+    def _reached(self) -> dict[str, Any] | None:
+        """The node's iteration and result so far (where its executor has a ``to_result``)."""
+        to_result = getattr(self.executor, "to_result", None)
+        if self.executor is None or to_result is None:
+            return None
+        return {"iteration": self.executor.iteration, "result": to_result()}
 
     def on_peer_lost(self, peer: str, reason: str) -> None:
         if peer == CONTROLLER_NAME:

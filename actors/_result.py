@@ -57,7 +57,8 @@ class RunResult:
         iteration: the iteration it was at (for a stall: the last one it sent).
         roots: every node the abort traces back to: one that failed, or the nodes that
             stalled a run and are not themselves waiting on anyone.
-        results: each node's result dict (completed runs).
+        results: each node's result dict (completed runs; an aborted multi-process run:
+            what each node still there had reached, ``reached`` its iteration).
         timings: seconds spent configuring ("config"), running ("run") and in all ("total").
         engine: what ran the nodes: "actors" (one actor per node), or "batched" (every
             node's state stacked in one program).
@@ -71,6 +72,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     roots: tuple[str, ...] = ()
     engine: str = "actors"
+    reached: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def wall_time(self) -> float:

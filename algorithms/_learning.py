@@ -181,10 +181,11 @@ class LearningExecutor(StepExecutor):
         """
         for name in _SEQUENCES:
             setattr(self, name, loss_records(result[name]))
-        self.state = FinalState(dict(result["params"]))
         self.test_accuracy = result.get("test_accuracy")
         self.bytes_sequence = [int(n) for n in result.get("bytes_sequence", ())]
-        self._load(self.state.x)
+        if result["params"] is not None:  # None: a node that stopped before it started
+            self.state = FinalState(dict(result["params"]))
+            self._load(self.state.x)
 
     async def batch_gradient(self, x: Params, batch: Any) -> Params:
         """The local gradient at ``x`` on ``batch``: the model's, by torch.

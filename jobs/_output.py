@@ -98,9 +98,11 @@ def write_summary(out: Path, algorithm: str, result: RunResult, config: Config,
 def reached_results(result: RunResult, executors: Mapping[str, Any]) -> dict[str, Any]:
     """``write_summary`` fields of what the nodes reached: each node's last iteration
     sent and, for a run that did not complete (its result holds no answers), each node's
-    result so far (``to_result``). Executors that did not run here (those a multi-process
-    run's controller builds to write its report) are left out."""
+    result so far (``to_result``). In a multi-process run (no executor ran here), the nodes'
+    last iterations as they answered (``RunResult.reached``)."""
     ran = {node: ex for node, ex in executors.items() if ex.config is not None}
+    if not ran:  # a multi-process run: the nodes' own answers are in the result
+        return {"iterations_reached": result.reached}
     fields: dict[str, Any] = {"iterations_reached": {node: ex.iteration
                                                      for node, ex in ran.items()}}
     if not result.ok:

@@ -208,9 +208,8 @@ def report_job(result: RunResult, job: Job, out: Path | None,
     if spec.controller is not None:
         return spec.report(result, job, {CONTROLLER_NAME: controller}, out)
     executors = spec.build(job)
-    if result.ok:
-        for node, executor in executors.items():
-            executor.load_result(result.results[node])
+    for node, answer in result.results.items():  # all, or what an aborted run's nodes reached
+        executors[node].load_result(answer)
     return spec.report(result, job, executors, out)
 
 

@@ -128,6 +128,12 @@ def test_killing_a_node_aborts_every_process_naming_it(tmp_path: Path) -> None:
     assert summary["status"] == "aborted" and summary["node"] == "site-2"
     assert "lost node 'site-2'" in summary["reason"]
     assert "site-2" in (tmp_path / "controller.log").read_text()
+    # what the two nodes still there had reached is kept, and drawn
+    assert set(summary["results"]) == set(summary["iterations_reached"]) == {"site-1", "site-3"}
+    for node in ("site-1", "site-3"):
+        assert len(summary["results"][node]["value_history"]) > summary["iterations_reached"][
+            node] > 0
+    assert (tmp_path / "out" / "consensus.png").exists()
 
 
 def learning_job(topology: str, nodes: int) -> str:
