@@ -48,6 +48,8 @@ BuildExecutor = Callable[[Mapping[str, Any]], SyncAlgorithmExecutor]
 
 REACHED_TOPIC = "reached"
 """What an aborted run's controller asks each node host: its result so far."""
+REACHED_WAIT = 2.0
+"""Seconds an aborted run's controller waits for those answers (a busy node's are lost)."""
 
 
 def host_name(node: str) -> str:
@@ -71,6 +73,7 @@ class Registry(Actor):
         self.addresses: dict[str, str] = {}
         self.ready: set[str] = set()
         self.failed: set[str] = set()
+        self.gone: set[str] = set()
         self.state = "waiting for nodes"
         self.joined = anyio.Event()
         self.failure: str | None = None
@@ -109,6 +112,7 @@ class Registry(Actor):
     def lost(self, peer: str, reason: str) -> None:
         """A peer's connection broke: fail the join if it was a node."""
         if peer in self.controller.targets:
+            self.gone.add(peer)
             self._fail(f"node {peer!r} was lost while joining: {reason}")
 
     def _fail(self, reason: str) -> None:
@@ -180,8 +184,9 @@ async def serve_controller(config: Config, job: Mapping[str, Any], transport: Ne
 async def _with_reached(registry: Registry, result: RunResult, timeout: float) -> RunResult:
     """An aborted run's result with what each node still there had reached (its result so
     far, and its iteration), asked of the nodes before they are told to finish."""
-    live = {host_name(node): None for node in sorted(registry.addresses.keys() - registry.failed)}
-    answers, _ = await registry.ask_each(REACHED_TOPIC, live, timeout=timeout)
+    there = registry.addresses.keys() - registry.failed - registry.gone
+    answers, _ = await registry.ask_each(REACHED_TOPIC, {host_name(node): None for node in there},
+                                         timeout=min(timeout, REACHED_WAIT))
     reached = {host.rpartition("/")[0]: answer for host, answer in answers.items()
                if isinstance(answer, dict)}
     return dataclasses.replace(result, results={n: a["result"] for n, a in reached.items()},
