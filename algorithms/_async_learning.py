@@ -29,6 +29,7 @@ from ._async import (
 )
 from ._async_averaging import Partners, _values, undirected
 from ._consensus import _iterations
+from ._executors import _stepsize
 from ._gossip import (
     gossip_absorb,
     gossip_answer,
@@ -37,7 +38,7 @@ from ._gossip import (
     gossip_messages,
     gossip_offer,
 )
-from ._learning import FinalState, LearningExecutor, _stepsize
+from ._learning import FinalState, LearningExecutor
 from ._objective import BatchObjective
 
 

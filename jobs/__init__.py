@@ -75,7 +75,7 @@ from ._output import (
     write_json,
     write_summary,
 )
-from ._plots import figure, plot_lines
+from ._plots import figure, plot_lines, plot_loss_against
 from ._ray import connect_ray, import_ray, run_on_ray
 from ._registry import (
     ALGORITHMS,
@@ -89,7 +89,7 @@ from ._registry import (
 from ._replay import plot_summary, read_summary, summary_table
 from ._setup import ENGINE, RunSetup, run_setup, topology_of, use_run_setup
 from ._table import Table
-from ._traffic import bytes_sent, compress_extra, plot_loss_against_bytes, traffic_metrics
+from ._traffic import bytes_sent, compress_extra, traffic_metrics
 
 __all__ = [
     "ALGORITHMS",
@@ -150,7 +150,7 @@ __all__ = [
     "plot_fedavg",
     "plot_learning",
     "plot_lines",
-    "plot_loss_against_bytes",
+    "plot_loss_against",
     "plot_comparison",
     "plot_push_sum",
     "plot_summary",

@@ -23,7 +23,7 @@ from ._consensus import FLOOR, in_process_timeout
 from ._errors import JobError
 from ._learning_plots import plot_learning
 from ._output import reached_results, write_summary
-from ._plots import figure
+from ._plots import plot_loss_against
 from ._table import Table
 
 if TYPE_CHECKING:
@@ -114,15 +114,10 @@ def plot_against_time(out: Path, algorithm: str, series: dict[str, Any],
                       seconds: dict[str, Any], ylabel: str) -> None:
     """``ALGORITHM_ticks.png`` and ``ALGORITHM_time.png``: each node's series (log y)
     against its ticks and against the seconds since the start."""
-    for name, xs in (("ticks", {n: np.arange(len(s)) for n, s in series.items()}),
-                     ("time", seconds)):
-        with figure(out / f"{algorithm}_{name}.png", f"{algorithm}: {ylabel} per node",
-                    "tick" if name == "ticks" else "seconds", ylabel, logy=True,
-                    size=(9, 5), legend_beside=True) as axes:
-            for node, values in list(series.items())[:10]:
-                length = min(len(xs[node]), len(values))
-                axes.plot(np.asarray(xs[node][:length]), np.asarray(values[:length]), lw=1,
-                          label=node)
+    ticks = {node: np.arange(len(values)) for node, values in series.items()}
+    for name, xs, xlabel in (("ticks", ticks, "tick"), ("time", seconds, "seconds")):
+        plot_loss_against(out / f"{algorithm}_{name}.png", f"{algorithm}: {ylabel} per node",
+                          series, xs, xlabel, ylabel)
 
 
 def async_learning_executors(job: Job) -> dict[str, Any]:
@@ -146,11 +141,13 @@ def report_async_learning(result: RunResult, job: Job, executors: dict[str, Any]
 
 
 def plot_async_learning(summary: Mapping[str, Any], out: Path) -> None:
-    """Draw an asynchronous learning run's plots from its summary: the learning ones and
-    each node's train loss against its ticks and the seconds since the start."""
-    plot_learning(summary, out)
-    losses = {node: result["train_loss_sequence"] for node, result in summary["results"].items()}
-    plot_against_time(out, f"{summary['algorithm']}_train_loss",
-                      {node: sequence["loss"] for node, sequence in losses.items()},
-                      {node: sequence["seconds"] for node, sequence in losses.items()},
-                      "train loss")
+    """Draw an asynchronous learning run's plots from its summary: the learning ones
+    (``plot_learning``: against epochs, wall time, bytes) and each node's train loss
+    against its ticks."""
+    plot_learning(summary, out)  # with the train loss against wall time
+    losses = {node: result["train_loss_sequence"]["loss"]
+              for node, result in summary["results"].items()}
+    plot_loss_against(out / f"{summary['algorithm']}_train_loss_ticks.png",
+                      f"{summary['algorithm']}: train loss per node", losses,
+                      {node: np.arange(len(values)) for node, values in losses.items()},
+                      "tick", "train loss")

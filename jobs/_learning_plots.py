@@ -18,8 +18,7 @@ import numpy as np
 
 from peerflow import algorithms
 
-from ._plots import error_series, plot_lines
-from ._traffic import plot_loss_against_bytes
+from ._plots import error_series, plot_lines, plot_loss_against
 
 Plots = dict[str, dict[str, Any]]
 """PNG file name -> ``plot_lines`` keyword arguments (series, title, xlabel, ylabel...)."""
@@ -97,14 +96,18 @@ def learning_fields(executors: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def plot_learning(summary: Mapping[str, Any], out: Path) -> None:
-    """Draw a learning run's plots (``loss_plots``, and loss against the bytes sent where
-    they were counted) from its summary."""
+    """Draw a learning run's plots from its summary: ``loss_plots``, and the train loss
+    against wall time and against the bytes sent (where they were counted)."""
     results, lengths = summary["results"], summary["epoch_lengths"]
     title = f"{summary['algorithm']} on {summary['metrics'].get('problem')}"
-    plot_loss_against_bytes(
-        out / "train_loss_bytes.png", f"{title}: train loss against bytes sent",
-        {node: result["train_loss_sequence"]["loss"] for node, result in results.items()},
-        {node: result.get("bytes_sequence", []) for node, result in results.items()})
+    train = {node: result["train_loss_sequence"] for node, result in results.items()}
+    losses = {node: records["loss"] for node, records in train.items()}
+    plot_loss_against(out / "train_loss_time.png", f"{title}: train loss against wall time",
+                      losses, {node: records["seconds"] for node, records in train.items()},
+                      "seconds since the node started")
+    plot_loss_against(out / "train_loss_bytes.png", f"{title}: train loss against bytes sent",
+                      losses, {node: result.get("bytes_sequence", [])
+                               for node, result in results.items()}, "bytes sent by the node")
     draw(out, loss_plots(
         title,
         {kind: {node: result[f"{kind}_loss_sequence"]["loss"]

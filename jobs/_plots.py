@@ -250,3 +250,20 @@ def _spread(axes: Any, xs: np.ndarray, series: Series, log: bool) -> dict[str, A
         axes.plot(x, np.asarray(series[name][:length], dtype=float), color=colour, lw=1,
                   label=name)
     return highlighted
+
+
+def plot_loss_against(path: Path, title: str, losses: Mapping[str, Sequence[float]],
+                      xs: Mapping[str, Sequence[float]], xlabel: str,
+                      ylabel: str = "loss") -> None:
+    """Plot each node's values against its own x values (its ticks, the seconds since it
+    started, the bytes it had sent) on a log y axis, up to ``EACH_UP_TO`` nodes; nothing
+    when no node has two points with their x."""
+    drawn = {node: min(len(values), len(xs.get(node, ()))) for node, values in losses.items()}
+    drawn = {node: n for node, n in drawn.items() if n > 1}
+    if not drawn:
+        return
+    with figure(path, title, xlabel, ylabel, logy=True, legend_beside=True) as axes:
+        for node, n in list(drawn.items())[:EACH_UP_TO]:
+            axes.plot(np.asarray(xs[node][:n], dtype=float),
+                      np.asarray(losses[node][:n], dtype=float),
+                      lw=1.2, marker="." if n <= 50 else None, label=node)

@@ -1,11 +1,10 @@
 """Bytes on the wire: what each node sent as its transport counted them (frames written
-over TCP, encoded sizes in memory), loss against bytes, and the ``--compress`` option.
+over TCP, encoded sizes in memory), and the ``--compress`` option.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +12,6 @@ import numpy as np
 from peerflow.algorithms import parse_compress_spec
 
 from ._errors import JobError
-from ._plots import figure
-
-DRAWN = 10
-"""Loss-against-bytes plots draw this many nodes."""
 
 
 def bytes_sent(executors: Mapping[str, Any]) -> dict[str, int]:
@@ -31,21 +26,6 @@ def traffic_metrics(executors: Mapping[str, Any]) -> dict[str, float]:
     if not sent:
         return {}
     return {"bytes_sent_per_node": float(np.mean(sent)), "bytes_sent_total": float(sum(sent))}
-
-
-def plot_loss_against_bytes(path: Path, title: str, losses: Mapping[str, Sequence[float]],
-                            sent: Mapping[str, Sequence[int]]) -> None:
-    """Plot each node's loss against the bytes it had sent at each record (log loss);
-    nothing when no node has two records."""
-    drawn = [node for node in losses if len(losses[node]) > 1 and
-             len(sent.get(node, ())) == len(losses[node])][:DRAWN]
-    if not drawn:
-        return
-    with figure(path, title, "bytes sent by the node", "loss", logy=True,
-                legend_beside=True) as axes:
-        for node in drawn:
-            axes.plot(np.asarray(sent[node], dtype=float), np.asarray(losses[node], dtype=float),
-                      lw=1.2, marker="." if len(losses[node]) <= 50 else None, label=node)
 
 
 def compress_extra(algorithm: str, keys: Sequence[str], spec: str | None) -> dict[str, str]:

@@ -31,8 +31,8 @@ async def scheduled_run(kind: type, transport: str) -> tuple[list[np.ndarray], f
         result = await peerflow.run(Config(RING, {"iterations": 0, "stepsize": task.stepsize}),
                                     executors, transport)
     assert result.ok, result.reason
-    start = np.mean([ex.train_loss_sequence[0][1] for ex in executors.values()])
-    end = np.mean([ex.train_loss_sequence[-1][1] for ex in executors.values()])
+    start = np.mean([ex.train_loss_sequence[0].loss for ex in executors.values()])
+    end = np.mean([ex.train_loss_sequence[-1].loss for ex in executors.values()])
     assert end < start / 2
     params = [np.concatenate([p.numpy().ravel() for p in ex.state.x.values()])
               for ex in executors.values()]

@@ -82,5 +82,5 @@ def test_asynchronous_learning_plots_the_loss_against_wall_time(
                  "--set", "max_wait=0.002", "--out", str(out)]) == 0
     metrics = summary(out)["metrics"]
     assert metrics["train_loss"] < metrics["train_loss_start"]
-    for plot in ("ticks", "time"):
-        assert (out / f"{algorithm}_train_loss_{plot}.png").read_bytes()[:8] == PNG
+    for plot in (f"{algorithm}_train_loss_ticks.png", "train_loss_time.png"):
+        assert (out / plot).read_bytes()[:8] == PNG

@@ -77,7 +77,7 @@ def pngs(folder: Path) -> list[str]:
 def test_least_squares_plots_each_nodes_distance_to_the_optimum(tmp_path: Path) -> None:
     simulate("gt", "-p", "least-squares", "-n", "3", "-i", "30", "--out", str(tmp_path))
     assert pngs(tmp_path) == ["distance_to_optimum.png", "test_loss.png", "train_loss.png",
-                              "train_loss_bytes.png"]
+                              "train_loss_bytes.png", "train_loss_time.png"]
     title, axes = seen(tmp_path / "distance_to_optimum.png")
     assert axes["yscale"] == "log" and axes["ylabel"] == "||x_i - x*||"
     assert len(axes["legend"]) == 3 and "distance to the optimum" in title
@@ -85,7 +85,8 @@ def test_least_squares_plots_each_nodes_distance_to_the_optimum(tmp_path: Path) 
 
 def test_a_problem_without_a_known_optimum_has_no_distance_plot(tmp_path: Path) -> None:
     simulate("dgd", "-p", "blobs", "-n", "3", "-i", "16", "--out", str(tmp_path))
-    assert pngs(tmp_path) == ["test_loss.png", "train_loss.png", "train_loss_bytes.png"]
+    assert pngs(tmp_path) == ["test_loss.png", "train_loss.png", "train_loss_bytes.png",
+                              "train_loss_time.png"]
 
 
 def test_push_sum_plots_its_estimates_and_their_error(tmp_path: Path) -> None:
@@ -99,3 +100,18 @@ def test_push_sum_plots_its_estimates_and_their_error(tmp_path: Path) -> None:
 def test_a_run_of_no_iterations_writes_no_plot(tmp_path: Path, algorithm: str) -> None:
     simulate(algorithm, "-n", "4", "-i", "0", "--out", str(tmp_path))
     assert pngs(tmp_path) == [] and (tmp_path / "summary.json").exists()
+
+
+def test_a_learning_run_plots_each_nodes_loss_against_wall_time_and_bytes(
+        tmp_path: Path) -> None:
+    simulate("dgd", "-p", "least-squares", "-n", "3", "-i", "30", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    last = max(result["train_loss_sequence"]["seconds"][-1]
+               for result in summary["results"].values())
+    title, axes = seen(tmp_path / "train_loss_time.png")
+    assert "against wall time" in title and axes["xlabel"] == "seconds since the node started"
+    assert axes["yscale"] == "log" and len(axes["legend"]) == 3
+    assert axes["xlim"][0] <= 0 < last <= axes["xlim"][1]
+    title, axes = seen(tmp_path / "train_loss_bytes.png")
+    assert axes["xlabel"] == "bytes sent by the node" and len(axes["legend"]) == 3
+    assert axes["xlim"][1] >= summary["metrics"]["bytes_sent_per_node"] > 0

@@ -15,15 +15,16 @@ from peerflow.cli import main
 
 RUNS = {
     "least-squares": (["gt", "-p", "least-squares", "-n", "3", "-i", "12"],
-                      ["distance_to_optimum.png", "test_loss.png", "train_loss.png"]),
+                      ["distance_to_optimum.png", "test_loss.png", "train_loss.png",
+                       "train_loss_bytes.png", "train_loss_time.png"]),
     "push-sum": (["push-sum", "-n", "4", "-i", "20"], ["push_sum.png", "push_sum_error.png"]),
     "time-varying": (["consensus", "-n", "8", "-t", "exponential-one-peer", "-i", "9"],
                      ["consensus.png", "consensus_error.png"]),
     "gossip": (["gossip", "-n", "4", "-i", "40"], ["gossip_ticks.png", "gossip_time.png"]),
     "ad-psgd": (["ad-psgd", "-p", "least-squares", "-t", "ring", "-n", "3", "-i", "12",
                  "--set", "max_wait=0.002"],
-                ["ad-psgd_train_loss_ticks.png", "ad-psgd_train_loss_time.png",
-                 "test_loss.png", "train_loss.png"]),
+                ["ad-psgd_train_loss_ticks.png", "test_loss.png", "train_loss.png",
+                 "train_loss_bytes.png", "train_loss_time.png"]),
 }
 
 
