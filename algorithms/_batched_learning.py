@@ -23,6 +23,7 @@ from ._batched_data import epoch
 from ._consensus import _iterations
 from ._learning import LearningExecutor, record_due
 from ._loop import Algorithm
+from ._losses import LossRecord
 from ._objective import _epoch_batches
 
 EVAL_CHUNK = 1 << 22
@@ -55,7 +56,7 @@ class BatchedLearning:
         for ex in self.executors:
             for _, record in ex.evaluated():
                 record.clear()
-        self.record(range(len(self.executors)), 0.0, None)
+        self.record(range(len(self.executors)), 0, 0.0, None)
         state = stack([algorithm.init(ex.trainable()) for ex in self.executors])
         batches = [_epoch_batches(ex.train_dataloader, epoch) for ex in self.executors]
         send, query, update = (None if f is None else vectorized(f) for f in
@@ -71,7 +72,7 @@ class BatchedLearning:
             due = [k for k, (_, end) in enumerate(drawn)
                    if record_due(every, t, end) or t == iterations - 1]
             if due:
-                self.record(due, time.perf_counter() - start, state.x)
+                self.record(due, t + 1, time.perf_counter() - start, state.x)
             for k in watched:  # an on_step callback sees its own node's state
                 self.executors[k].on_step(t, unstack(state, k))
             on_iteration(t)
@@ -87,8 +88,10 @@ class BatchedLearning:
         inputs, targets = (_stacked([batch[k] for batch in batches]) for k in (0, 1))
         return self._gradient(x, inputs, targets)
 
-    def record(self, nodes: Iterable[int], elapsed: float, x: Any | None) -> None:
-        """Append the losses of ``nodes`` at ``x`` (None: their initial parameters)."""
+    def record(self, nodes: Iterable[int], iteration: int, elapsed: float,
+               x: Any | None) -> None:
+        """Append the losses of ``nodes`` at ``x``, their parameters after ``iteration``
+        iterations (None: their initial parameters)."""
         nodes = list(nodes)
         if x is None:
             x = stack([self.executors[k].trainable() for k in nodes])
@@ -100,7 +103,7 @@ class BatchedLearning:
                 continue
             losses = self.dataset_losses(x, loaders)
             for k, loss in zip(nodes, losses, strict=True):
-                self.executors[k].evaluated()[kind][1].append((elapsed, loss))
+                self.executors[k].evaluated()[kind][1].append(LossRecord(iteration, elapsed, loss))
 
     def dataset_losses(self, x: Any, loaders: Sequence[Iterable[Any]]) -> list[float]:
         """Each node's mean loss over its loader (as ``dataset_loss``: batch means times

@@ -87,14 +87,13 @@ from ._registry import (
     report_job,
 )
 from ._replay import plot_summary, read_summary, summary_table
-from ._setup import ENGINE, RunSetup, run_setup, topology_of, use_run_setup
+from ._setup import RunSetup, run_setup, topology_of, use_run_setup
 from ._table import Table
 from ._traffic import bytes_sent, compress_extra, traffic_metrics
 
 __all__ = [
     "ALGORITHMS",
     "CONSENSUS_ITERATIONS",
-    "ENGINE",
     "LEARNING",
     "MAX_SYNC_TIMEOUT",
     "METRICS_FORMATS",

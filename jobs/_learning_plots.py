@@ -87,8 +87,9 @@ def learning_fields(executors: Mapping[str, Any]) -> dict[str, Any]:
     ``OptimumTrace`` followed, for the nodes that ran here, in column form
     (``{"iteration": [0, 1, ...], "distance": [...]}``).
     """
-    traces = {node: ex.on_step.distances for node, ex in executors.items()
-              if isinstance(getattr(ex, "on_step", None), OptimumTrace) and ex.config is not None}
+    traces = {node: ex.on_step.distances for node, ex in executors.items()  # ran: past x0
+              if isinstance(getattr(ex, "on_step", None), OptimumTrace) and
+              len(ex.on_step.distances) > 1}
     return {"epoch_lengths": {node: epoch_length(ex) for node, ex in executors.items()},
             "distance_to_optimum": {node: {"iteration": list(range(len(distances))),
                                            "distance": list(distances)}

@@ -85,9 +85,8 @@ def write_run_metrics(out: Path | None, options: MetricsOptions, executors: Mapp
     said = [] if not left else [
         f"metrics: {len(executors)} nodes, so only the network-wide series are written; "
         "--node-metrics writes every node's too"]
-    if path is not None:
-        count = write_metrics_file(path, series)
-        said.append(f"metrics: {count} records in {path}")
+    if path is not None:  # beside summary.json: not worth a line of its own
+        write_metrics_file(path, series)
     if options.tensorboard is not None:
         count = write_tensorboard(options.tensorboard, series, time.time() - wall_time)
         said.append(f"tensorboard: {count} scalars in {options.tensorboard} "

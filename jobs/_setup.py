@@ -1,4 +1,5 @@
-"""How a run was set up, beside what it did: seed, topology, transport and engine.
+"""How a run was set up, beside what it did: seed, topology and transport (the engine
+that ran it is the run's result's own, ``RunResult.engine``).
 
 The command that starts a run knows these (its options); the reports that write
 summary.json do not. The command states them once (``use_run_setup``) in its
@@ -14,9 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENGINE = "actors"
-"""The engine of every run so far: one actor per node (``peerflow.run``)."""
-
 
 @dataclass(frozen=True, slots=True)
 class RunSetup:
@@ -26,17 +24,15 @@ class RunSetup:
         seed: the seed of every random draw (data, models, initial values, topology).
         topology: how the network was made (``topology_of``).
         transport: "memory", "tcp" or "tls".
-        engine: what executed the nodes ("actors").
     """
 
     seed: int | None = None
     topology: Mapping[str, Any] = field(default_factory=dict)
     transport: str | None = None
-    engine: str = ENGINE
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "topology": dict(self.topology) or None,
-                "transport": self.transport, "engine": self.engine}
+                "transport": self.transport}
 
 
 def topology_of(name: str | None, nodes: int, seed: int | None,
@@ -57,6 +53,5 @@ def use_run_setup(setup: RunSetup) -> None:
 
 
 def run_setup() -> RunSetup:
-    """The current context's run setup (if none was stated: unknown fields None, engine
-    "actors")."""
+    """The current context's run setup (if none was stated: every field unknown)."""
     return _SETUP.get() or RunSetup()

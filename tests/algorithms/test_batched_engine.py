@@ -66,7 +66,9 @@ def gap(actors: dict[str, Any], batched: dict[str, Any]) -> tuple[float, float]:
             ours = getattr(batched[node], f"{kind}_loss_sequence")
             theirs = getattr(ex, f"{kind}_loss_sequence")
             assert len(ours) == len(theirs) > 2
-            losses = max(losses, *(abs(a[1] - b[1]) for a, b in zip(ours, theirs, strict=True)))
+            assert [a.iteration for a in ours] == [b.iteration for b in theirs]
+            losses = max(losses, *(abs(a.loss - b.loss) for a, b in zip(ours, theirs,
+                                                                       strict=True)))
     return params, losses
 
 
@@ -226,7 +228,7 @@ def test_the_batched_engine_replays_nvflares_two_moons_losses_to_float32_roundin
     for node, ex in executors.items():
         for kind in ("train", "test"):
             theirs = recorded["losses"][node][kind]
-            ours = [loss for _, loss in getattr(ex, f"{kind}_loss_sequence")][:len(theirs)]
+            ours = [record.loss for record in getattr(ex, f"{kind}_loss_sequence")][:len(theirs)]
             assert ours == pytest.approx(theirs, abs=1e-6), (node, kind)
 
 
