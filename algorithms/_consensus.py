@@ -17,10 +17,12 @@ class ValueHistory:
     value_history: list[Any]
     initial_value: Any
     current_value: Any
+    bytes_sent = 0
+    """What the node sent in its run, as its transport counted it (0: not counted)."""
 
     def to_result(self) -> dict[str, Any]:
-        """This node's result: its value history."""
-        return {"value_history": self.value_history}
+        """This node's result: its value history and the bytes it sent."""
+        return {"value_history": self.value_history, "bytes_sent": self.bytes_sent}
 
     def load_result(self, result: Mapping[str, Any]) -> None:
         """Restore what ``to_result`` gave, on another executor of the same node: the
@@ -32,6 +34,7 @@ class ValueHistory:
         self.value_history = list(result["value_history"])
         self.initial_value = self.value_history[0]
         self.current_value = self.value_history[-1]
+        self.bytes_sent = int(result.get("bytes_sent", 0))
 
 
 class ConsensusExecutor(ValueHistory, StepExecutor):
@@ -54,6 +57,7 @@ class ConsensusExecutor(ValueHistory, StepExecutor):
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         self.current_value = await self.run_steps(_CONSENSUS, self.current_value, NO_OBJECTIVE,
                                                   _iterations(extra), self.value_history.append)
+        self.bytes_sent = self.sent_bytes()
         return self.to_result()
 
 

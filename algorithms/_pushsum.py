@@ -41,6 +41,7 @@ class PushSumExecutor(ValueHistory, StepExecutor):
     async def run_algorithm(self, extra: dict[str, Any]) -> dict[str, Any]:
         await self.run_steps(_PUSH_SUM, _PUSH_SUM.init(self.initial_value), NO_OBJECTIVE,
                              _iterations(extra), self._observe)
+        self.bytes_sent = self.sent_bytes()
         return self.to_result()
 
     def _observe(self, state: dict[str, Any]) -> None:

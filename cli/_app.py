@@ -76,6 +76,7 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
                        out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                        processes: opt.Processes = False,
                        allow_disconnected: opt.AllowDisconnected = False,
+                       count_bytes: opt.CountBytes = False,
                        force: opt.Force = False, engine: Engine = "actors",
                        ray: RayAddress = None, shards: Shards = None,
                        tensorboard: opt.Tensorboard = None,
@@ -99,7 +100,8 @@ def simulate_consensus(nodes: opt.Nodes = 6, topology: opt.TopologyName = "rando
     executors = jobs.consensus_executors(graph, seed, sync_timeout, x0)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "consensus") as on_progress:
-        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected)
+        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected,
+                          count_bytes)
     write_metrics(out_dir, metrics, executors, result)
     show_result(result, config, out_dir,
           jobs.report_consensus(result, config, executors, iterations, out_dir))
@@ -177,6 +179,7 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
                       out: opt.Out = None, sync_timeout: opt.SyncTimeout = DEFAULT_SYNC_TIMEOUT,
                       processes: opt.Processes = False,
                       allow_disconnected: opt.AllowDisconnected = False,
+                      count_bytes: opt.CountBytes = False,
                       force: opt.Force = False, engine: Engine = "actors",
                       ray: RayAddress = None, shards: Shards = None,
                       tensorboard: opt.Tensorboard = None,
@@ -196,7 +199,8 @@ def simulate_push_sum(nodes: opt.Nodes = 6, topology: opt.TopologyName = "random
     executors = jobs.push_sum_executors(graph, seed, sync_timeout)
     config = Config(graph, {"iterations": iterations})
     with render.progress_bar(iterations, "push-sum") as on_progress:
-        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected)
+        result = run_here(engine, config, executors, transport, on_progress, allow_disconnected,
+                          count_bytes)
     write_metrics(out_dir, metrics, executors, result)
     show_result(result, config, out_dir, jobs.report_push_sum(result, config, executors, out_dir))
 

@@ -67,3 +67,6 @@ MetricsFormat = Annotated[str, typer.Option(
 NodeMetrics = Annotated[bool | None, typer.Option(
     "--node-metrics/--no-node-metrics", help="Write every node's own series to the metrics "
     "file and TensorBoard (default: up to 1000 nodes; above, the network-wide ones only).")]
+CountBytes = Annotated[bool, typer.Option(
+    "--count-bytes", help="In memory, count the bytes each node sends (it encodes every value "
+    "it passes: about twice the run's time); over TCP and TLS they are always counted.")]

@@ -26,6 +26,7 @@ from ._errors import JobError, parse_file
 from ._output import reached_results, write_summary
 from ._plots import FLOOR, error_series, plot_lines
 from ._table import Table
+from ._traffic import traffic_metrics
 
 PLOTTED = 100
 """The plots draw the first nodes only: a line per node of 100,000 is a black square."""
@@ -158,6 +159,7 @@ def report_consensus(result: RunResult, config: Config,
     plots (if ``out``); the summary table."""
     metrics, notes = (consensus_metrics(config.network, executors, iterations) if result.ok
                       else ({}, []))
+    metrics.update(traffic_metrics(executors) if result.ok else {})
     rows = [("status", result.status), ("nodes", str(len(executors))),
             ("iterations", str(iterations))]
     rows += [(name.replace("_", " "), "n/a" if value is None else f"{value:.3e}")

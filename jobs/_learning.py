@@ -145,7 +145,8 @@ def report_push_sum(result: RunResult, config: Config, executors: dict[str, Push
     """Write summary.json (an unfinished run: what each node reached) and the plots of
     the estimates and of their distance to the average (if ``out``); the summary table."""
     x0 = np.array([ex.initial_value for ex in executors.values()], dtype=float)
-    metrics = (push_sum_metrics(config.network, executors, x0, config.extra["iterations"])
+    metrics = ({**push_sum_metrics(config.network, executors, x0, config.extra["iterations"]),
+                **traffic_metrics(executors)}
                if result.ok else {"true_average": float(x0.mean())})  # for the error plot
     return _report("push-sum", result, config, metrics, out, executors, plot_push_sum)
 

@@ -15,9 +15,11 @@ from ._errors import JobError
 
 
 def bytes_sent(executors: Mapping[str, Any]) -> dict[str, int]:
-    """Each node's bytes sent during its run (those whose executor counts them)."""
-    return {node: int(ex.bytes_sequence[-1]) for node, ex in executors.items()
-            if getattr(ex, "bytes_sequence", None)}
+    """Each node's bytes sent during its run (those whose transport counted them): the
+    last of a learning node's ``bytes_sequence``, an averaging node's ``bytes_sent``."""
+    counted = {node: (ex.bytes_sequence[-1] if getattr(ex, "bytes_sequence", None)
+                      else getattr(ex, "bytes_sent", 0)) for node, ex in executors.items()}
+    return {node: int(count) for node, count in counted.items() if count}
 
 
 def traffic_metrics(executors: Mapping[str, Any]) -> dict[str, float]:
