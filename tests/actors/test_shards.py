@@ -68,6 +68,11 @@ def test_split_nodes_makes_consecutive_blocks_of_near_equal_size() -> None:
         split_nodes(["a", "b", "c"], 4)
 
 
+
+def histories(results: dict) -> dict:
+    """Each node's value history (the bytes it sent depend on how its shard carries them)."""
+    return {node: result["value_history"] for node, result in results.items()}
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 async def test_a_sharded_consensus_run_gives_the_in_memory_trajectories(
@@ -76,7 +81,7 @@ async def test_a_sharded_consensus_run_gives_the_in_memory_trajectories(
     sharded = await run_sharded(job, 3, kits=tmp_path if tls else None)
     in_memory = await peerflow.run(job.config, build_executors(job))
     assert sharded.ok, sharded.reason
-    assert sharded.results == in_memory.results
+    assert histories(sharded.results) == histories(in_memory.results)
 
 
 @pytest.mark.timeout(30)

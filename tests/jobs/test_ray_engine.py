@@ -19,6 +19,11 @@ from peerflow.jobs import Job, build_executors, build_network, run_on_ray  # noq
 STORE = 80 * 2**20  # bytes of object store per Ray node: the jobs' specs are small
 
 
+
+def histories(results: dict) -> dict:
+    """Each node's value history (the bytes it sent depend on how its shard carries them)."""
+    return {node: result["value_history"] for node, result in results.items()}
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     from ray.cluster_utils import Cluster
@@ -43,7 +48,7 @@ def test_four_shards_give_the_in_memory_consensus_trajectories(ray_cluster: Any)
     job = Job("consensus", 40, 0, 10.0, build_network("random", 16, 1, None))
     result = anyio.run(lambda: run_on_ray(job, shards=4))
     assert result.ok, result.reason
-    assert result.results == in_memory(job).results
+    assert histories(result.results) == histories(in_memory(job).results)
 
 
 @pytest.mark.timeout(300)
