@@ -32,6 +32,11 @@ RESULT_FILES = ("summary.json", "*.png", "global_weights.npz", "network.json", "
 so none is left stale."""
 
 
+INTERRUPTED_KEEPS = 100_000
+"""Node-iterations an interrupted run keeps the results of; past them, only how far each
+node got: writing 10,000 nodes' histories would hold up the stop by seconds."""
+
+
 def prepare_out(out: Path | None) -> Path | None:
     """Create the output folder and check that it takes a file, before anything runs.
 
@@ -98,14 +103,16 @@ def write_summary(out: Path, algorithm: str, result: RunResult, config: Config,
 def reached_results(result: RunResult, executors: Mapping[str, Any]) -> dict[str, Any]:
     """``write_summary`` fields of what the nodes reached: each node's last iteration
     sent and, for a run that did not complete (its result holds no answers), each node's
-    result so far (``to_result``). In a multi-process run (no executor ran here), the nodes'
+    result so far (``to_result``): for an interrupted run, up to ``INTERRUPTED_KEEPS``
+    node-iterations. In a multi-process run (no executor ran here), the nodes'
     last iterations as they answered (``RunResult.reached``)."""
     ran = {node: ex for node, ex in executors.items() if ex.config is not None}
     if not ran:  # a multi-process run: the nodes' own answers are in the result
         return {"iterations_reached": result.reached}
-    fields: dict[str, Any] = {"iterations_reached": {node: ex.iteration
-                                                     for node, ex in ran.items()}}
-    if not result.ok:
+    reached = {node: ex.iteration for node, ex in ran.items()}
+    fields: dict[str, Any] = {"iterations_reached": reached}
+    steps = len(reached) * max((it or 0 for it in reached.values()), default=0)
+    if result.status == "aborted" or (not result.ok and steps <= INTERRUPTED_KEEPS):
         fields["results"] = {node: ex.to_result() for node, ex in ran.items()}
     return fields
 

@@ -66,7 +66,7 @@ def test_the_controller_writes_its_join_secret_where_only_its_user_reads_it(
 
 @pytest.mark.parametrize(("job", "message"), [
     ('algorithm = "sgd"\n', "algorithm must be one of ['ad-psgd', 'async-gradient-push', "
-     "'async-push-sum', 'consensus', 'dgd', 'extra', 'fedavg', "),
+     "'async-push-sum', 'choco-gossip', 'choco-sgd', 'consensus', 'dgd', "),
     ('algorithm = "consensus"\niterations = "many"\n',
      "iterations: expected an integer, got 'many'"),
     ('algorithm = "consensus"\ncolour = 1\n', "unknown key 'colour'; expected one of ['algorithm', "
