@@ -22,8 +22,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._errors import RunStopped, SyncTimeout
-from ._mailbox import Refusals
+from ._errors import SyncTimeout
+from ._mailbox import MailboxBase
 
 logger = logging.getLogger("peerflow.mailbox")
 
@@ -42,7 +42,7 @@ class Latest(NamedTuple):
     age: float
 
 
-class LatestMailbox(Refusals):
+class LatestMailbox(MailboxBase):
     """Keeps the newest value of each in-neighbour.
 
     Args:
@@ -196,16 +196,6 @@ class LatestMailbox(Refusals):
             self._waiter = None
         self._raise_on_breach()
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def stop(self) -> None:
-        """End a pending wait with ``RunStopped``."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(RunStopped(self.owner))
 
     def waiting_on(self) -> tuple[int | None, list[str], bool]:
         """The owner's tick, the live in-neighbours silent for over half the sync

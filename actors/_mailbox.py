@@ -31,12 +31,24 @@ logger = logging.getLogger("peerflow.mailbox")
 _NOTHING: frozenset[str] = frozenset()
 
 
-class Refusals:
-    """What every mailbox does with a bad value: a breach raised at the next read, and
-    drops counted and logged (``step`` names what a value is for: an iteration, a tick)."""
+class MailboxBase:
+    """What every mailbox shares: its pending wait woken, or ended by ``stop``; a breach
+    raised at the next read; drops counted and logged (``step`` names what a value is
+    for: an iteration, a tick)."""
 
     __slots__ = ()
     step = "iteration"
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def stop(self) -> None:
+        """End a pending wait with ``RunStopped``."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RunStopped(self.owner))
 
     def _raise_on_breach(self) -> None:
         if self._breach is not None:
@@ -48,7 +60,7 @@ class Refusals:
                        self.owner, sender, self.step, at, why)
 
 
-class IterationMailbox(Refusals):
+class IterationMailbox(MailboxBase):
     """Collects neighbours' values per iteration.
 
     Args:
@@ -192,16 +204,6 @@ class IterationMailbox(Refusals):
         else:
             self._schedule(loop)
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def stop(self) -> None:
-        """End a pending ``gather`` with ``RunStopped``."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(RunStopped(self.owner))
 
     # -- refusals ----------------------------------------------------------------------------
     def _refuse(self, sender: str, iteration: int) -> None:
