@@ -45,18 +45,27 @@ def prepare_out(out: Path | None) -> Path | None:
     """
     if out is None:
         return None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise JobError(f"--out {str(out)!r} exists and is not a folder") from None
-    except OSError as exc:
-        raise JobError(f"cannot create --out folder {str(out)!r}: {exc}") from exc
+    make_folder(out, "--out")
     try:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
         raise JobError(f"cannot write to --out folder {str(out)!r}: {exc}") from exc
     return out
+
+
+def make_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` (and its parents) for ``option`` if it is not there.
+
+    Raises:
+        JobError: the path exists and is not a folder, or cannot be created.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise JobError(f"{option} {str(folder)!r} exists and is not a folder") from None
+    except OSError as exc:
+        raise JobError(f"cannot create {option} folder {str(folder)!r}: {exc}") from exc
 
 
 def claim_out(out: Path | None, force: bool) -> Path | None:

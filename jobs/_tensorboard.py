@@ -24,6 +24,7 @@ import numpy as np
 
 from ._errors import JobError
 from ._metrics import Series
+from ._output import make_folder
 
 INSTALL = "pip install 'peerflow[tensorboard]'"
 
@@ -42,12 +43,7 @@ def check_tensorboard(folder: Path | None) -> Path | None:
         import tensorboardX  # noqa: F401
     except ImportError:
         raise JobError(f"--tensorboard needs the tensorboardX package: {INSTALL}") from None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise JobError(f"--tensorboard {str(folder)!r} exists and is not a folder") from None
-    except OSError as exc:
-        raise JobError(f"cannot create --tensorboard folder {str(folder)!r}: {exc}") from exc
+    make_folder(folder, "--tensorboard")
     return folder
 
 
