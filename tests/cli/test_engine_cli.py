@@ -4,23 +4,15 @@ a run that cannot go batched says why in one line and runs on actors."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from peerflow.cli import app, main
 
 runner = CliRunner()
 
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def summary(out: Path, *args: str) -> tuple[dict, str]:

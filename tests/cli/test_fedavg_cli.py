@@ -9,13 +9,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from peerflow.cli import main
 from peerflow.jobs import load_job
@@ -56,12 +54,6 @@ NUMPY_TRAINER = textwrap.dedent("""
         main()
 """)
 
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def summary_of(out: Path) -> dict[str, Any]:

@@ -7,12 +7,10 @@ import json
 import shlex
 import struct
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from peerflow.cli import main
 
@@ -39,12 +37,6 @@ with Agent() as agent:
         agent.submit_result(TaskResult(data=result))
 """
 
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def read_events(run: Path) -> dict[str, dict[int, float]]:
